@@ -1,0 +1,33 @@
+"""The `sijill` command: each stage contributes its commands; this file only assembles them."""
+
+import sys
+
+import typer
+
+from sijill.core.errors import SijillError
+
+app = typer.Typer(
+    name="sijill",
+    help="Sijill: the social registry and the delivery chain behind it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _register_commands() -> None:
+    from sijill.registry.cli import register as register_registry
+    from sijill.synth.cli import synth
+
+    app.command("synth")(synth)
+    register_registry(app)
+
+
+def main() -> None:
+    _register_commands()
+    try:
+        app()
+    except SijillError as error:
+        # A user's mistake gets one clear line and a non-zero exit, never a traceback.
+        typer.secho(f"Error: {error.detail}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

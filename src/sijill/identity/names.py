@@ -1,0 +1,73 @@
+"""Normalised forms of names, for search and matching. Names are stored as written.
+
+The rules are written once, as (regex, replacement) pairs that both Python's `re` and Polars'
+Rust regex read the same way, and applied per name on the transactional path and per column on
+the bulk path.
+"""
+
+import re
+import unicodedata
+
+import polars as pl
+
+# Arabic orthographic variation that carries no meaning for identity: short-vowel marks and
+# tatweel are dropped; hamza-carrying alefs, alef wasla and madda fold into bare alef; final
+# ta marbuta and alef maqsura fold into ha and ya, as clerks write them interchangeably.
+ARABIC_RULES: list[tuple[str, str]] = [
+    ("[\u064b-\u065f\u0670\u0640]", ""),
+    ("[\u0622\u0623\u0625\u0671]", "\u0627"),
+    ("\u0629", "\u0647"),
+    ("\u0649", "\u064a"),
+    ("\u0624", "\u0648"),
+    ("\u0626", "\u064a"),
+]
+LATIN_RULES: list[tuple[str, str]] = [
+    ("[\u0300-\u036f]", ""),  # accents, once NFKD has split them off their letters
+    ("['`\u2019\u02bf\u02be]", ""),  # ayn and hamza apostrophes: Abd'allah = Abdallah
+    ("[^0-9a-z\u0600-\u06ff]+", " "),
+    ("^ +| +$", ""),
+]
+_COMPILED = [(re.compile(p), r) for p, r in ARABIC_RULES + LATIN_RULES]
+
+
+def normalise_name(text: str | None) -> str:
+    if not text:
+        return ""
+    value = unicodedata.normalize("NFKD", text).lower()
+    for pattern, replacement in _COMPILED:
+        value = pattern.sub(replacement, value)
+    return value
+
+
+def normalise_name_column(column: pl.Expr) -> pl.Expr:
+    expr = column.fill_null("").str.normalize("NFKD").str.to_lowercase()
+    for pattern, replacement in ARABIC_RULES + LATIN_RULES:
+        expr = expr.str.replace_all(pattern, replacement)
+    return expr
+
+
+NAME_PARTS = (
+    "given_name_ar",
+    "father_name_ar",
+    "grandfather_name_ar",
+    "family_name_ar",
+    "given_name_lat",
+    "father_name_lat",
+    "grandfather_name_lat",
+    "family_name_lat",
+)
+
+
+def search_name(parts: dict[str, str | None]) -> str:
+    """All name parts, both scripts, normalised: what name search looks in."""
+    words = (normalise_name(parts.get(part)) for part in NAME_PARTS)
+    return " ".join(word for word in words if word)
+
+
+def search_name_column() -> pl.Expr:
+    words = [normalise_name_column(pl.col(part)) for part in NAME_PARTS]
+    return (
+        pl.concat_str(words, separator=" ")
+        .str.replace_all(" +", " ")
+        .str.strip_chars(" ")
+    )

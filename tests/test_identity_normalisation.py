@@ -1,0 +1,52 @@
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from stdnum.tr import tckimlik
+
+from sijill.identity.names import normalise_name, normalise_name_column
+from sijill.identity.national_id import Scheme
+
+
+@pytest.mark.parametrize(
+    "written,normalised",
+    [
+        ("أحمد", "احمد"),
+        ("إبراهيم", "ابراهيم"),
+        ("فاطمة", "فاطمه"),
+        ("مُحَمَّد", "محمد"),
+        ("مصطفى", "مصطفي"),
+        ("Zoé  Al-Hassan", "zoe al hassan"),
+        ("Abd'allah", "abdallah"),
+    ],
+)
+def test_normalise_name(written, normalised):
+    assert normalise_name(written) == normalised
+
+
+@given(st.lists(st.text(alphabet="ابتثأإآةىئؤ ًٌٍَُِّْـ abcéèAB-' ", max_size=20), max_size=20))
+def test_bulk_and_single_normalisation_agree(names):
+    bulk = pl.DataFrame({"n": names}, schema={"n": pl.String}).select(
+        normalise_name_column(pl.col("n"))
+    )
+    assert bulk["n"].to_list() == [normalise_name(n) for n in names]
+
+
+@given(st.text(alphabet="0123456789", min_size=11, max_size=11))
+def test_vectorised_tckimlik_agrees_with_stdnum(number):
+    scheme = Scheme("tr.tckimlik")
+    assert scheme.valid_column(pl.Series([number]))[0] == tckimlik.is_valid(number)
+
+
+def test_scheme_messages():
+    assert Scheme("tr.tckimlik").problem("12345678901") is not None
+    assert "10 digits" in Scheme("digits:10").problem("12345")
+    with pytest.raises(ValueError, match="Unknown national ID scheme"):
+        Scheme("xx.nothing")
+
+
+@given(st.integers(min_value=10**8, max_value=10**9 - 1))
+def test_vectorised_tckimlik_accepts_what_stdnum_accepts(payload):
+    number = str(payload) + tckimlik.calc_check_digits(str(payload))
+    assert tckimlik.is_valid(number)
+    assert Scheme("tr.tckimlik").valid_column(pl.Series([number, None]))[0]
