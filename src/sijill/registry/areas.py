@@ -1,0 +1,76 @@
+"""Administrative areas: a hierarchy with codes (country → governorate → district → locality),
+loaded from a CSV, with optional GeoJSON polygons."""
+
+import csv
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sijill.core.errors import ErrorCollector, InvalidInput
+from sijill.registry.codes import AREA_LEVELS
+from sijill.registry.models import Area
+
+_TRUE = {"true", "1", "yes"}
+
+
+def load_areas(session: Session, csv_path: Path, geojson_path: Path | None = None) -> int:
+    """Insert or update areas by code; returns how many rows the file had. Parents come first
+    in the hierarchy, whatever the file's order."""
+    if geojson_path is None and csv_path.with_suffix(".geojson").exists():
+        geojson_path = csv_path.with_suffix(".geojson")
+    try:
+        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as error:
+        raise InvalidInput(f"{csv_path}: cannot read ({error.strerror})") from None
+    geometries = _geometries(geojson_path) if geojson_path else {}
+    errors = ErrorCollector()
+    for number, row in enumerate(rows, start=2):
+        if not row.get("code"):
+            errors.add("code", "is empty", number)
+        if row.get("level") not in AREA_LEVELS:
+            errors.add("level", f"must be one of {', '.join(AREA_LEVELS)}", number)
+    codes = {row.get("code") for row in rows}
+    existing = dict(session.execute(select(Area.code, Area)).tuples().all())
+    for number, row in enumerate(rows, start=2):
+        parent = row.get("parent_code") or None
+        if parent and parent not in codes and parent not in existing:
+            errors.add("parent_code", f"'{parent}' is not an area in the file or registry", number)
+    errors.raise_if_any(f"{csv_path.name}: the areas file has errors")
+    for row in sorted(rows, key=lambda r: AREA_LEVELS.index(r["level"])):
+        area = existing.get(row["code"]) or Area(code=row["code"])
+        parent = row.get("parent_code") or None
+        area.parent_id = existing[parent].id if parent else None
+        area.level = row["level"]
+        area.name_ar = row.get("name_ar") or None
+        area.name_en = row.get("name_en") or None
+        urban = (row.get("urban") or "").strip().lower()
+        area.urban = (urban in _TRUE) if urban else None
+        area.geometry = geometries.get(row["code"], area.geometry)
+        session.add(area)
+        session.flush()
+        existing[row["code"]] = area
+    return len(rows)
+
+
+def _geometries(path: Path) -> dict[str, dict]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        feature["properties"]["code"]: feature["geometry"]
+        for feature in data.get("features", [])
+        if feature.get("properties", {}).get("code")
+    }
+
+
+def descendant_ids(session: Session, code: str) -> list[int]:
+    """The area with this code and every area below it (for scopes and area searches)."""
+    root = session.scalar(select(Area.id).where(Area.code == code))
+    if root is None:
+        return []
+    ids, frontier = [root], [root]
+    while frontier:
+        frontier = list(session.scalars(select(Area.id).where(Area.parent_id.in_(frontier))))
+        ids.extend(frontier)
+    return ids

@@ -1,0 +1,108 @@
+"""How an agency's own list maps onto the registry's fields (a YAML file, see
+docs/import-mapping.md), and the text clean-up every source gets."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+import yaml
+
+from sijill.core.errors import InvalidInput
+from sijill.registry.bulk.fields import ALL_FIELDS, FREE_TEXT_FIELDS
+
+DateOrder = Literal["dmy", "mdy", "auto"]
+LAYOUTS = ("flat", "households", "persons")
+
+# Arabic-Indic (٠-٩) and Eastern Arabic-Indic (۰-۹, used in Persian and Urdu) digits.
+_LOCAL_DIGITS = [chr(0x0660 + i) for i in range(10)] + [chr(0x06F0 + i) for i in range(10)]
+_ASCII_DIGITS = [str(i) for i in range(10)] * 2
+# The Arabic decimal separator and thousands separator.
+_LOCAL_PUNCTUATION = {"\u066b": ".", "\u066c": ""}
+
+
+@dataclass
+class Mapping:
+    source: str | None = None
+    layout: str | None = None
+    sheet: str | None = None
+    date_order: DateOrder = "dmy"
+    columns: dict[str, str] = field(default_factory=dict)
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    defaults: dict[str, str] = field(default_factory=dict)
+
+
+def load_mapping(path: Path) -> Mapping:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise InvalidInput(f"{path.name}: cannot read the mapping ({error})") from None
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{path.name}: a mapping is a YAML dictionary")
+    problems: list[str] = []
+    known = {"source", "layout", "sheet", "date_order", "columns", "values", "defaults"}
+    problems += [f"unknown key '{key}'" for key in raw if key not in known]
+    columns = {str(k): str(v) for k, v in (raw.get("columns") or {}).items()}
+    problems += [
+        f"columns: '{src}' maps to '{target}', which is not a registry field"
+        for src, target in columns.items()
+        if target not in ALL_FIELDS
+    ]
+    values = {
+        str(target): {str(k): str(v) for k, v in (codes or {}).items()}
+        for target, codes in (raw.get("values") or {}).items()
+    }
+    problems += [f"values: '{t}' is not a registry field" for t in values if t not in ALL_FIELDS]
+    defaults = {str(k): str(v) for k, v in (raw.get("defaults") or {}).items()}
+    problems += [
+        f"defaults: '{t}' is not a registry field" for t in defaults if t not in ALL_FIELDS
+    ]
+    date_order = raw.get("date_order", "dmy")
+    if date_order not in ("dmy", "mdy", "auto"):
+        problems.append("date_order must be dmy, mdy or auto")
+    layout = raw.get("layout")
+    if layout is not None and layout not in LAYOUTS:
+        problems.append(f"layout must be one of {', '.join(LAYOUTS)}")
+    if problems:
+        raise InvalidInput(f"{path.name}: " + "; ".join(problems))
+    return Mapping(
+        source=raw.get("source"),
+        layout=layout,
+        sheet=raw.get("sheet"),
+        date_order=date_order,
+        columns=columns,
+        values=values,
+        defaults=defaults,
+    )
+
+
+def apply_mapping(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
+    """Rename to registry fields, fill defaults, translate code values, clean text."""
+    renamed = {src: target for src, target in mapping.columns.items() if src in frame.columns}
+    frame = frame.rename(renamed)
+    keep = [c for c in frame.columns if c in ALL_FIELDS or c == "_row"]
+    frame = frame.select(keep)
+    for target, value in mapping.defaults.items():
+        if target in frame.columns:
+            frame = frame.with_columns(pl.col(target).fill_null(pl.lit(value)))
+        else:
+            frame = frame.with_columns(pl.lit(value, dtype=pl.String).alias(target))
+    cleaned = []
+    for name in frame.columns:
+        if name == "_row":
+            continue
+        column = pl.col(name).str.strip_chars()
+        if name not in FREE_TEXT_FIELDS:
+            column = column.str.replace_many(_LOCAL_DIGITS, _ASCII_DIGITS)
+            column = column.str.replace_many(
+                list(_LOCAL_PUNCTUATION), list(_LOCAL_PUNCTUATION.values())
+            )
+        column = pl.when(column == "").then(None).otherwise(column)
+        if name in mapping.values:
+            column = column.replace(mapping.values[name])
+        cleaned.append(column.alias(name))
+    return frame.with_columns(cleaned)
+
+
+def unmapped_columns(header: list[str], mapping: Mapping) -> list[str]:
+    return [c for c in header if c != "_row" and c not in mapping.columns and c not in ALL_FIELDS]

@@ -1,0 +1,372 @@
+"""`sijill import`: read, check and write a source in batches of whole households.
+
+Reading and checking run in the calling thread while a writer thread commits the previous
+batch, so the database and Python work at the same time. Each batch is one transaction: a crash
+or Ctrl-C loses at most the batch in flight, and running the same import again continues where
+it stopped, because rows already in the registry are recognised by their source record key.
+"""
+
+import csv
+import datetime as dt
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from sijill.core.clock import utcnow
+from sijill.core.errors import InvalidInput
+from sijill.core.settings import Settings
+from sijill.identity.national_id import Scheme
+from sijill.registry.areas import load_areas
+from sijill.registry.bulk.batches import ORPHAN_MESSAGE, Batch, flat_batches, paired_batches
+from sijill.registry.bulk.fields import HOUSEHOLD_KEY, PERSON_KEY
+from sijill.registry.bulk.mapping import Mapping, load_mapping, unmapped_columns
+from sijill.registry.bulk.sources import SUFFIXES, count_rows, read_batches
+from sijill.registry.bulk.validate import REJECT_SCHEMA, Context, check_households, check_persons
+from sijill.registry.bulk.writer import BatchCounts, BatchWriter, stamp
+from sijill.registry.models import Area
+
+Progress = Callable[[int, int | None], None]
+ROW = "_row"
+
+
+@dataclass
+class ImportReport:
+    source: str
+    households_read: int = 0
+    persons_read: int = 0
+    counts: BatchCounts = field(default_factory=BatchCounts)
+    rejected_rows: int = 0
+    rejects_path: Path | None = None
+    ignored_columns: list[str] = field(default_factory=list)
+    batches_committed: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+@dataclass
+class Plan:
+    source: str
+    households: Path
+    persons: Path | None  # None: one flat list
+    areas: Path | None
+    mapping: Mapping
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for suffix in (".parquet", ".csv", ".xlsx"):
+        if (folder / f"{stem}{suffix}").exists():
+            return folder / f"{stem}{suffix}"
+    return None
+
+
+def plan_import(path: Path, mapping_path: Path | None, source: str | None) -> Plan:
+    if not path.exists():
+        raise InvalidInput(f"{path}: no such file or folder")
+    mapping = load_mapping(mapping_path) if mapping_path else Mapping()
+    if path.is_dir():
+        households, persons = _find(path, "households"), _find(path, "persons")
+        if households is None or persons is None:
+            raise InvalidInput(
+                f"{path}: a folder to import holds households.parquet (or .csv) and "
+                "persons.parquet (or .csv), as `sijill synth` writes them"
+            )
+        areas = path / "areas.csv" if (path / "areas.csv").exists() else None
+        name = source or mapping.source or _folder_source(path)
+        return Plan(name, households, persons, areas, mapping)
+    if path.suffix.lower() not in SUFFIXES:
+        raise InvalidInput(
+            f"{path.name}: cannot read '{path.suffix}' files; use CSV, XLSX or Parquet"
+        )
+    name = source or mapping.source or path.stem
+    return Plan(name, path, None, None, mapping)
+
+
+def _folder_source(folder: Path) -> str:
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        meta = json.loads(manifest.read_text())
+        if "seed" in meta:
+            return f"synth-{meta['seed']}"
+    return folder.resolve().name
+
+
+def _check_header(plan: Plan) -> list[str]:
+    """Fail before writing anything when a needed column is missing; return ignored columns."""
+    first = next(read_batches(plan.households, 1, sheet=plan.mapping.sheet), None)
+    if first is None:
+        raise InvalidInput(f"{plan.households.name}: the file has no rows")
+    header = first.column_names
+    renamed = {plan.mapping.columns.get(c, c) for c in header} | set(plan.mapping.defaults)
+    needed = [HOUSEHOLD_KEY, "area_code"] + ([] if plan.persons else [PERSON_KEY, "relationship"])
+    missing = [c for c in needed if c not in renamed]
+    if missing:
+        raise InvalidInput(
+            f"{plan.households.name}: no column for {', '.join(missing)}; name it so in the "
+            "file or map one of your columns to it with --mapping"
+        )
+    if plan.persons is not None:
+        persons_first = next(read_batches(plan.persons, 1), None)
+        person_header = persons_first.column_names if persons_first is not None else []
+        names = {plan.mapping.columns.get(c, c) for c in person_header}
+        lacking = [c for c in (PERSON_KEY, HOUSEHOLD_KEY, "relationship") if c not in names]
+        if lacking:
+            raise InvalidInput(f"{plan.persons.name}: no column for {', '.join(lacking)}")
+        header = header + person_header
+    return sorted(set(unmapped_columns(header, plan.mapping)) - {ROW})
+
+
+def _area_ids(engine: Engine) -> dict[str, int]:
+    with Session(engine) as session:
+        return dict(session.execute(select(Area.code, Area.id)).tuples().all())
+
+
+def _heads_rule(households: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
+    """Rejects for households that do not have exactly one head among their valid members."""
+    heads = persons.group_by(HOUSEHOLD_KEY).agg(
+        (pl.col("relationship") == "head").sum().alias("heads")
+    )
+    checked = households.join(heads, on=HOUSEHOLD_KEY, how="left").with_columns(
+        pl.col("heads").fill_null(0)
+    )
+    bad = checked.filter(pl.col("heads") != 1)
+    return bad.select(
+        pl.col(ROW).alias("row"),
+        pl.col(HOUSEHOLD_KEY).alias("record_key"),
+        pl.lit("relationship").alias("field"),
+        pl.lit(None, dtype=pl.String).alias("value"),
+        pl.when(pl.col("heads") == 0)
+        .then(pl.lit("the household has no head among its valid members"))
+        .otherwise(pl.format("the household has {} heads; exactly one is needed", pl.col("heads")))
+        .alias("message"),
+    ).cast(REJECT_SCHEMA)
+
+
+def _person_side_rejects(persons: pl.DataFrame, lost: pl.DataFrame, message: str):
+    return (
+        persons.join(lost, on=HOUSEHOLD_KEY, how="semi")
+        .select(
+            pl.col(ROW).alias("row"),
+            pl.col(PERSON_KEY).alias("record_key")
+            if PERSON_KEY in persons.columns
+            else pl.lit(None),
+            pl.lit(HOUSEHOLD_KEY).alias("field"),
+            pl.col(HOUSEHOLD_KEY).alias("value"),
+            pl.lit(message).alias("message"),
+        )
+        .cast(REJECT_SCHEMA)
+    )
+
+
+def check_batch(batch: Batch, ctx: Context, source: str):
+    """Validated (households, persons) ready to write, and every reject line of the batch."""
+    households, household_rejects = check_households(batch.households, ctx)
+    persons, person_rejects = check_persons(batch.persons, ctx)
+    rejects = [_side(household_rejects, "households"), _side(person_rejects, "persons")]
+    if batch.orphans.height:
+        orphans = batch.orphans.select(
+            pl.col(ROW).alias("row"),
+            pl.col(PERSON_KEY).alias("record_key")
+            if PERSON_KEY in batch.orphans.columns
+            else pl.lit(None),
+            pl.lit(HOUSEHOLD_KEY).alias("field"),
+            pl.col(HOUSEHOLD_KEY).alias("value"),
+            pl.lit(ORPHAN_MESSAGE).alias("message"),
+        ).cast(REJECT_SCHEMA)
+        rejects.append(_side(orphans, "persons"))
+    # Members of a rejected household cannot be placed; a household left without exactly one
+    # head cannot be registered. Both are said to the clerk, row by row.
+    rejected_keys = batch.households.join(households, on=HOUSEHOLD_KEY, how="anti").select(
+        HOUSEHOLD_KEY
+    )
+    rejects.append(
+        _side(
+            _person_side_rejects(
+                persons, rejected_keys, "its household was rejected (see its row)"
+            ),
+            "persons",
+        )
+    )
+    persons = persons.join(rejected_keys, on=HOUSEHOLD_KEY, how="anti")
+    head_rejects = _heads_rule(households, persons)
+    if head_rejects.height:
+        rejects.append(_side(head_rejects, "households"))
+        headless = head_rejects.select(pl.col("record_key").alias(HOUSEHOLD_KEY))
+        rejects.append(
+            _side(
+                _person_side_rejects(persons, headless, "its household was rejected (see its row)"),
+                "persons",
+            )
+        )
+        households = households.join(headless, on=HOUSEHOLD_KEY, how="anti")
+        persons = persons.join(headless, on=HOUSEHOLD_KEY, how="anti")
+    households = households.with_columns(
+        (pl.lit(f"{source}:") + pl.col(HOUSEHOLD_KEY)).alias("source_key")
+    )
+    start = households.select(HOUSEHOLD_KEY, pl.col("registration_date").alias("start_date"))
+    persons = persons.join(start, on=HOUSEHOLD_KEY, how="left").with_columns(
+        (pl.lit(f"{source}:") + pl.col(PERSON_KEY)).alias("source_key"),
+        (pl.lit(f"{source}:") + pl.col(HOUSEHOLD_KEY)).alias("household_source_key"),
+    )
+    return households, persons, pl.concat(rejects).sort("side", "row")
+
+
+def _side(rejects: pl.DataFrame, side: str) -> pl.DataFrame:
+    return rejects.select(pl.lit(side).alias("side"), pl.all())
+
+
+class _RejectsFile:
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows = 0
+        self._handle = None
+
+    def write(self, rejects: pl.DataFrame, plan: Plan) -> None:
+        if rejects.height == 0:
+            return
+        if self._handle is None:
+            self._handle = self.path.open("w", newline="", encoding="utf-8-sig")
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(["file", "row", "record_key", "field", "value", "message"])
+        persons_file = (plan.persons or plan.households).name
+        for side, *row in rejects.iter_rows():
+            self._writer.writerow(
+                [persons_file if side == "persons" else plan.households.name, *row]
+            )
+        self._handle.flush()
+        self.rows += rejects.select("side", "row").n_unique()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+
+def import_path(
+    engine: Engine,
+    settings: Settings,
+    path: Path,
+    mapping_path: Path | None = None,
+    rejects_path: Path | None = None,
+    source: str | None = None,
+    actor: str = "cli",
+    progress: Progress | None = None,
+) -> ImportReport:
+    plan = plan_import(path, mapping_path, source)
+    ignored = _check_header(plan)
+    if plan.areas is not None:
+        with Session(engine) as session, session.begin():
+            load_areas(session, plan.areas)
+    ctx = Context(
+        areas=_area_ids(engine),
+        scheme=Scheme(settings.national_id_scheme),
+        date_order=plan.mapping.date_order,
+        today=dt.date.today(),
+    )
+    if not ctx.areas:
+        raise InvalidInput("the registry has no areas yet: load them first (sijill areas load)")
+    report = ImportReport(source=plan.source, ignored_columns=ignored)
+    default_rejects = path / "rejects.csv" if path.is_dir() else path.with_suffix(".rejects.csv")
+    rejects_file = _RejectsFile(rejects_path or default_rejects)
+    size = settings.import_batch_size
+    if plan.persons is not None:
+        batches = paired_batches(plan.households, plan.persons, size, plan.mapping)
+        total = count_rows(plan.households)
+    else:
+        batches = flat_batches(plan.households, size, plan.mapping)
+        total = None
+    started = time.perf_counter()
+    now = utcnow()
+    pipeline = _WriterThread(engine)
+    try:
+        for batch in batches:
+            households, persons, rejects = check_batch(batch, ctx, plan.source)
+            report.households_read += batch.households.height
+            report.persons_read += batch.persons.height + batch.orphans.height
+            rejects_file.write(rejects, plan)
+            pipeline.submit(stamp(households, now, actor), stamp(persons, now, actor))
+            if progress:
+                progress(report.households_read, total)
+        pipeline.finish()
+    except KeyboardInterrupt:
+        report.interrupted = True
+        pipeline.finish()
+    except BaseException:
+        pipeline.abandon()
+        raise
+    finally:
+        rejects_file.close()
+        report.counts = pipeline.counts
+        report.batches_committed = pipeline.committed
+        report.seconds = time.perf_counter() - started
+    report.rejected_rows = rejects_file.rows
+    report.rejects_path = rejects_file.path if rejects_file.rows else None
+    return report
+
+
+class _WriterThread:
+    """Commits batches in order on its own connection while the next batch is being checked."""
+
+    def __init__(self, engine: Engine):
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self.counts = BatchCounts()
+        self.committed = 0
+        self._thread = threading.Thread(target=self._run, args=(engine,), daemon=True)
+        self._thread.start()
+
+    def _run(self, engine: Engine) -> None:
+        writer = None
+        try:
+            writer = BatchWriter(engine)
+            while True:
+                item = self._queue.get()
+                if item is None or self._stop.is_set():
+                    return
+                self.counts += writer.write(*item)
+                self.committed += 1
+        except BaseException as error:  # handed to the caller's thread
+            self._error = error
+        finally:
+            if writer is not None:
+                writer.close()
+
+    def submit(self, households: pl.DataFrame, persons: pl.DataFrame) -> None:
+        while True:
+            self._raise_if_failed()
+            try:
+                self._queue.put((households, persons), timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Let the queued batches commit, then stop."""
+        while self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=0.2)
+                break
+            except queue.Full:
+                self._raise_if_failed()
+        self._thread.join()
+        self._raise_if_failed()
+
+    def abandon(self) -> None:
+        self._stop.set()
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass
+        self._thread.join()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
