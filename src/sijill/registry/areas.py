@@ -33,7 +33,7 @@ def load_areas(session: Session, csv_path: Path, geojson_path: Path | None = Non
         if row.get("level") not in AREA_LEVELS:
             errors.add("level", f"must be one of {', '.join(AREA_LEVELS)}", number)
     codes = {row.get("code") for row in rows}
-    existing = dict(session.execute(select(Area.code, Area)).tuples().all())
+    existing = dict(session.execute(select(Area.code, Area)).all())
     for number, row in enumerate(rows, start=2):
         parent = row.get("parent_code") or None
         if parent and parent not in codes and parent not in existing:

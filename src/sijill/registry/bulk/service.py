@@ -125,7 +125,7 @@ def _check_header(plan: Plan) -> list[str]:
 
 def _area_ids(engine: Engine) -> dict[str, int]:
     with Session(engine) as session:
-        return dict(session.execute(select(Area.code, Area.id)).tuples().all())
+        return dict(session.execute(select(Area.code, Area.id)).all())
 
 
 def _heads_rule(households: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:

@@ -1,0 +1,325 @@
+"""Bulk import: every bad row is a reject with a reason, good rows land whole, re-imports add
+nothing twice, and a failure mid-import leaves no half-written batch."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+from openpyxl import Workbook
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+from stdnum.tr import tckimlik
+
+from sijill.core.errors import InvalidInput
+from sijill.registry.areas import load_areas
+from sijill.registry.bulk import writer as writer_module
+from sijill.registry.bulk.service import import_path
+from sijill.registry.models import Household, Membership, Person
+
+AREAS = [
+    ["code", "parent_code", "level", "name_ar", "name_en", "urban"],
+    ["SJ", "", "country", "سجل", "Sijilland", ""],
+    ["SJ01", "SJ", "governorate", "الشمال", "North", ""],
+    ["SJ0101", "SJ01", "district", "المركز", "Centre", ""],
+    ["SJ010101", "SJ0101", "locality", "القرية", "Village", "false"],
+]
+HOUSEHOLD_HEADER = [
+    "household_key",
+    "area_code",
+    "address",
+    "dwelling_walls",
+    "dwelling_rooms",
+    "assets",
+    "livestock",
+    "registration_date",
+    "consent_given",
+    "consent_purposes",
+]
+PERSON_HEADER = [
+    "person_key",
+    "household_key",
+    "relationship",
+    "given_name_ar",
+    "given_name_lat",
+    "family_name_lat",
+    "sex",
+    "birth_date",
+    "national_id_type",
+    "national_id",
+    "phone",
+    "wg_walking",
+]
+
+
+def valid_national_id(seed: int) -> str:
+    payload = str(100000000 + seed)
+    return payload + tckimlik.calc_check_digits(payload)
+
+
+def write_csv(path: Path, rows: list[list]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    return path
+
+
+def make_folder(folder: Path, households: list[list], persons: list[list]) -> Path:
+    folder.mkdir(exist_ok=True)
+    write_csv(folder / "areas.csv", AREAS)
+    write_csv(folder / "households.csv", [HOUSEHOLD_HEADER, *households])
+    write_csv(folder / "persons.csv", [PERSON_HEADER, *persons])
+    return folder
+
+
+def household(key, walls="concrete", area="SJ010101", rooms="3", date="2025-01-10"):
+    return [
+        key,
+        area,
+        f"Street {key}",
+        walls,
+        rooms,
+        "tv;fridge",
+        "sheep:4",
+        date,
+        "true",
+        "eligibility_assessment;payment",
+    ]
+
+
+def person(key, household_key, relationship="head", birth="1980-05-03", national_id=None):
+    return [
+        key,
+        household_key,
+        relationship,
+        "أحمد",
+        "Ahmed",
+        "Saleh",
+        "M",
+        birth,
+        "national_id" if national_id else "",
+        national_id or "",
+        "+962791234567",
+        "1",
+    ]
+
+
+def counts(engine) -> tuple[int, int, int]:
+    with Session(engine) as session:
+        return (
+            session.scalar(select(func.count()).select_from(Household)),
+            session.scalar(select(func.count()).select_from(Person)),
+            session.scalar(select(func.count()).select_from(Membership)),
+        )
+
+
+def read_rejects(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_import_folder_commits_good_rows_and_rejects_bad_ones(engine, settings, tmp_path):
+    folder = make_folder(
+        tmp_path / "src",
+        [
+            household("H1"),
+            household("H2", walls="plastic"),
+            household("H3", area="XX"),
+            household("H4"),
+        ],
+        [
+            person("P1", "H1", national_id=valid_national_id(1)),
+            person("P2", "H1", "child", birth="٠٣/٠٥/٢٠١٠"),
+            person("P3", "H2"),
+            person("P4", "H3"),
+            person("P5", "H4", birth="31/02/1970"),
+        ],
+    )
+    report = import_path(engine, settings, folder)
+    assert report.counts.households_added == 1
+    assert report.counts.persons_added == 2
+    assert counts(engine) == (1, 2, 2)
+    rejects = read_rejects(report.rejects_path)
+    by_key = {(r["record_key"], r["field"]): r for r in rejects}
+    assert "dwelling walls" in by_key[("H2", "dwelling_walls")]["message"]
+    assert by_key[("H2", "dwelling_walls")]["row"] == "3"
+    assert by_key[("H3", "area_code")]["message"] == "is not an area of the registry"
+    assert "does not exist in the calendar" in by_key[("P5", "birth_date")]["message"]
+    assert "no head" in by_key[("H4", "relationship")]["message"]
+    assert by_key[("P3", "household_key")]["message"].startswith("its household was rejected")
+    with Session(engine) as session:
+        child = session.scalar(select(Person).where(Person.source_key == "src:P2"))
+        assert str(child.birth_date) == "2010-05-03"
+        assert child.search_name == "احمد ahmed saleh"
+
+
+def test_reimport_adds_nothing_twice_and_picks_up_fixed_rows(engine, settings, tmp_path):
+    rows = [person("P1", "H1"), person("P2", "H1", "child", birth="2010-13-01")]
+    folder = make_folder(tmp_path / "src", [household("H1")], rows)
+    first = import_path(engine, settings, folder)
+    assert (first.counts.households_added, first.counts.persons_added) == (1, 1)
+    again = import_path(engine, settings, folder)
+    assert again.counts.households_added == 0 and again.counts.persons_added == 0
+    assert again.counts.households_present == 1
+    assert counts(engine) == (1, 1, 1)
+    rows[1] = person("P2", "H1", "child", birth="2010-12-01")
+    make_folder(folder, [household("H1")], rows)
+    fixed = import_path(engine, settings, folder)
+    assert fixed.counts.persons_added == 1 and fixed.rejects_path is None
+    assert counts(engine) == (1, 2, 2)
+    with Session(engine) as session:
+        household_ids = set(session.scalars(select(Membership.household_id)))
+        assert len(household_ids) == 1, "the fixed member joins the household already imported"
+
+
+def test_invalid_national_id_is_rejected_with_its_reason(engine, settings, tmp_path):
+    good = valid_national_id(7)
+    typo = good[:-1] + str((int(good[-1]) + 1) % 10)
+    folder = make_folder(
+        tmp_path / "src",
+        [household("H1")],
+        [person("P1", "H1", national_id=good), person("P2", "H1", "spouse", national_id=typo)],
+    )
+    report = import_path(engine, settings, folder)
+    (reject,) = read_rejects(report.rejects_path)
+    assert (reject["record_key"], reject["field"]) == ("P2", "national_id")
+    assert "check digits" in reject["message"]
+    assert counts(engine) == (1, 1, 1)
+
+
+def test_agency_xlsx_with_arabic_headers_and_mapping(engine, settings, tmp_path):
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "المستفيدون"
+    sheet.append(
+        [
+            "رقم الأسرة",
+            "رقم الفرد",
+            "صلة القرابة",
+            "الاسم",
+            "الجنس",
+            "تاريخ الميلاد",
+            "المنطقة",
+            "عدد الغرف",
+            "ملاحظات",
+        ]
+    )
+    sheet.append(["١٠١", "١٠١-١", "رب الأسرة", "محمد", "ذكر", "٠٥/٠٣/١٩٧٩", "SJ010101", "٤", "x"])
+    sheet.append(["١٠١", "١٠١-٢", "زوجة", "فاطمة", "أنثى", "١٩٨٢", "SJ010101", "٤", ""])
+    sheet.append(["١٠٢", "١٠٢-١", "رب الأسرة", "علي", "ذكر", "05/03/79", "SJ010101", "2", ""])
+    sheet.append(["١٠٣", "١٠٣-١", "رب الأسرة", "سعيد", "ذكر", "30/02/1970", "SJ010101", "2", ""])
+    path = tmp_path / "moh-list.xlsx"
+    workbook.save(path)
+    mapping = tmp_path / "moh.yaml"
+    mapping.write_text(
+        yaml.safe_dump(
+            {
+                "source": "moh",
+                "sheet": "المستفيدون",
+                "date_order": "dmy",
+                "columns": {
+                    "رقم الأسرة": "household_key",
+                    "رقم الفرد": "person_key",
+                    "صلة القرابة": "relationship",
+                    "الاسم": "given_name_ar",
+                    "الجنس": "sex",
+                    "تاريخ الميلاد": "birth_date",
+                    "المنطقة": "area_code",
+                    "عدد الغرف": "dwelling_rooms",
+                },
+                "values": {
+                    "relationship": {"رب الأسرة": "head", "زوجة": "spouse"},
+                    "sex": {"ذكر": "M", "أنثى": "F"},
+                },
+                "defaults": {"registration_source": "agency_import"},
+            },
+            allow_unicode=True,
+        ),
+        encoding="utf-8",
+    )
+    with Session(engine) as session, session.begin():
+        load_areas(session, write_csv(tmp_path / "areas.csv", AREAS))
+    report = import_path(engine, settings, path, mapping_path=mapping)
+    assert report.ignored_columns == ["ملاحظات"]
+    assert (report.counts.households_added, report.counts.persons_added) == (1, 2)
+    rejects = {r["record_key"]: r for r in read_rejects(report.rejects_path)}
+    assert "two-digit year" in rejects["102-1"]["message"]
+    assert rejects["102-1"]["row"] == "4"
+    assert "does not exist" in rejects["103-1"]["message"]
+    with Session(engine) as session:
+        head = session.scalar(select(Person).where(Person.source_key == "moh:101-1"))
+        assert (str(head.birth_date), head.birth_date_precision, head.sex) == (
+            "1979-03-05",
+            "day",
+            "M",
+        )
+        spouse = session.scalar(select(Person).where(Person.source_key == "moh:101-2"))
+        assert (str(spouse.birth_date), spouse.birth_date_precision) == ("1982-01-01", "year")
+        home = session.scalar(select(Household).where(Household.source_key == "moh:101"))
+        assert home.dwelling_rooms == 4 and home.registration_source == "agency_import"
+
+
+def test_ambiguous_dates_are_rejected_when_the_order_is_not_declared(engine, settings, tmp_path):
+    folder = make_folder(
+        tmp_path / "src",
+        [household("H1"), household("H2")],
+        [person("P1", "H1", birth="03/05/1980"), person("P2", "H2", birth="25/05/1980")],
+    )
+    mapping = tmp_path / "auto.yaml"
+    mapping.write_text("date_order: auto\n")
+    report = import_path(engine, settings, folder, mapping_path=mapping)
+    rejects = {r["record_key"]: r["message"] for r in read_rejects(report.rejects_path)}
+    assert "ambiguous" in rejects["P1"]
+    assert "no head" in rejects["H1"]
+    assert set(rejects) == {"P1", "H1"}
+    assert report.counts.households_added == 1
+
+
+def test_missing_key_column_fails_before_writing_anything(engine, settings, tmp_path):
+    path = write_csv(tmp_path / "list.csv", [["name", "area_code"], ["x", "SJ010101"]])
+    with pytest.raises(InvalidInput, match="no column for household_key"):
+        import_path(engine, settings, path)
+    assert counts(engine) == (0, 0, 0)
+
+
+def test_bad_mapping_file_names_the_problem(engine, settings, tmp_path):
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("columns:\n  A: not_a_field\ndate_order: ymd\n")
+    path = write_csv(tmp_path / "list.csv", [["A"], ["x"]])
+    with pytest.raises(InvalidInput, match="not_a_field.*not a registry field.*date_order"):
+        import_path(engine, settings, path, mapping_path=mapping)
+
+
+def test_failure_mid_import_leaves_only_whole_batches(engine, settings, tmp_path, monkeypatch):
+    households = [household(f"H{i}") for i in range(250)]
+    persons = []
+    for i in range(250):
+        persons += [person(f"P{i}a", f"H{i}"), person(f"P{i}b", f"H{i}", "child", "2012")]
+    folder = make_folder(tmp_path / "src", households, persons)
+    settings.import_batch_size = 100
+    original = writer_module.BatchWriter._insert_new
+    calls = {"persons": 0}
+
+    def failing_insert(self, cursor, table, columns):
+        result = original(self, cursor, table, columns)
+        if table == "person":
+            calls["persons"] += 1
+            if calls["persons"] == 2:
+                raise RuntimeError("simulated crash after the second batch's persons")
+        return result
+
+    monkeypatch.setattr(writer_module.BatchWriter, "_insert_new", failing_insert)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        import_path(engine, settings, folder)
+    assert counts(engine) == (100, 200, 200)
+    monkeypatch.setattr(writer_module.BatchWriter, "_insert_new", original)
+    report = import_path(engine, settings, folder)
+    assert report.counts.households_added == 150 and report.counts.households_present == 100
+    assert counts(engine) == (250, 500, 500)
+    with engine.connect() as connection:
+        lonely = connection.execute(
+            text(
+                "SELECT count(*) FROM household h WHERE NOT EXISTS "
+                "(SELECT 1 FROM membership m WHERE m.household_id = h.id)"
+            )
+        ).scalar()
+    assert lonely == 0
