@@ -12,7 +12,6 @@ from sijill.core.errors import InvalidInput
 from sijill.registry.bulk.fields import ALL_FIELDS, FREE_TEXT_FIELDS
 
 DateOrder = Literal["dmy", "mdy", "auto"]
-LAYOUTS = ("flat", "households", "persons")
 
 # Arabic-Indic (٠-٩) and Eastern Arabic-Indic (۰-۹, used in Persian and Urdu) digits.
 _LOCAL_DIGITS = [chr(0x0660 + i) for i in range(10)] + [chr(0x06F0 + i) for i in range(10)]
@@ -24,7 +23,6 @@ _LOCAL_PUNCTUATION = {"\u066b": ".", "\u066c": ""}
 @dataclass
 class Mapping:
     source: str | None = None
-    layout: str | None = None
     sheet: str | None = None
     date_order: DateOrder = "dmy"
     columns: dict[str, str] = field(default_factory=dict)
@@ -40,7 +38,7 @@ def load_mapping(path: Path) -> Mapping:
     if not isinstance(raw, dict):
         raise InvalidInput(f"{path.name}: a mapping is a YAML dictionary")
     problems: list[str] = []
-    known = {"source", "layout", "sheet", "date_order", "columns", "values", "defaults"}
+    known = {"source", "sheet", "date_order", "columns", "values", "defaults"}
     problems += [f"unknown key '{key}'" for key in raw if key not in known]
     columns = {str(k): str(v) for k, v in (raw.get("columns") or {}).items()}
     problems += [
@@ -60,14 +58,10 @@ def load_mapping(path: Path) -> Mapping:
     date_order = raw.get("date_order", "dmy")
     if date_order not in ("dmy", "mdy", "auto"):
         problems.append("date_order must be dmy, mdy or auto")
-    layout = raw.get("layout")
-    if layout is not None and layout not in LAYOUTS:
-        problems.append(f"layout must be one of {', '.join(LAYOUTS)}")
     if problems:
         raise InvalidInput(f"{path.name}: " + "; ".join(problems))
     return Mapping(
         source=raw.get("source"),
-        layout=layout,
         sheet=raw.get("sheet"),
         date_order=date_order,
         columns=columns,

@@ -6,6 +6,7 @@ or Ctrl-C loses at most the batch in flight, and running the same import again c
 it stopped, because rows already in the registry are recognised by their source record key.
 """
 
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -360,10 +361,8 @@ class _WriterThread:
 
     def abandon(self) -> None:
         self._stop.set()
-        try:
+        with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
-        except queue.Full:
-            pass
         self._thread.join()
 
     def _raise_if_failed(self) -> None:
