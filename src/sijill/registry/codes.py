@@ -92,4 +92,11 @@ WG_LEVELS = (1, 2, 3, 4)
 # The WG disability identifier: "a lot of difficulty" or "cannot do at all" in any domain.
 WG_DISABILITY_THRESHOLD = 3
 BIRTH_DATE_PRECISIONS = ("day", "month", "year")
-MEMBERSHIP_END_REASONS = ("death", "moved", "marriage", "split", "registration_error")
+MEMBERSHIP_END_REASONS = (
+    "death",
+    "moved",
+    "marriage",
+    "split",
+    "registration_error",
+    "relationship_changed",
+)

@@ -1,0 +1,293 @@
+"""Reading households: now, or as they were at any past moment.
+
+The current state is one statement, whatever the household's size: the household row by
+primary key with its area's code, outer-joined to its open memberships and their persons (one
+statement is also one consistent snapshot, so reads need no transaction). It is the hottest
+read of the registry, so the statement is built once, on Core tables, and its rows are sliced
+by position rather than mapped to ORM objects.
+
+A past state ("as of") takes the household version valid at that instant (the current row or
+one from `household_version`), the members whose membership covered that day (membership
+dates are days, so the roster is the one at the end of that day), and each member's own
+version valid at that instant. Versions never change once written, so these few statements
+need no shared snapshot either, but for a change committed between them on that very day.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy.orm import Session
+
+from sijill.core.errors import NotFound
+from sijill.registry import identifiers
+from sijill.registry.models import (
+    Area,
+    Household,
+    HouseholdState,
+    HouseholdVersion,
+    Membership,
+    Person,
+    PersonState,
+    PersonVersion,
+)
+from sijill.registry.schemas import HouseholdPublic, format_partial_date
+
+
+def state_keys(state: type, table_columns: Iterable[str]) -> tuple[str, ...]:
+    """Columns a history table shares with its current table: what one version records."""
+    names = {name for name in dir(state) if not name.startswith("_")}
+    return tuple(name for name in table_columns if name in names)
+
+
+HOUSEHOLD_STATE = state_keys(HouseholdState, Household.__table__.columns.keys())
+PERSON_STATE = state_keys(PersonState, Person.__table__.columns.keys())
+
+_H, _V = Household.__table__, HouseholdVersion.__table__
+_M, _P, _PV, _A = Membership.__table__, Person.__table__, PersonVersion.__table__, Area.__table__
+
+# A household row as read: (id, its state, area code); a member row: membership, person.
+_HOUSEHOLD_KEYS = ("id", *HOUSEHOLD_STATE, "area_code")
+_HOUSEHOLD_COLUMNS = (
+    _H.c.id,
+    *(_H.c[key] for key in HOUSEHOLD_STATE),
+    _A.c.code.label("area_code"),
+)
+_PERSON_SHOWN = tuple(key for key in PERSON_STATE if key != "search_name")
+_MEMBER_KEYS = ("household_id", "relationship", "start_date", "end_date", "end_reason", "id")
+_MEMBER_KEYS += _PERSON_SHOWN
+_MEMBER_COLUMNS = (
+    _M.c.household_id,
+    _M.c.relationship,
+    _M.c.start_date,
+    _M.c.end_date,
+    _M.c.end_reason,
+    _P.c.id,
+    *(_P.c[key] for key in _PERSON_SHOWN),
+)
+_N = len(_HOUSEHOLD_KEYS)
+_PERSON_ID = _N + _MEMBER_KEYS.index("id")
+
+CURRENT = (
+    select(*_HOUSEHOLD_COLUMNS, *_MEMBER_COLUMNS)
+    .select_from(
+        _H.join(_A, _A.c.id == _H.c.area_id)
+        .outerjoin(_M, and_(_M.c.household_id == _H.c.id, _M.c.end_date.is_(None)))
+        .outerjoin(_P, _P.c.id == _M.c.person_id)
+    )
+    .where(_H.c.id == bindparam("household_id"))
+    .order_by(_M.c.id)
+)
+CURRENT_HOUSEHOLD = (
+    select(*_HOUSEHOLD_COLUMNS)
+    .select_from(_H.join(_A, _A.c.id == _H.c.area_id))
+    .where(_H.c.id == bindparam("household_id"))
+)
+
+
+def utc(value: datetime) -> datetime:
+    """Timestamps are stored in UTC; SQLite hands them back without their zone."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def as_of_instant(as_of: datetime | date) -> datetime:
+    """A date means the end of that day, UTC; a time without a zone is UTC."""
+    if isinstance(as_of, datetime):
+        return utc(as_of)
+    return datetime.combine(as_of, time.max, UTC)
+
+
+def get_household(
+    session: Session, household_id: int, as_of: datetime | date | None = None
+) -> HouseholdPublic:
+    """The household now, or as it was at `as_of`. NotFound if it did not exist (yet)."""
+    if as_of is not None:
+        return _household_as_of(session, household_id, as_of_instant(as_of))
+    rows = session.execute(CURRENT, {"household_id": household_id}).all()
+    if not rows:
+        raise NotFound(f"There is no household {household_id}")
+    members = [_member(row) for row in rows if row[_PERSON_ID] is not None]
+    return household_public(_household(rows[0]), members)
+
+
+def _household(row: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(_HOUSEHOLD_KEYS, row[:_N], strict=True))
+
+
+def _member(row: Sequence[Any], offset: int = _N) -> dict[str, Any]:
+    return dict(zip(_MEMBER_KEYS, row[offset:], strict=True))
+
+
+def households_public(session: Session, household_ids: list[int]) -> list[HouseholdPublic]:
+    """Current state of several households, in the order given: two queries in all."""
+    if not household_ids:
+        return []
+    rows = session.execute(
+        select(*_HOUSEHOLD_COLUMNS)
+        .select_from(_H.join(_A, _A.c.id == _H.c.area_id))
+        .where(_H.c.id.in_(household_ids))
+    )
+    by_id = {row[0]: _household(row) for row in rows}
+    members: dict[int, list[dict[str, Any]]] = {}
+    for row in session.execute(
+        select(*_MEMBER_COLUMNS)
+        .select_from(_M.join(_P, _P.c.id == _M.c.person_id))
+        .where(_M.c.household_id.in_(household_ids), _M.c.end_date.is_(None))
+        .order_by(_M.c.id)
+    ):
+        members.setdefault(row[0], []).append(_member(row, 0))
+    return [
+        household_public(by_id[hid], members.get(hid, [])) for hid in household_ids if hid in by_id
+    ]
+
+
+def _household_as_of(session: Session, household_id: int, instant: datetime) -> HouseholdPublic:
+    row = session.execute(CURRENT_HOUSEHOLD, {"household_id": household_id}).first()
+    if row is None:
+        raise NotFound(f"There is no household {household_id}")
+    state: Mapping[str, Any] = _household(row)
+    if utc(state["valid_from"]) > instant:
+        past = session.execute(
+            version_select().where(
+                _V.c.household_id == household_id,
+                _V.c.valid_from <= instant,
+                _V.c.valid_to > instant,
+            )
+        ).first()
+        if past is None:
+            raise NotFound(
+                f"Household {household_id} was not yet registered on {instant:%Y-%m-%d %H:%M} UTC"
+            )
+        state = past._mapping
+    day = instant.date()
+    rows = session.execute(
+        select(*_MEMBER_COLUMNS)
+        .select_from(_M.join(_P, _P.c.id == _M.c.person_id))
+        .where(
+            _M.c.household_id == household_id,
+            or_(_M.c.start_date.is_(None), _M.c.start_date <= day),
+            or_(_M.c.end_date.is_(None), _M.c.end_date > day),
+        )
+        .order_by(_M.c.id)
+    )
+    members = [_member(row, 0) for row in rows]
+    later = [m["id"] for m in members if utc(m["valid_from"]) > instant]
+    earlier = _person_versions_as_of(session, later, instant)
+    roster = [{**m, **earlier[m["id"]]} if m["id"] in earlier else m for m in members]
+    return household_public(state, roster)
+
+
+def version_select() -> Select:
+    """Household versions, shaped like the current household rows (`id` is the household's)."""
+    return select(
+        _V.c.household_id.label("id"),
+        _V.c.valid_to,
+        *(_V.c[key] for key in HOUSEHOLD_STATE),
+        _A.c.code.label("area_code"),
+    ).select_from(_V.join(_A, _A.c.id == _V.c.area_id))
+
+
+def _person_versions_as_of(
+    session: Session, person_ids: list[int], instant: datetime
+) -> dict[int, dict[str, Any]]:
+    """The state at `instant` of persons changed since: the first version still valid then.
+
+    A person recorded later on the day of `instant` has no version valid then; their first
+    version stands for them, since the day's roster already counts them.
+    """
+    if not person_ids:
+        return {}
+    rows = session.execute(
+        select(_PV.c.person_id, *(_PV.c[key] for key in _PERSON_SHOWN))
+        .where(_PV.c.person_id.in_(person_ids), _PV.c.valid_to > instant)
+        .order_by(_PV.c.person_id, _PV.c.version)
+    )
+    states: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        states.setdefault(row[0], dict(zip(_PERSON_SHOWN, row[1:], strict=True)))
+    return states
+
+
+def household_public(
+    state: Mapping[str, Any], members: Iterable[Mapping[str, Any]]
+) -> HouseholdPublic:
+    roster = [member_public(member) for member in members]
+    roster.sort(key=lambda member: member["relationship"] != "head")
+    return HouseholdPublic.model_validate({**household_state_public(state), "members": roster})
+
+
+def household_state_public(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "household_id": str(state["id"]),
+        "version": state["version"],
+        "valid_from": state["valid_from"],
+        "valid_to": state.get("valid_to"),
+        "recorded_by": state["recorded_by"],
+        "area_code": state["area_code"],
+        "address": state["address"],
+        "latitude": state["latitude"],
+        "longitude": state["longitude"],
+        "dwelling_tenure": state["dwelling_tenure"],
+        "dwelling_walls": state["dwelling_walls"],
+        "dwelling_roof": state["dwelling_roof"],
+        "dwelling_floor": state["dwelling_floor"],
+        "dwelling_rooms": state["dwelling_rooms"],
+        "water_source": state["water_source"],
+        "sanitation": state["sanitation"],
+        "cooking_fuel": state["cooking_fuel"],
+        "electricity": state["electricity"],
+        "assets": state["assets"] or [],
+        "livestock": state["livestock"] or {},
+        "income_sources": state["income_sources"] or [],
+        "registration_source": state["registration_source"],
+        "registration_date": state["registration_date"],
+        "enumerator": state["enumerator"],
+        "consent": {
+            "given": bool(state["consent_given"]),
+            "date": state["consent_date"],
+            "purposes": state["consent_purposes"] or [],
+        },
+    }
+
+
+def member_public(member: Mapping[str, Any]) -> dict[str, Any]:
+    ids = identifiers.read(member)
+    national_id = (
+        {"type": ids.national_id_type, "number": ids.national_id} if ids.national_id else None
+    )
+    return {
+        "person_id": str(member["id"]),
+        "version": member["version"],
+        "valid_from": member["valid_from"],
+        "given_name_ar": member["given_name_ar"],
+        "father_name_ar": member["father_name_ar"],
+        "grandfather_name_ar": member["grandfather_name_ar"],
+        "family_name_ar": member["family_name_ar"],
+        "given_name_lat": member["given_name_lat"],
+        "father_name_lat": member["father_name_lat"],
+        "grandfather_name_lat": member["grandfather_name_lat"],
+        "family_name_lat": member["family_name_lat"],
+        "sex": member["sex"],
+        "birth_date": format_partial_date(member["birth_date"], member["birth_date_precision"]),
+        "death_date": member["death_date"],
+        "marital_status": member["marital_status"],
+        "nationality": member["nationality"],
+        "residency_status": member["residency_status"],
+        "national_id": national_id,
+        "phone": ids.phone,
+        "wg_seeing": member["wg_seeing"],
+        "wg_hearing": member["wg_hearing"],
+        "wg_walking": member["wg_walking"],
+        "wg_cognition": member["wg_cognition"],
+        "wg_selfcare": member["wg_selfcare"],
+        "wg_communication": member["wg_communication"],
+        "education_level": member["education_level"],
+        "enrolled": member["enrolled"],
+        "employment_status": member["employment_status"],
+        "employment_sector": member["employment_sector"],
+        "relationship": member["relationship"],
+        "membership_start": member["start_date"],
+        "membership_end": member["end_date"],
+        "end_reason": member["end_reason"],
+    }

@@ -1,0 +1,232 @@
+"""The registry's transactional path: register a household, change it, read it, find it.
+
+Plain functions over a `Session`. A write runs inside the caller's transaction and only
+flushes, so the caller commits it whole (the API does so once per request, tests and scripts
+with `sijill.core.db.transaction`). Every input problem is collected and raised at once as
+`InvalidInput` before anything is written, so bad input never leaves half a household behind.
+
+Membership dates are days (UTC): a membership runs from `start_date` up to, not including,
+`end_date` (see `registry.roster`).
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sijill.core import clock
+from sijill.core.errors import Conflict, ErrorCollector, FieldError, NotFound
+from sijill.core.ids import Kind, new_ids
+from sijill.core.settings import Settings
+from sijill.registry import identifiers
+from sijill.registry.history import household_history, new_household_version
+from sijill.registry.identifiers import Identifiers
+from sijill.registry.models import Area, Household, Person
+from sijill.registry.read import get_household
+from sijill.registry.roster import Roster, listed_id, open_membership, person_values
+from sijill.registry.schemas import (
+    HouseholdCreate,
+    HouseholdFields,
+    HouseholdPublic,
+    HouseholdUpdate,
+    PersonCreate,
+)
+from sijill.registry.search import search_households
+
+__all__ = [
+    "get_household",
+    "household_history",
+    "register_household",
+    "search_households",
+    "update_household",
+]
+
+
+def register_household(
+    session: Session, data: HouseholdCreate, *, actor: str, settings: Settings
+) -> HouseholdPublic:
+    """Register a new household and its members as new persons."""
+    now = clock.utcnow()
+    errors = ErrorCollector()
+    area_id = _area_id(session, data.area_code, errors)
+    identities = _checked_identifiers(
+        session, data.members, [None] * len(data.members), settings, errors
+    )
+    errors.raise_if_any("The household cannot be registered")
+
+    household = Household(
+        id=_fresh_ids(session, Household, "household", 1)[0],
+        area_id=area_id,
+        **_household_values(data),
+        version=1,
+        valid_from=now,
+        recorded_by=actor,
+    )
+    session.add(household)
+    _add_new_members(session, household.id, data.members, identities, now=now, actor=actor)
+    session.flush()
+    return get_household(session, household.id)
+
+
+def update_household(
+    session: Session,
+    household_id: int,
+    data: HouseholdUpdate,
+    *,
+    actor: str,
+    settings: Settings,
+) -> HouseholdPublic:
+    """Make the household what `data` says, keeping every earlier state as a version.
+
+    Conflict if the household has changed since the version the client based `data` on.
+    Nothing is written, and the version stays, if `data` changes nothing.
+    """
+    now = clock.utcnow()
+    household = session.scalars(
+        select(Household).where(Household.id == household_id).with_for_update()
+    ).first()
+    if household is None:
+        raise NotFound(f"There is no household {household_id}")
+    if household.version != data.version:
+        message = (
+            f"Household {household_id} has changed since version {data.version} was read: it is "
+            f"now at version {household.version}; read it again and redo the change"
+        )
+        raise Conflict(message, [FieldError("version", message)])
+
+    errors = ErrorCollector()
+    area_id = _area_id(session, data.area_code, errors)
+    roster = Roster.load(session, household_id, data, errors)
+    own_ids = [listed_id(member) for member in data.members]
+    identities = _checked_identifiers(session, data.members, own_ids, settings, errors)
+    errors.raise_if_any("The household cannot be changed")
+
+    changed = roster.apply(data, identities, now=now, actor=actor)
+    new = [(m, i) for m, i in zip(data.members, identities, strict=True) if not m.person_id]
+    if new:
+        members, member_identities = zip(*new, strict=True)
+        _add_new_members(session, household_id, members, member_identities, now=now, actor=actor)
+        changed = True
+    values = {"area_id": area_id, **_household_values(data)}
+    if changed or any(getattr(household, key) != value for key, value in values.items()):
+        new_household_version(household, now=now, actor=actor)
+        for key, value in values.items():
+            setattr(household, key, value)
+    session.flush()
+    return get_household(session, household_id)
+
+
+def _add_new_members(
+    session: Session,
+    household_id: int,
+    members: Sequence[PersonCreate],
+    values: Sequence[Identifiers],
+    *,
+    now: datetime,
+    actor: str,
+) -> None:
+    person_ids = _fresh_ids(session, Person, "person", len(members))
+    for person_id, member, identity in zip(person_ids, members, values, strict=True):
+        person = Person(
+            id=person_id, **person_values(member), version=1, valid_from=now, recorded_by=actor
+        )
+        identifiers.write(person, identity)
+        session.add(person)
+    # The tables have no ORM relationships to order inserts by: persons (and a new household)
+    # reach the database before the memberships that refer to them.
+    session.flush()
+    for person_id, member in zip(person_ids, members, strict=True):
+        session.add(open_membership(household_id, person_id, member.relationship, now))
+
+
+def _area_id(session: Session, code: str, errors: ErrorCollector) -> int | None:
+    area = session.execute(select(Area.id, Area.level).where(Area.code == code)).first()
+    if area is None:
+        errors.add("area_code", f"there is no area with code '{code}'")
+        return None
+    if area.level != "locality":
+        errors.add(
+            "area_code", f"area '{code}' is a {area.level}: a household is registered in a locality"
+        )
+    return area.id
+
+
+def _fresh_ids(session: Session, model: type, kind: Kind, count: int) -> list[int]:
+    """New random IDs not yet in the registry (the primary key still has the last word)."""
+    ids: list[int] = []
+    while len(ids) < count:
+        candidates = [int(i) for i in new_ids(kind, count - len(ids))]
+        taken = set(session.scalars(select(model.id).where(model.id.in_(candidates))))
+        ids.extend(i for i in candidates if i not in taken and i not in ids)
+    return ids
+
+
+def _household_values(data: HouseholdFields) -> dict:
+    return {
+        "address": data.address,
+        "latitude": data.latitude,
+        "longitude": data.longitude,
+        "dwelling_tenure": data.dwelling_tenure,
+        "dwelling_walls": data.dwelling_walls,
+        "dwelling_roof": data.dwelling_roof,
+        "dwelling_floor": data.dwelling_floor,
+        "dwelling_rooms": data.dwelling_rooms,
+        "water_source": data.water_source,
+        "sanitation": data.sanitation,
+        "cooking_fuel": data.cooking_fuel,
+        "electricity": data.electricity,
+        "assets": list(data.assets),
+        "livestock": dict(data.livestock),
+        "income_sources": list(data.income_sources),
+        "registration_source": data.registration_source,
+        "registration_date": data.registration_date,
+        "enumerator": data.enumerator,
+        "consent_given": data.consent.given,
+        "consent_date": data.consent.date,
+        "consent_purposes": list(data.consent.purposes),
+    }
+
+
+def _checked_identifiers(
+    session: Session,
+    members: Sequence[PersonCreate],
+    own_ids: Sequence[int | None],
+    settings: Settings,
+    errors: ErrorCollector,
+) -> list[Identifiers]:
+    """Each member's identifiers, validated and normalised; national IDs held once only.
+
+    A `national_id` number already held by another person is refused: that person is
+    registered, and is moved here by listing their person_id. (UNHCR case numbers are shared
+    by a family, and other documents are checked by record linkage, not here.)
+    """
+    scheme = identifiers.scheme_for(settings.national_id_scheme)
+    values: list[Identifiers] = []
+    seen: dict[str, int] = {}
+    for index, member in enumerate(members):
+        document = member.national_id
+        id_type = number = None
+        if document is not None:
+            field = f"members.{index}.national_id.number"
+            problem = identifiers.national_id_problem(scheme, document.type, document.number)
+            if problem:
+                errors.add(field, problem)
+            else:
+                id_type = document.type
+                number = identifiers.normalise_national_id(scheme, id_type, document.number)
+            if id_type == "national_id" and number in seen:
+                errors.add(field, f"the same national ID is given for members.{seen[number]}")
+            elif id_type == "national_id":
+                seen[number] = index
+        values.append(Identifiers(id_type, number, member.phone))
+    holders = identifiers.holders_of_national_ids(session, list(seen))
+    for number, index in seen.items():
+        others = [pid for pid in holders.get(number, []) if pid != own_ids[index]]
+        if others:
+            errors.add(
+                f"members.{index}.national_id.number",
+                f"this national ID is already registered to person {others[0]}; to bring that "
+                "person into this household, list them by their person_id",
+            )
+    return values

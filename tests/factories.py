@@ -1,0 +1,156 @@
+"""Test data: a small area hierarchy, valid national IDs, household payloads for the API."""
+
+import itertools
+from typing import Any
+
+from stdnum.tr import tckimlik
+
+from sijill.core.db import transaction
+from sijill.registry.models import Area
+from sijill.registry.schemas import HouseholdFields, MemberUpdate
+
+# country -> governorate -> district -> locality, two branches so area searches can exclude.
+AREAS = [
+    ("SJ", None, "country", "سجل", "Sijill"),
+    ("SJ01", "SJ", "governorate", "الشمال", "North"),
+    ("SJ0101", "SJ01", "district", "الوادي", "Valley"),
+    ("SJ010101", "SJ0101", "locality", "العين", "Al Ain"),
+    ("SJ010102", "SJ0101", "locality", "النخيل", "Palms"),
+    ("SJ02", "SJ", "governorate", "الجنوب", "South"),
+    ("SJ0201", "SJ02", "district", "الساحل", "Coast"),
+    ("SJ020101", "SJ0201", "locality", "الميناء", "Harbour"),
+]
+LOCALITY = "SJ010101"
+OTHER_LOCALITY = "SJ020101"
+
+_payloads = itertools.count(100_000_000)
+
+
+def make_areas(sessions) -> dict[str, int]:
+    """The hierarchy in AREAS, written through the ORM; returns area id by code."""
+    ids: dict[str, int] = {}
+    with transaction(sessions) as session:
+        for code, parent, level, name_ar, name_en in AREAS:
+            area = Area(
+                code=code,
+                parent_id=ids.get(parent) if parent else None,
+                level=level,
+                name_ar=name_ar,
+                name_en=name_en,
+                urban=True if level == "locality" else None,
+            )
+            session.add(area)
+            session.flush()
+            ids[code] = area.id
+    return ids
+
+
+def national_id() -> str:
+    """A fresh valid Turkish T.C. Kimlik number (the default scheme of the test settings)."""
+    payload = str(next(_payloads))
+    return payload + tckimlik.calc_check_digits(payload)
+
+
+def invalid_national_id() -> str:
+    number = national_id()
+    return number[:-1] + str((int(number[-1]) + 1) % 10)
+
+
+def person(relationship: str = "head", **fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "relationship": relationship,
+        "given_name_ar": "أحمد",
+        "father_name_ar": "محمود",
+        "family_name_ar": "الخطيب",
+        "given_name_lat": "Ahmad",
+        "father_name_lat": "Mahmoud",
+        "family_name_lat": "Al-Khatib",
+        "sex": "M",
+        "birth_date": "1980-05-12",
+        "marital_status": "married",
+        "nationality": "XSJ",
+        "residency_status": "citizen",
+        "national_id": {"type": "national_id", "number": national_id()},
+        "education_level": "upper_secondary",
+        "employment_status": "employed",
+        "employment_sector": "informal",
+    }
+    base.update(fields)
+    return base
+
+
+def spouse(**fields: Any) -> dict[str, Any]:
+    values = {
+        "given_name_ar": "فاطمة",
+        "given_name_lat": "Fatima",
+        "sex": "F",
+        "birth_date": "1984",
+        "employment_status": "inactive",
+        "employment_sector": None,
+    }
+    values.update(fields)
+    return person(values.pop("relationship", "spouse"), **values)
+
+
+def child(**fields: Any) -> dict[str, Any]:
+    values = {
+        "given_name_ar": "يوسف",
+        "given_name_lat": "Yusuf",
+        "birth_date": "2015-03",
+        "marital_status": "never_married",
+        "national_id": None,
+        "education_level": "primary",
+        "enrolled": True,
+        "employment_status": "not_applicable",
+        "employment_sector": None,
+    }
+    values.update(fields)
+    return person(values.pop("relationship", "child"), **values)
+
+
+def household(members: list[dict[str, Any]] | None = None, **fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "area_code": LOCALITY,
+        "address": "12 Olive Street",
+        "latitude": 31.95,
+        "longitude": 35.91,
+        "dwelling_tenure": "rented",
+        "dwelling_walls": "concrete",
+        "dwelling_roof": "concrete",
+        "dwelling_floor": "tiles",
+        "dwelling_rooms": 2,
+        "water_source": "piped_dwelling",
+        "sanitation": "flush_sewer",
+        "cooking_fuel": "gas",
+        "electricity": "grid",
+        "assets": ["tv", "fridge", "mobile_phone"],
+        "livestock": {"poultry": 6},
+        "income_sources": ["wages_informal"],
+        "registration_source": "on_demand",
+        "registration_date": "2026-01-15",
+        "enumerator": "E042",
+        "consent": {
+            "given": True,
+            "date": "2026-01-15",
+            "purposes": ["eligibility_assessment", "payment"],
+        },
+        "members": members if members is not None else [person(), spouse(), child()],
+    }
+    base.update(fields)
+    return base
+
+
+def as_update(public: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """An update that changes nothing, made from a household as the API shows it."""
+    update = {key: public[key] for key in HouseholdFields.model_fields}
+    update["version"] = public["version"]
+    update["members"] = [
+        {key: member[key] for key in MemberUpdate.model_fields} for member in public["members"]
+    ]
+    update.update(fields)
+    return update
+
+
+def member_update(public_member: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A member as an update lists them, from the API's view of them, with changes."""
+    return {**{key: public_member[key] for key in MemberUpdate.model_fields}, **fields}
