@@ -16,11 +16,13 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
+    from sijill.demo import demo
     from sijill.registry.cli import register as register_registry
     from sijill.synth.cli import synth
 
     app.command("synth")(synth)
     register_registry(app)
+    app.command("demo")(demo)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         "sqlite:///sijill.db",
-        description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://... in production",
+        description="SQLAlchemy URL; SQLite by default, postgresql+psycopg://... in production",
     )
     national_id_scheme: str = Field(
         "tr.tckimlik",

@@ -66,8 +66,4 @@ def search_name(parts: dict[str, str | None]) -> str:
 
 def search_name_column() -> pl.Expr:
     words = [normalise_name_column(pl.col(part)) for part in NAME_PARTS]
-    return (
-        pl.concat_str(words, separator=" ")
-        .str.replace_all(" +", " ")
-        .str.strip_chars(" ")
-    )
+    return pl.concat_str(words, separator=" ").str.replace_all(" +", " ").str.strip_chars(" ")

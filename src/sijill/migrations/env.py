@@ -33,9 +33,7 @@ def run_migrations_online() -> None:
 
 def _run(connection) -> None:
     # Batch mode lets SQLite, which cannot ALTER most things, take the same migrations.
-    context.configure(
-        connection=connection, target_metadata=target_metadata, render_as_batch=True
-    )
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -1,4 +1,4 @@
-"""Registry commands: `sijill db upgrade`, `sijill areas load`, `sijill import`."""
+"""Registry commands: `sijill db upgrade`, `sijill areas load`, `sijill import`, `sijill serve`."""
 
 from pathlib import Path
 
@@ -117,3 +117,20 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.add_typer(areas_app, name="areas")
     app.command("import")(import_command)
+    app.command("serve")(serve_command)
+
+
+def serve_command(
+    workers: int = typer.Option(1, min=1, help="uvicorn worker processes (one per core)"),
+    access_log: bool = typer.Option(False, help="log each request (no query strings)"),
+) -> None:
+    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs).
+
+    Example: SIJILL_PORT=8080 sijill serve --workers 2
+    """
+    from sijill.api import serve
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    console.print(f"API on http://{settings.host}:{settings.port}/ (docs at /docs)")
+    serve(settings, workers=workers, access_log=access_log)
