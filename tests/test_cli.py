@@ -1,0 +1,144 @@
+"""The command line as a clerk meets it: help with an example on every command, one clear
+line and a non-zero exit for a mistake, and an interrupted import that can simply be re-run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from sijill.registry.models import Person
+from sijill.synth.service import generate
+
+SIJILL = [sys.executable, "-m", "sijill"]
+COMMANDS = [
+    [],
+    ["synth"],
+    ["import"],
+    ["serve"],
+    ["demo"],
+    ["db"],
+    ["db", "upgrade"],
+    ["areas"],
+    ["areas", "load"],
+]
+
+
+def run(args, env=None, **kwargs):
+    return subprocess.run(
+        [*SIJILL, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "sijill")
+def test_every_command_has_help(command):
+    result = run([*command, "--help"])
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+    if command and command not in (["db"], ["areas"]):
+        assert "Example" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["import", "/no/such/file.csv"], "no such file or folder"),
+        (["import", "README.md"], "cannot read '.md' files"),
+        (["synth", "--households", "0", "--out", "/tmp/x"], "households"),
+        (["areas", "load", "/no/such/areas.csv"], "cannot read"),
+    ],
+)
+def test_a_mistake_is_one_line_and_a_non_zero_exit(args, message, tmp_path):
+    result = run(args, env={"SIJILL_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"})
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+
+
+@pytest.fixture(scope="module")
+def country(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("country") / "synth"
+    generate(5_000, 5, out)
+    return out
+
+
+def _source_sizes(country: Path, source: str) -> dict[str, int]:
+    persons = pl.read_parquet(country / "persons.parquet", columns=["household_key"])
+    sizes = persons.group_by("household_key").len()
+    return {f"{source}:{k}": n for k, n in sizes.iter_rows()}
+
+
+def _imported_sizes(database_url) -> dict[str, int]:
+    from sijill.core.db import make_engine
+
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT h.source_key, count(m.id) FROM household h "
+                "LEFT JOIN membership m ON m.household_id = h.id GROUP BY h.source_key"
+            )
+        ).all()
+    engine.dispose()
+    return dict(rows)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def test_interrupted_import_leaves_whole_batches_and_resumes(stop, country, database_url):
+    env = {
+        **os.environ,
+        "SIJILL_DATABASE_URL": database_url,
+        "SIJILL_IMPORT_BATCH_SIZE": "100",
+    }
+    process = subprocess.Popen(
+        [*SIJILL, "import", str(country)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Stop it as soon as the first batch is in: a 5,000-household source in batches of 100
+    # is then far from done.
+    from sijill.core.db import make_engine
+
+    engine = make_engine(database_url)
+    deadline = time.monotonic() + 60
+    with engine.connect() as connection:
+        while time.monotonic() < deadline:
+            if connection.execute(text("SELECT count(*) FROM household")).scalar():
+                break
+            connection.rollback()
+            time.sleep(0.01)
+    engine.dispose()
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=60)
+    assert "Traceback" not in stderr
+    if stop == signal.SIGINT:
+        assert process.returncode == 130
+        assert "run the same command again" in stderr.replace("\n", " ")
+    expected = _source_sizes(country, "synth-5")
+    imported = _imported_sizes(database_url)
+    assert 0 < len(imported) < len(expected), "the import was stopped part way"
+    assert all(imported[key] == expected[key] for key in imported), "a household lost members"
+    resumed = run(["import", str(country)], env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _imported_sizes(database_url) == expected
+    from sijill.core.db import make_engine
+
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Person)) == sum(expected.values())
+    engine.dispose()
