@@ -255,7 +255,8 @@ def check_households(frame: pl.DataFrame, ctx: Context) -> tuple[pl.DataFrame, p
 
 
 def _phone() -> pl.Expr:
-    compact = pl.col("phone").str.replace_all(r"[\s\-().]", "").str.replace(r"^00", "+")
+    # The same rule as sijill.registry.identifiers.normalise_phone: spaces and dashes only.
+    compact = pl.col("phone").str.replace_all(r"[\s\-]", "").str.replace(r"^00", "+")
     return pl.when(compact.str.contains(r"^\+[1-9][0-9]{7,14}$")).then(compact)
 
 
