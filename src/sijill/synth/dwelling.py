@@ -8,41 +8,21 @@ predict consumption well, never perfectly.
 
 import numpy as np
 
+from sijill.registry.codes import HOUSEHOLD_CODES, HOUSEHOLD_LISTS
 from sijill.synth.population import ASYLUM, REFUGEE
 from sijill.synth.welfare import EMPLOYED, FORMAL, INFORMAL, RETIRED
 
-TENURE = ("owned", "rented", "free_use", "informal_settlement", "camp")
-WALLS = ("concrete", "brick", "stone", "mud", "wood", "tin", "tent")
-ROOF = ("concrete", "tin", "wood", "thatch", "tent")
-FLOOR = ("tiles", "cement", "earth", "other")
-WATER = ("piped_dwelling", "piped_yard", "public_tap", "well", "tanker", "surface")
-SANITATION = ("flush_sewer", "flush_septic", "pit_latrine", "shared", "none")
-FUEL = ("gas", "electricity", "kerosene", "wood", "charcoal", "dung")
-ELECTRICITY = ("grid", "generator", "solar", "none")
-ASSETS = (
-    "tv",
-    "fridge",
-    "washing_machine",
-    "air_conditioner",
-    "computer",
-    "mobile_phone",
-    "car",
-    "motorcycle",
-    "satellite_dish",
-    "water_heater",
-)
-LIVESTOCK = ("cattle", "sheep", "goats", "camels", "poultry")
-INCOME = (
-    "wages_formal",
-    "wages_informal",
-    "agriculture",
-    "own_business",
-    "pension",
-    "remittances",
-    "social_assistance",
-    "rent",
-    "none",
-)
+# The registry's code lists, in their order: the synthetic country encodes values by position.
+TENURE = HOUSEHOLD_CODES["dwelling_tenure"]
+WALLS = HOUSEHOLD_CODES["dwelling_walls"]
+ROOF = HOUSEHOLD_CODES["dwelling_roof"]
+FLOOR = HOUSEHOLD_CODES["dwelling_floor"]
+WATER = HOUSEHOLD_CODES["water_source"]
+SANITATION = HOUSEHOLD_CODES["sanitation"]
+FUEL = HOUSEHOLD_CODES["cooking_fuel"]
+ELECTRICITY = HOUSEHOLD_CODES["electricity"]
+ASSETS = HOUSEHOLD_LISTS["assets"]
+INCOME = HOUSEHOLD_LISTS["income_sources"]
 
 # Level of the living-standard signal above which an asset is owned, in towns and in villages
 # (villagers own fewer appliances at the same consumption, and more motorcycles).

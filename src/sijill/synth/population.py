@@ -9,24 +9,16 @@ over households or persons. Ages follow the relationships by construction: a mot
 
 import numpy as np
 
+from sijill.registry.codes import PERSON_CODES
 from sijill.synth.geography import Geography
 
-RELATIONSHIPS = (
-    "head",
-    "spouse",
-    "child",
-    "grandchild",
-    "parent",
-    "sibling",
-    "other_relative",
-    "non_relative",
-)
+RELATIONSHIPS = PERSON_CODES["relationship"]
 HEAD, SPOUSE, CHILD, GRANDCHILD, PARENT, SIBLING, OTHER, NON_RELATIVE = range(8)
 
-MARITAL = ("never_married", "married", "divorced", "widowed", "separated")
+MARITAL = PERSON_CODES["marital_status"]
 NEVER, MARRIED, DIVORCED, WIDOWED, SEPARATED = range(5)
 
-RESIDENCY = ("citizen", "refugee", "asylum_seeker", "migrant", "stateless")
+RESIDENCY = PERSON_CODES["residency_status"]
 CITIZEN, REFUGEE, ASYLUM, MIGRANT, STATELESS = range(5)
 
 # Index 0 is the synthetic country; stateless persons have no nationality (-1).

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sijill.registry.codes import LIVESTOCK
 from sijill.synth import dwelling as dw
 from sijill.synth import names, national_ids, typos
 from sijill.synth.codes import fixed_strings, permute, template_strings
@@ -163,7 +164,7 @@ def _herds(counts: np.ndarray) -> pa.Array:
             pc.binary_join_element_wise(kind + ":", pc.cast(pa.array(counts[:, k]), _s), ""),
             "",
         )
-        for k, kind in enumerate(dw.LIVESTOCK)
+        for k, kind in enumerate(LIVESTOCK)
     ]
     # (null_handling="skip" would be the natural way, but pyarrow drops all-null rows with it.)
     joined = pc.utf8_trim(

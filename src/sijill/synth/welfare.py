@@ -10,20 +10,13 @@ log consumption, as real PMTs do (R² 0.4-0.6), not all of it.
 
 import numpy as np
 
+from sijill.registry.codes import PERSON_CODES
 from sijill.synth.population import ASYLUM, HEAD, MIGRANT, NON_RELATIVE, REFUGEE, STATELESS
 
-EDUCATION = ("none", "primary", "lower_secondary", "upper_secondary", "post_secondary", "tertiary")
-EMPLOYMENT = (
-    "employed",
-    "unemployed",
-    "inactive",
-    "student",
-    "retired",
-    "unable_to_work",
-    "not_applicable",
-)
+EDUCATION = PERSON_CODES["education_level"]
+EMPLOYMENT = PERSON_CODES["employment_status"]
 EMPLOYED, UNEMPLOYED, INACTIVE, STUDENT, RETIRED, UNABLE, NOT_APPLICABLE = range(7)
-SECTORS = ("formal", "informal")
+SECTORS = PERSON_CODES["employment_sector"]
 FORMAL, INFORMAL = 0, 1
 WG_DOMAINS = ("seeing", "hearing", "walking", "cognition", "selfcare", "communication")
 

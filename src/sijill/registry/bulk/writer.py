@@ -17,6 +17,8 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Engine
 
 from sijill.core.ids import new_ids
+from sijill.identity.names import NAME_PARTS
+from sijill.registry.codes import WG_DOMAINS
 
 HOUSEHOLD_COLUMNS = (
     "id",
@@ -50,14 +52,7 @@ HOUSEHOLD_COLUMNS = (
 PERSON_COLUMNS = (
     "id",
     "source_key",
-    "given_name_ar",
-    "father_name_ar",
-    "grandfather_name_ar",
-    "family_name_ar",
-    "given_name_lat",
-    "father_name_lat",
-    "grandfather_name_lat",
-    "family_name_lat",
+    *NAME_PARTS,
     "search_name",
     "sex",
     "birth_date",
@@ -68,12 +63,7 @@ PERSON_COLUMNS = (
     "national_id_type",
     "national_id",
     "phone",
-    "wg_seeing",
-    "wg_hearing",
-    "wg_walking",
-    "wg_cognition",
-    "wg_selfcare",
-    "wg_communication",
+    *WG_DOMAINS,
     "education_level",
     "enrolled",
     "employment_status",
