@@ -299,8 +299,8 @@ def test_failure_mid_import_leaves_only_whole_batches(engine, settings, tmp_path
     original = writer_module.BatchWriter._insert_new
     calls = {"persons": 0}
 
-    def failing_insert(self, cursor, table, columns):
-        result = original(self, cursor, table, columns)
+    def failing_insert(self, cursor, table, columns, staged):
+        result = original(self, cursor, table, columns, staged)
         if table == "person":
             calls["persons"] += 1
             if calls["persons"] == 2:
@@ -323,3 +323,34 @@ def test_failure_mid_import_leaves_only_whole_batches(engine, settings, tmp_path
             )
         ).scalar()
     assert lonely == 0
+
+
+def test_a_registry_id_collision_is_drawn_again(engine, settings, tmp_path, monkeypatch):
+    folder = make_folder(tmp_path / "one", [household("H1")], [person("P1", "H1")])
+    import_path(engine, settings, folder)
+    with Session(engine) as session:
+        taken_household = session.scalar(select(Household.id))
+        taken_person = session.scalar(select(Person.id))
+    real_new_ids = writer_module.new_ids
+    forced = {"household": [taken_household], "person": [taken_person]}
+
+    def colliding_new_ids(kind, count):
+        ids = real_new_ids(kind, count)
+        if forced[kind]:
+            ids[0] = forced[kind].pop()
+        return ids
+
+    monkeypatch.setattr(writer_module, "new_ids", colliding_new_ids)
+    second = make_folder(
+        tmp_path / "two", [household("H2")], [person("P2", "H2"), person("P3", "H2", "child")]
+    )
+    report = import_path(engine, settings, second, source="two")
+    assert (report.counts.households_added, report.counts.persons_added) == (1, 2)
+    assert counts(engine) == (2, 3, 3)
+    with Session(engine) as session:
+        home = session.scalar(select(Household).where(Household.source_key == "two:H2"))
+        assert home.id != taken_household
+        members = session.scalars(
+            select(Membership.person_id).where(Membership.household_id == home.id)
+        ).all()
+        assert len(members) == 2 and taken_person not in members

@@ -73,6 +73,7 @@ PERSON_COLUMNS = (
     "recorded_by",
 )
 STAGE_PERSON_EXTRA = ("household_source_key", "relationship", "start_date")
+MEMBERSHIP_COLUMNS = ("household_id", "person_id", "relationship", "start_date", "recorded_at")
 _MAX_ID_DRAWS = 20
 
 
@@ -89,6 +90,13 @@ class BatchCounts:
         self.persons_added += other.persons_added
         self.persons_present += other.persons_present
         return self
+
+
+@dataclass
+class Inserted:
+    rows: pl.DataFrame  # source_key and final id of every staged row (and person extras)
+    added: set[int]  # ids of the rows this batch added
+    present: dict[str, int]  # source key → id of rows an earlier import had added
 
 
 def _cols(names) -> str:
@@ -150,53 +158,78 @@ class BatchWriter:
         persons = persons.with_columns(pl.Series("id", new_ids("person", persons.height)))
         self._load(cursor, "stage_household", households, HOUSEHOLD_COLUMNS)
         self._load(cursor, "stage_person", persons, PERSON_COLUMNS + STAGE_PERSON_EXTRA)
-        counts = BatchCounts()
-        counts.households_added, counts.households_present = self._insert_new(
-            cursor, "household", HOUSEHOLD_COLUMNS
+        new_households = self._insert_new(cursor, "household", HOUSEHOLD_COLUMNS, households)
+        new_persons = self._insert_new(cursor, "person", PERSON_COLUMNS, persons)
+        # Every staged household now has a registry row: the one just added or the one an
+        # earlier import made. New persons join theirs; persons already registered keep theirs.
+        household_ids = dict(
+            zip(new_households.rows["source_key"], new_households.rows["id"], strict=True)
         )
-        counts.persons_added, counts.persons_present = self._insert_new(
-            cursor, "person", PERSON_COLUMNS
+        household_ids.update(new_households.present)
+        memberships = new_persons.rows.filter(pl.col("id").is_in(new_persons.added)).select(
+            pl.col("household_source_key")
+            .replace_strict(household_ids, return_dtype=pl.Int64)
+            .alias("household_id"),
+            pl.col("id").alias("person_id"),
+            pl.col("relationship"),
+            pl.col("start_date"),
+            pl.col("valid_from").alias("recorded_at"),
         )
-        self._execute(
-            cursor,
-            "INSERT INTO membership (household_id, person_id, relationship, start_date, "
-            "recorded_at) SELECT h.id, p.id, s.relationship, s.start_date, p.valid_from "
-            "FROM stage_person s JOIN person p ON p.id = s.id AND p.source_key = s.source_key "
-            "JOIN household h ON h.source_key = s.household_source_key",
+        self._load(cursor, "membership", memberships, MEMBERSHIP_COLUMNS)
+        return BatchCounts(
+            households_added=len(new_households.added),
+            households_present=len(new_households.present),
+            persons_added=len(new_persons.added),
+            persons_present=len(new_persons.present),
         )
-        return counts
 
-    def _insert_new(self, cursor, table: str, columns) -> tuple[int, int]:
-        """Insert staged rows whose source key is new; returns (added, already present)."""
+    def _insert_new(self, cursor, table: str, columns, staged: pl.DataFrame) -> "Inserted":
+        """Insert the staged rows whose source key is new.
+
+        The common case costs one statement: every row goes in and RETURNING says so. Only
+        when some did not (already imported, or a fresh random ID that collided) is the
+        registry asked which, and the colliding rows are drawn new IDs and tried again.
+        """
         stage = f"stage_{table}"
+        kind = "household" if table == "household" else "person"
+        added: set[int] = set()
+        present: dict[str, int] = {}
+        redrawn: dict[str, int] = {}
         for _ in range(_MAX_ID_DRAWS):
-            self._execute(
+            returned = self._execute(
                 cursor,
                 f"INSERT INTO {table} ({_cols(columns)}) SELECT {_cols(columns)} FROM {stage} "
-                "WHERE 1 = 1 ON CONFLICT DO NOTHING",
-            )
-            # A staged row that left no row with its source key lost a registry-ID collision.
-            lost = self._execute(
-                cursor,
-                f"SELECT s.source_key FROM {stage} s LEFT JOIN {table} t "
-                "ON t.source_key = s.source_key WHERE t.id IS NULL",
+                "WHERE 1 = 1 ON CONFLICT DO NOTHING RETURNING id",
             ).fetchall()
+            added.update(row[0] for row in returned)
+            if len(added) + len(present) == staged.height:
+                break
+            outcome = self._execute(
+                cursor,
+                f"SELECT s.source_key, t.id FROM {stage} s LEFT JOIN {table} t "
+                "ON t.source_key = s.source_key WHERE t.id IS NULL OR t.id <> s.id",
+            ).fetchall()
+            present.update((key, found) for key, found in outcome if found is not None)
+            lost = [key for key, found in outcome if found is None]
             if not lost:
                 break
-            fresh = new_ids("household" if table == "household" else "person", len(lost))
-            for (source_key,), new_id in zip(lost, fresh.tolist(), strict=True):
+            for key, new_id in zip(lost, new_ids(kind, len(lost)).tolist(), strict=True):
+                redrawn[key] = new_id
                 self._execute(
-                    cursor, f"UPDATE {stage} SET id = ? WHERE source_key = ?", (new_id, source_key)
+                    cursor, f"UPDATE {stage} SET id = ? WHERE source_key = ?", (new_id, key)
                 )
         else:
             raise RuntimeError(f"could not draw free registry IDs for {table} rows")
-        added = self._execute(
-            cursor,
-            f"SELECT count(*) FROM {stage} s JOIN {table} t ON t.id = s.id "
-            "AND t.source_key = s.source_key",
-        ).fetchone()[0]
-        staged = self._execute(cursor, f"SELECT count(*) FROM {stage}").fetchone()[0]
-        return added, staged - added
+        rows = staged.select(
+            "source_key",
+            "id",
+            *[c for c in staged.columns if c in STAGE_PERSON_EXTRA or c == "valid_from"],
+        )
+        if redrawn:
+            rows = rows.with_columns(
+                pl.col("source_key").replace_strict(redrawn, default=pl.col("id")).alias("id")
+            )
+        return Inserted(rows=rows, added=added, present=present)
 
     def _load(self, cursor, table: str, frame: pl.DataFrame, columns) -> None:
         frame = frame.select(list(columns))
