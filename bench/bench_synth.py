@@ -1,7 +1,8 @@
 """Benchmark `sijill synth`: generate a synthetic country several times, report the median.
 
 Each run is a fresh Python process (so imports and memory are counted as a user sees them),
-writing to a temporary folder under /tmp that is deleted afterwards.
+writing to a temporary folder under /tmp/sijill-bench that is deleted afterwards. The figures
+are written to BENCHMARKS.md (section "Synthetic country") by `common.record`.
 
     .venv/bin/python bench/bench_synth.py                  # 1,000,000 households, 3 runs
     .venv/bin/python bench/bench_synth.py --households 100000 --runs 5
@@ -19,6 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import record
+
+WORK = Path("/tmp/sijill-bench")
+
 CHILD = """
 import json, resource, sys
 from pathlib import Path
@@ -31,7 +36,8 @@ print(json.dumps({"peak_kib": peak_kib, "sizes": manifest["sizes"],
 
 
 def run_once(households: int, seed: int) -> dict:
-    folder = Path(tempfile.mkdtemp(prefix="bench-synth-", dir="/tmp"))
+    WORK.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="bench-synth-", dir=WORK))
     try:
         started = time.perf_counter()
         done = subprocess.run(
@@ -75,6 +81,29 @@ def main() -> None:
         f"({sizes['duplicate_persons']:,} duplicates), {runs[0]['bytes'] / 1e9:.2f} GB\n"
         f"median wall time: {wall:.1f} s ({sizes['persons'] / wall:,.0f} persons/s)\n"
         f"median peak RSS: {peak:.0f} MiB (max over runs, RUSAGE_CHILDREN: {children_peak:.0f} MiB)"
+    )
+    command = "python bench/bench_synth.py"
+    if (args.households, args.runs, args.seed) != (1_000_000, 3, 1):
+        command += f" --households {args.households} --runs {args.runs} --seed {args.seed}"
+    record(
+        "Synthetic country",
+        command,
+        [
+            f"`sijill synth` (the `generate` function in a fresh Python process, output written "
+            f"to /tmp/sijill-bench) for {args.households:,} households, seed {args.seed}; "
+            f"median of {args.runs} runs, one after another, single process.",
+            "",
+            "| output | median wall time | persons/s | median peak RSS |",
+            "|---|---|---|---|",
+            f"| {sizes['households']:,} households, {sizes['persons']:,} person rows "
+            f"({sizes['duplicate_persons']:,} injected duplicates), "
+            f"{runs[0]['bytes'] / 1e9:.2f} GB of files | {wall:.1f} s | "
+            f"{sizes['persons'] / wall:,.0f} | {peak:,.0f} MiB |",
+            "",
+            "Runs: "
+            + "; ".join(f"{r['wall_s']:.1f} s / {r['peak_kib'] / 1024:,.0f} MiB" for r in runs)
+            + ".",
+        ],
     )
 
 

@@ -1,0 +1,394 @@
+"""`sijill import` of a synthetic country into PostgreSQL and SQLite, against plain COPY.
+
+    .venv/bin/python bench/bench_import.py [--households 1000000] [--runs 3]
+
+Figures: households/s and peak memory of the import process (median of runs), the same rows
+loaded by a plain COPY into the same empty tables without any checking (the physical limit of
+this machine), and their ratio; peak memory at a tenth of the size, to show it does not grow
+with the file.
+
+PostgreSQL is measured twice: with the server's stock Debian configuration, then tuned for bulk
+loading (`ALTER SYSTEM SET shared_buffers='4GB', max_wal_size='8GB', checkpoint_timeout='30min',
+wal_buffers='64MB'`; fsync and synchronous_commit stay on). The tuning needs root (it runs
+`su postgres -c psql` and `pg_ctlcluster`); whatever happens, the script ends with
+`ALTER SYSTEM RESET ALL` and a restart, so the server is left in its stock configuration.
+`--config stock` skips the tuned measurements.
+
+Databases created here are dropped at the end, except `sijill_bench` (the last PostgreSQL
+import of the full size), which bench/bench_api.py serves. Data lives in /tmp/sijill-bench.
+"""
+
+import argparse
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+import pyarrow.parquet as pq
+from common import PG_ADMIN_URL, SIJILL, median, record, run_measured
+
+WORK = Path("/tmp/sijill-bench")
+TABLES = ("area", "household", "person", "membership")
+KEEP = "sijill_bench"  # the 1M registry bench_api.py serves
+PG_CLUSTER = ("15", "main")
+TUNING = {
+    "shared_buffers": "4GB",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "30min",
+    "wal_buffers": "64MB",
+}
+SHOWN = (
+    "shared_buffers",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "wal_buffers",
+    "fsync",
+    "synchronous_commit",
+    "full_page_writes",
+)
+SUMMARY = re.compile(
+    r"([\d,]+) households and ([\d,]+) persons added; ([\d,]+) households and ([\d,]+) persons "
+    r"were already in the registry \(([\d.]+) s"
+)
+REJECTED = re.compile(r"([\d,]+) rows rejected")
+
+
+def synth(households: int) -> Path:
+    out = WORK / f"synth-{households}"
+    if not (out / "manifest.json").exists():
+        run_measured(
+            [
+                str(SIJILL),
+                "synth",
+                "--households",
+                str(households),
+                "--seed",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+    return out
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def pg_url(name: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_pg(name: str) -> None:
+    with psycopg.connect(_libpq(PG_ADMIN_URL), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def fresh_pg(name: str) -> str:
+    drop_pg(name)
+    with psycopg.connect(_libpq(PG_ADMIN_URL), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = pg_url(name)
+    run_measured([str(SIJILL), "db", "upgrade"], env={"SIJILL_DATABASE_URL": url})
+    return url
+
+
+def remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def fresh_sqlite(path: Path) -> str:
+    remove_sqlite(path)
+    url = f"sqlite:///{path}"
+    run_measured([str(SIJILL), "db", "upgrade"], env={"SIJILL_DATABASE_URL": url})
+    return url
+
+
+def import_once(url: str, folder: Path, households: int, persons: int) -> dict:
+    """One `sijill import` process: wall time, peak RSS, and the import's own figures."""
+    (folder / "rejects.csv").unlink(missing_ok=True)
+    run = run_measured(
+        [str(SIJILL), "import", str(folder)],
+        # Wide console: rich wraps its summary at 80 columns when stdout is not a terminal.
+        env={"SIJILL_DATABASE_URL": url, "COLUMNS": "300"},
+    )
+    text = " ".join(run.output.split())
+    found = SUMMARY.search(text)
+    if not found:
+        raise RuntimeError(f"no summary in the import's output:\n{run.output[-2000:]}")
+    added_h, added_p, present_h, present_p = (int(g.replace(",", "")) for g in found.groups()[:4])
+    rejected = REJECTED.search(text)
+    result = {
+        "wall": run.seconds,
+        "own": float(found.group(5)),  # the importer's own clock: first batch to last commit
+        "rss": run.peak_rss_mb,
+        "added_h": added_h,
+        "added_p": added_p,
+        "rejected": int(rejected.group(1).replace(",", "")) if rejected else 0,
+    }
+    if present_h or present_p or added_h != households or added_p != persons:
+        raise RuntimeError(f"import into an empty registry did not add every row: {text}")
+    return result
+
+
+def export_rows(url: str) -> Path:
+    dump = WORK / "copy-baseline"
+    dump.mkdir(parents=True, exist_ok=True)
+    with psycopg.connect(_libpq(url)) as connection:
+        for table in TABLES:
+            with (
+                (dump / f"{table}.csv").open("wb") as handle,
+                connection.cursor().copy(f"COPY {table} TO STDOUT (FORMAT csv)") as copy,
+            ):
+                for chunk in copy:
+                    handle.write(chunk)
+    return dump
+
+
+def copy_once(url: str, dump: Path) -> float:
+    """Plain COPY of the exported rows, one transaction, into freshly migrated tables."""
+    started = time.perf_counter()
+    with psycopg.connect(_libpq(url)) as connection:
+        for table in TABLES:
+            with (
+                (dump / f"{table}.csv").open("rb") as handle,
+                connection.cursor().copy(f"COPY {table} FROM STDIN (FORMAT csv)") as copy,
+            ):
+                while chunk := handle.read(1 << 20):
+                    copy.write(chunk)
+        connection.commit()
+    return time.perf_counter() - started
+
+
+# --- the server's configuration ------------------------------------------------------------
+
+
+def psql_admin(*statements: str) -> str:
+    command = ["su", "postgres", "-c", "psql -qtAX " + " ".join(f'-c "{s}"' for s in statements)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def server_settings() -> dict[str, str]:
+    with psycopg.connect(_libpq(PG_ADMIN_URL), autocommit=True) as connection:
+        return {name: connection.execute(f"SHOW {name}").fetchone()[0] for name in SHOWN}
+
+
+def server_version() -> str:
+    with psycopg.connect(_libpq(PG_ADMIN_URL), autocommit=True) as connection:
+        return connection.execute("SHOW server_version").fetchone()[0]
+
+
+def auto_conf_settings() -> str:
+    """Settings made with ALTER SYSTEM (postgresql.auto.conf), as `name = value` lines."""
+    return psql_admin(
+        "SELECT string_agg(name || ' = ' || setting, ', ') FROM pg_file_settings "
+        "WHERE sourcefile LIKE '%postgresql.auto.conf'"
+    )
+
+
+def restart_server() -> None:
+    subprocess.run(["pg_ctlcluster", *PG_CLUSTER, "restart"], check=True)
+    for _ in range(120):
+        ready = subprocess.run(["pg_isready", "-q", "-h", "localhost"], check=False)
+        if ready.returncode == 0:
+            return
+        time.sleep(0.5)
+    raise RuntimeError("PostgreSQL did not come back after the restart")
+
+
+def tune_server() -> None:
+    psql_admin(*(f"ALTER SYSTEM SET {name} = '{value}'" for name, value in TUNING.items()))
+    restart_server()
+
+
+def reset_server() -> None:
+    psql_admin("ALTER SYSTEM RESET ALL")
+    restart_server()
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+def measure_pg(label: str, folder: Path, households: int, persons: int, runs: int) -> dict:
+    imports, copies = [], []
+    for _ in range(runs):
+        url = fresh_pg(KEEP)
+        imports.append(import_once(url, folder, households, persons))
+        print(
+            f"[{label}] postgresql import: {imports[-1]['wall']:.1f} s "
+            f"(own {imports[-1]['own']:.1f} s), {imports[-1]['rss']:.0f} MB",
+            flush=True,
+        )
+    dump = export_rows(pg_url(KEEP))
+    for _ in range(runs):
+        copies.append(copy_once(fresh_pg("sijill_bench_copy"), dump))
+        print(f"[{label}] postgresql COPY: {copies[-1]:.1f} s", flush=True)
+    drop_pg("sijill_bench_copy")
+    shutil.rmtree(dump, ignore_errors=True)
+    return {"imports": imports, "copies": copies, "settings": server_settings()}
+
+
+def _row(what: str, runs: list[dict], households: int) -> str:
+    wall = median([r["wall"] for r in runs])
+    own = median([r["own"] for r in runs])
+    return (
+        f"| {what} | {wall:.1f} s ({own:.1f} s) | {households / wall:,.0f} "
+        f"({households / own:,.0f}) | {median([r['rss'] for r in runs]):,.0f} MB |"
+    )
+
+
+def _settings_text(settings: dict[str, str]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in settings.items())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--households", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--config", choices=("both", "stock"), default="both")
+    args = parser.parse_args()
+    n, runs = args.households, args.runs
+    WORK.mkdir(parents=True, exist_ok=True)
+
+    altered = auto_conf_settings()
+    if altered:
+        raise SystemExit(
+            f"postgresql.auto.conf already sets {altered}: this is not the stock configuration "
+            "the figures would be labelled with (and RESET ALL at the end would drop it)"
+        )
+    folder, small = synth(n), synth(n // 10)
+    rows = {}
+    for name, path in (("big", folder), ("small", small)):
+        rows[name] = (
+            pq.ParquetFile(path / "households.parquet").metadata.num_rows,
+            pq.ParquetFile(path / "persons.parquet").metadata.num_rows,
+        )
+    households, persons = rows["big"]
+
+    stock = measure_pg("stock", folder, households, persons, runs)
+    smalls = []
+    for _ in range(runs):
+        smalls.append(import_once(fresh_pg("sijill_bench_small"), small, *rows["small"]))
+        print(f"[stock] postgresql import, small: {smalls[-1]['rss']:.0f} MB", flush=True)
+    drop_pg("sijill_bench_small")
+    sqlite_runs = []
+    for _ in range(runs):
+        url = fresh_sqlite(WORK / "bench.db")
+        sqlite_runs.append(import_once(url, folder, households, persons))
+        print(f"sqlite import: {sqlite_runs[-1]['wall']:.1f} s", flush=True)
+    remove_sqlite(WORK / "bench.db")
+
+    tuned = None
+    if args.config == "both":
+        try:
+            tune_server()
+            tuned = measure_pg("tuned", folder, households, persons, runs)
+        finally:
+            reset_server()
+            left = auto_conf_settings()
+            if left:
+                raise SystemExit(f"the server still has ALTER SYSTEM settings: {left}")
+    final = server_settings()
+
+    version = server_version()
+    small_h = rows["small"][0]
+    lines = [
+        f"Synthetic country `sijill synth --households {n} --seed 1`: {households:,} household "
+        f"rows ({n:,} households and {households - n:,} injected duplicate registrations), "
+        f"{persons:,} person rows, read from its Parquet files. Each run imports the whole "
+        f"folder into an empty, migrated database (one `sijill import` process at a time: one "
+        f"reading/checking thread and one writer thread on one connection; batches of "
+        f"20,000 households, the default `SIJILL_IMPORT_BATCH_SIZE`). Every row was added, "
+        f"none rejected. Medians of {runs} runs.",
+        "",
+        "Time is the wall time of the whole `sijill import` process (start-up, migration check "
+        "and areas included); in brackets the importer's own clock (first batch to last "
+        "commit), which is what `sijill import` prints. Peak memory is the import process's "
+        "maximum resident set (GNU time). Plain `COPY` is the same rows (exported from an "
+        "imported registry) streamed with psycopg `COPY ... FROM STDIN (FORMAT csv)` into the "
+        "same empty tables, indexes, constraints and foreign keys, in one transaction, with no "
+        "checking at all.",
+        "",
+        f"PostgreSQL {version} on the same machine; the import and the server share the 2 cores.",
+        "",
+        "| what | time | households/s | peak memory |",
+        "|---|---|---|---|",
+        _row("`sijill import` → PostgreSQL, **stock** Debian config", stock["imports"], households),
+        f"| plain `COPY`, **stock** config | {median(stock['copies']):.1f} s | "
+        f"{households / median(stock['copies']):,.0f} | — |",
+    ]
+    if tuned:
+        lines += [
+            _row(
+                "`sijill import` → PostgreSQL, **tuned** for bulk loading",
+                tuned["imports"],
+                households,
+            ),
+            f"| plain `COPY`, **tuned** config | {median(tuned['copies']):.1f} s | "
+            f"{households / median(tuned['copies']):,.0f} | — |",
+        ]
+    lines += [
+        _row("`sijill import` → SQLite", sqlite_runs, households),
+        _row(
+            f"`sijill import` → PostgreSQL (stock), {n // 10:,}-household country "
+            f"({small_h:,} rows)",
+            smalls,
+            small_h,
+        ),
+        "",
+    ]
+    for label, result in (("stock", stock), ("tuned", tuned)):
+        if result is None:
+            continue
+        wall = median([r["wall"] for r in result["imports"]])
+        own = median([r["own"] for r in result["imports"]])
+        copy_s = median(result["copies"])
+        lines.append(
+            f"- PostgreSQL **{label}** ({_settings_text(result['settings'])}): import ÷ COPY = "
+            f"**{wall / copy_s:.2f}** on process wall time ({own / copy_s:.2f} on the "
+            f"importer's own clock), target ≤ 2; households/s **{households / wall:,.0f}** "
+            f"({households / own:,.0f}), target ≥ 20,000."
+        )
+    big_rss = median([r["rss"] for r in stock["imports"]])
+    small_rss = median([r["rss"] for r in smalls])
+    lines += [
+        f"- Peak memory of the import process, PostgreSQL stock: {small_rss:,.0f} MB at "
+        f"{small_h:,} household rows vs {big_rss:,.0f} MB at {households:,} "
+        f"({big_rss / small_rss:.2f}×).",
+        f"- After the tuned runs the server was reset (`ALTER SYSTEM RESET ALL`, restart): "
+        f"{_settings_text(final)}."
+        if tuned
+        else "- Tuned configuration not measured.",
+        "",
+        "Runs, process wall time (s): PostgreSQL stock import "
+        + ", ".join(f"{r['wall']:.1f}" for r in stock["imports"])
+        + "; COPY stock "
+        + ", ".join(f"{c:.1f}" for c in stock["copies"])
+        + (
+            "; PostgreSQL tuned import "
+            + ", ".join(f"{r['wall']:.1f}" for r in tuned["imports"])
+            + "; COPY tuned "
+            + ", ".join(f"{c:.1f}" for c in tuned["copies"])
+            if tuned
+            else ""
+        )
+        + "; SQLite import "
+        + ", ".join(f"{r['wall']:.1f}" for r in sqlite_runs)
+        + f"; PostgreSQL stock import of {small_h:,} rows "
+        + ", ".join(f"{r['wall']:.1f}" for r in smalls)
+        + ".",
+    ]
+    command = f"python bench/bench_import.py --households {n} --runs {runs}"
+    if args.config != "both":
+        command += f" --config {args.config}"
+    record("Bulk import", command, lines)
+    print("\n".join(lines))
+    print(f"\nkept for bench_api.py: {pg_url(KEEP)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Shared by the benchmarks: machine description, child-process timing, BENCHMARKS.md."""
+
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+SIJILL = ROOT / ".venv" / "bin" / "sijill"
+PG_ADMIN_URL = os.environ.get(
+    "SIJILL_BENCH_PG", "postgresql+psycopg://sijill:sijill@localhost:5432/postgres"
+)
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_rss_mb: float
+    output: str
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory_kb / 1024 / 1024:.0f} GiB RAM, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+
+
+def run_measured(command: list[str], env: dict | None = None) -> Run:
+    """Run a command; its wall time and its own peak resident memory (GNU time)."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as timing:
+        started = time.perf_counter()
+        process = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", timing.name, *command],
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        seconds = time.perf_counter() - started
+        peak_kb = int(timing.read().strip().splitlines()[-1])
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{process.stdout[-3000:]}")
+    return Run(seconds, peak_kb / 1024, process.stdout)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def record(section: str, command: str, lines: list[str]) -> None:
+    """Replace `section` in BENCHMARKS.md with fresh figures."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = [
+        f"## {section}",
+        "",
+        f"- Machine: {machine()}",
+        f"- Date: {stamp}",
+        f"- Command: `{command}`",
+        "",
+        *lines,
+        "",
+    ]
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\n"
+    sections = text.split("\n## ")
+    head, rest = sections[0], sections[1:]
+    rest = [s for s in rest if not s.startswith(section + "\n")]
+    parts = [head.rstrip("\n") + "\n"] + ["## " + s.rstrip("\n") + "\n" for s in rest]
+    parts.append("\n".join(body))
+    BENCHMARKS.write_text("\n".join(parts))
