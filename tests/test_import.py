@@ -296,22 +296,21 @@ def test_failure_mid_import_leaves_only_whole_batches(engine, settings, tmp_path
         persons += [person(f"P{i}a", f"H{i}"), person(f"P{i}b", f"H{i}", "child", "2012")]
     folder = make_folder(tmp_path / "src", households, persons)
     settings.import_batch_size = 100
-    original = writer_module.BatchWriter._insert_new
-    calls = {"persons": 0}
+    original = writer_module.BatchWriter._load
+    calls = {"membership": 0}
 
-    def failing_insert(self, cursor, table, columns, staged):
-        result = original(self, cursor, table, columns, staged)
-        if table == "person":
-            calls["persons"] += 1
-            if calls["persons"] == 2:
-                raise RuntimeError("simulated crash after the second batch's persons")
-        return result
+    def failing_load(self, cursor, table, frame, columns):
+        original(self, cursor, table, frame, columns)
+        if table == "membership":
+            calls["membership"] += 1
+            if calls["membership"] == 2:
+                raise RuntimeError("simulated crash after the second batch's rows")
 
-    monkeypatch.setattr(writer_module.BatchWriter, "_insert_new", failing_insert)
+    monkeypatch.setattr(writer_module.BatchWriter, "_load", failing_load)
     with pytest.raises(RuntimeError, match="simulated crash"):
         import_path(engine, settings, folder)
     assert counts(engine) == (100, 200, 200)
-    monkeypatch.setattr(writer_module.BatchWriter, "_insert_new", original)
+    monkeypatch.setattr(writer_module.BatchWriter, "_load", original)
     report = import_path(engine, settings, folder)
     assert report.counts.households_added == 150 and report.counts.households_present == 100
     assert counts(engine) == (250, 500, 500)

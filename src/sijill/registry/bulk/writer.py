@@ -109,7 +109,11 @@ class BatchWriter:
     def __init__(self, engine: Engine):
         self.dialect = engine.dialect.name
         self.connection = engine.raw_connection()
+        self._integrity_error = engine.dialect.dbapi.IntegrityError
         self._staged = False
+        # A fresh import conflicts with nothing, so its rows can go straight into the registry;
+        # after the first conflict (a re-import) every batch takes the staging path.
+        self._direct = True
 
     def close(self) -> None:
         self.connection.close()
@@ -150,12 +154,44 @@ class BatchWriter:
             cursor.close()
 
     def _write(self, cursor, households: pl.DataFrame, persons: pl.DataFrame) -> BatchCounts:
-        self._execute(cursor, "DELETE FROM stage_household")
-        self._execute(cursor, "DELETE FROM stage_person")
         households = households.with_columns(
             pl.Series("id", new_ids("household", households.height))
         )
         persons = persons.with_columns(pl.Series("id", new_ids("person", persons.height)))
+        if self._direct:
+            counts = self._write_direct(cursor, households, persons)
+            if counts is not None:
+                return counts
+            self._direct = False
+        return self._write_staged(cursor, households, persons)
+
+    def _write_direct(self, cursor, households, persons) -> BatchCounts | None:
+        """Load the batch straight into the registry; None (and nothing written) on a conflict."""
+        self._execute(cursor, "SAVEPOINT direct_batch")
+        try:
+            self._load(cursor, "household", households, HOUSEHOLD_COLUMNS)
+            self._load(cursor, "person", persons, PERSON_COLUMNS)
+            homes = households.select(
+                pl.col("source_key").alias("household_source_key"),
+                pl.col("id").alias("household_id"),
+            )
+            memberships = persons.join(homes, on="household_source_key", how="left").select(
+                "household_id",
+                pl.col("id").alias("person_id"),
+                "relationship",
+                "start_date",
+                pl.col("valid_from").alias("recorded_at"),
+            )
+            self._load(cursor, "membership", memberships, MEMBERSHIP_COLUMNS)
+        except self._integrity_error:
+            self._execute(cursor, "ROLLBACK TO SAVEPOINT direct_batch")
+            return None
+        self._execute(cursor, "RELEASE SAVEPOINT direct_batch")
+        return BatchCounts(households_added=households.height, persons_added=persons.height)
+
+    def _write_staged(self, cursor, households, persons) -> BatchCounts:
+        self._execute(cursor, "DELETE FROM stage_household")
+        self._execute(cursor, "DELETE FROM stage_person")
         self._load(cursor, "stage_household", households, HOUSEHOLD_COLUMNS)
         self._load(cursor, "stage_person", persons, PERSON_COLUMNS + STAGE_PERSON_EXTRA)
         new_households = self._insert_new(cursor, "household", HOUSEHOLD_COLUMNS, households)
