@@ -1,0 +1,263 @@
+"""The tamper-evident audit trail: who did what to which record, when, why and with what outcome.
+
+Each record carries the hash of the one before it (`audit_models`); `verify` (`audit_verify`)
+walks the chain and names the first record that was altered, deleted or inserted.
+
+Three ways in, for three callers:
+- `append(session, entries)` in the caller's transaction, so a write and its audit commit or
+  roll back together;
+- `append_now(sessions, entries)` in a transaction of its own (the CLI; auditing a refused
+  request after its transaction was rolled back);
+- `AuditWriter.record(entries)` for the async read path: concurrent requests share one commit.
+
+Audit records hold no personal data: no names, national IDs or phone numbers. Records are
+named by registry ID.
+"""
+
+import asyncio
+import re
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from sijill.core import clock
+from sijill.core.db import transaction
+from sijill.core.errors import SijillError
+from sijill.security.audit_models import GENESIS_HASH, AuditRecord, record_hash
+from sijill.security.audit_verify import VerifyReport, verify
+
+__all__ = [
+    "GENESIS_HASH",
+    "OUTCOMES",
+    "AuditEntry",
+    "AuditFailed",
+    "AuditWriter",
+    "VerifyReport",
+    "append",
+    "append_now",
+    "latest",
+    "verify",
+]
+
+OUTCOMES = frozenset(
+    {"ok", "denied", "not_found", "refused_consent", "conflict", "failed", "invalid"}
+)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    actor: str  # user name, or "system:<what>" for the installer/demo
+    role: str | None  # the role(s) the action was allowed by, e.g. "registrar"
+    action: str  # e.g. "household.read", "household.register", "auth.login"
+    outcome: str  # one of OUTCOMES
+    record_type: str | None = None  # "household", "person", "user", "export", ...
+    record_id: str | None = None  # a registry ID, never a name or national ID
+    purpose: str | None = None
+    request_id: str | None = None
+
+
+class AuditFailed(SijillError):
+    """The audit record could not be committed, so the action it records must not succeed."""
+
+    status = 503
+    title = "Service unavailable"
+
+
+# Some fields carry what a client sent (the user name of a failed sign-in, a request ID), so
+# hostile text must be recorded, not refused: control characters (the hash's field separator
+# among them) and lone surrogates, which neither UTF-8 nor PostgreSQL accepts, are written as
+# visible escapes, and text beyond a column's length is cut with an ellipsis.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _clean(value: str, limit: int) -> str:
+    value = _UNPRINTABLE.sub(_escape, value)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+_ENTRY_FIELDS = (
+    "actor",
+    "role",
+    "action",
+    "outcome",
+    "record_type",
+    "record_id",
+    "purpose",
+    "request_id",
+)
+_LIMITS = {name: AuditRecord.__table__.c[name].type.length for name in _ENTRY_FIELDS}
+_REQUIRED = ("actor", "action", "outcome")
+
+_ADVANCE_HEAD = text("UPDATE audit_head SET seq = seq + :n WHERE id = 1 RETURNING seq, hash")
+_SET_HEAD_HASH = text("UPDATE audit_head SET hash = :hash WHERE id = 1")
+_INSERT = AuditRecord.__table__.insert()
+
+
+def timestamp() -> str:
+    """Now, as the exact text that is stored and hashed (identical on every backend)."""
+    return clock.utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _checked(entry: AuditEntry, at: str) -> dict[str, str | None]:
+    fields: dict[str, str | None] = {"at": at}
+    for name in _ENTRY_FIELDS:
+        value = getattr(entry, name)
+        if value is None:
+            if name in _REQUIRED:
+                raise ValueError(f"audit entry without {name}: {entry!r}")
+        elif not isinstance(value, str):
+            raise ValueError(f"audit entry {name} must be text, not {type(value).__name__}")
+        else:
+            value = _clean(value, _LIMITS[name])
+        fields[name] = value
+    if entry.outcome not in OUTCOMES:
+        raise ValueError(f"unknown audit outcome {entry.outcome!r}; one of {sorted(OUTCOMES)}")
+    return fields
+
+
+def _stamped(entries: Sequence[AuditEntry], at: str | None = None) -> list[dict]:
+    at = at or timestamp()
+    return [_checked(entry, at) for entry in entries]
+
+
+def _append_rows(session: Session, rows: list[dict]) -> None:
+    if not rows:
+        return
+    # Advancing the head first takes its row lock (PostgreSQL) or the write lock (SQLite)
+    # before anything else, so concurrent appenders queue here and each sees the last hash.
+    head = session.execute(_ADVANCE_HEAD, {"n": len(rows)}).one_or_none()
+    if head is None:
+        raise AuditFailed("The audit chain has no head row: run `sijill db upgrade`.")
+    last_seq, prev_hash = head
+    seq = last_seq - len(rows)
+    for row in rows:
+        seq += 1
+        row["seq"] = seq
+        row["prev_hash"] = prev_hash
+        row["hash"] = prev_hash = record_hash(seq, row)
+    session.execute(_INSERT, rows)
+    session.execute(_SET_HEAD_HASH, {"hash": prev_hash})
+
+
+def append(session: Session, entries: Sequence[AuditEntry]) -> None:
+    """Append in the caller's transaction (so a write and its audit commit together).
+
+    Call it last, just before the commit: from here to the commit this transaction holds the
+    chain's head, and every other audited write waits for it (taking the head before other
+    rows' locks would also invite deadlocks).
+    """
+    _append_rows(session, _stamped(entries))
+
+
+def append_now(sessions: sessionmaker, entries: Sequence[AuditEntry]) -> None:
+    """Append in a transaction of its own, committed before returning."""
+    _commit(sessions, _stamped(entries))
+
+
+def _commit(sessions: sessionmaker, rows: list[dict]) -> None:
+    if rows:
+        with transaction(sessions) as session:
+            _append_rows(session, rows)
+
+
+def latest(
+    session: Session,
+    *,
+    actor: str | None = None,
+    record_id: str | None = None,
+    since: str | None = None,
+    limit: int = 50,
+) -> list[AuditRecord]:
+    """The newest records first; `since` is a timestamp in the stored form (`timestamp()`)."""
+    query = select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit)
+    if actor is not None:
+        query = query.where(AuditRecord.actor == actor)
+    if record_id is not None:
+        query = query.where(AuditRecord.record_id == record_id)
+    if since is not None:
+        # The stored text sorts as the time it spells: fixed width, UTC, zero-padded.
+        query = query.where(AuditRecord.at >= since)
+    return list(session.scalars(query))
+
+
+class _Lane:
+    """One event loop's queue and the task that drains it."""
+
+    def __init__(self, writer: "AuditWriter") -> None:
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.task = asyncio.get_running_loop().create_task(writer._consume(self.queue))
+
+
+class AuditWriter:
+    """Group commit for the async read path: `await writer.record(entries)` returns once the
+    entries are committed; callers arriving while a commit runs share the next one.
+
+    A failed commit fails every caller in it (AuditFailed), so no read whose audit was lost is
+    answered. A caller that is cancelled still has its entries written.
+    """
+
+    def __init__(self, sessions: sessionmaker, max_batch: int = 1_000) -> None:
+        self._sessions = sessions
+        self._max_batch = max_batch
+        self._lanes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.transactions = 0  # commits made, for tests and benchmarks
+
+    async def record(self, entries: Sequence[AuditEntry]) -> None:
+        rows = _stamped(entries)  # a bad entry fails its own caller, not the batch
+        if not rows:
+            return
+        loop = asyncio.get_running_loop()
+        lane = self._lanes.get(loop)
+        if lane is None or lane.task.done():
+            lane = self._lanes[loop] = _Lane(self)
+        done = loop.create_future()
+        lane.queue.put_nowait((rows, done))
+        await done
+
+    async def close(self) -> None:
+        """Commit what is queued on this event loop and stop its consumer."""
+        lane = self._lanes.pop(asyncio.get_running_loop(), None)
+        if lane is not None and not lane.task.done():
+            lane.queue.put_nowait(None)
+            await lane.task
+
+    async def _consume(self, queue: asyncio.Queue) -> None:
+        stopping = False
+        while not stopping:
+            item = await queue.get()
+            if item is None:
+                break
+            batch = [item]
+            size = len(item[0])
+            while not queue.empty() and size < self._max_batch:
+                item = queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+                size += len(item[0])
+            await self._flush(batch)
+
+    async def _flush(self, batch: list[tuple[list[dict], asyncio.Future]]) -> None:
+        rows = [row for entries, _ in batch for row in entries]
+        try:
+            await asyncio.to_thread(_commit, self._sessions, rows)
+        except Exception as error:  # every caller must learn its audit was not written
+            for _, done in batch:
+                if not done.done():
+                    failure = AuditFailed("The audit record could not be written.")
+                    failure.__cause__ = error
+                    done.set_exception(failure)
+            return
+        self.transactions += 1
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
