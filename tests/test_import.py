@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session
 from stdnum.tr import tckimlik
 
 from sijill.core.errors import InvalidInput
+from sijill.registry import identifiers
 from sijill.registry.areas import load_areas
 from sijill.registry.bulk import writer as writer_module
 from sijill.registry.bulk.service import import_path
+from sijill.registry.identifiers import Identifiers
 from sijill.registry.models import Household, Membership, Person
 
 AREAS = [
@@ -150,6 +152,24 @@ def test_import_folder_commits_good_rows_and_rejects_bad_ones(engine, settings, 
         child = session.scalar(select(Person).where(Person.source_key == "src:P2"))
         assert str(child.birth_date) == "2010-05-03"
         assert child.search_name == "احمد ahmed saleh"
+
+
+def test_import_stores_identifiers_encrypted_with_a_blind_index(engine, settings, tmp_path):
+    number = valid_national_id(3)
+    rows = [person("P1", "H1", national_id=number), person("P2", "H1", "child")]
+    import_path(engine, settings, make_folder(tmp_path / "src", [household("H1")], rows))
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT source_key, national_id, phone, national_id_index FROM person")
+        ).all()
+    assert number not in repr(stored) and "+962791234567" not in repr(stored)
+    with Session(engine) as session:
+        found = identifiers.find_by_national_id(session, number)
+        assert [p.source_key for p in found] == ["src:P1"]
+        assert identifiers.read(found[0]) == Identifiers("national_id", number, "+962791234567")
+        child = session.scalar(select(Person).where(Person.source_key == "src:P2"))
+        assert identifiers.read(child) == Identifiers(None, None, "+962791234567")
+        assert child.national_id_index is None
 
 
 def test_reimport_adds_nothing_twice_and_picks_up_fixed_rows(engine, settings, tmp_path):

@@ -8,6 +8,7 @@ from factories import household, make_areas, national_id
 from sijill.core.db import transaction
 from sijill.registry import identifiers, service
 from sijill.registry.schemas import HouseholdCreate, parse_as_of, parse_partial_date
+from sijill.security.principal import Principal
 
 TCKIMLIK = identifiers.scheme_for("tr.tckimlik")
 ARABIC_INDIC = "٠١٢٣٤٥٦٧٨٩"
@@ -68,7 +69,10 @@ def test_find_by_national_id(sessions, settings):
     number = payload["members"][0]["national_id"]["number"]
     with transaction(sessions) as session:
         created = service.register_household(
-            session, HouseholdCreate.model_validate(payload), actor="test", settings=settings
+            session,
+            Principal.system("test"),
+            HouseholdCreate.model_validate(payload),
+            settings=settings,
         )
     with sessions() as session:
         found = identifiers.find_by_national_id(session, f" {number[:5]}-{number[5:]} ")

@@ -1,10 +1,12 @@
 """Identity document numbers and phone numbers: the only code that touches their columns.
 
-`person.national_id`, `person.national_id_type` and `person.phone` are read and written here
-and nowhere else, so that encrypting them (with a blind index for exact search) is a change to
-this file alone. Everything else asks this module: to check a number (`national_id_problem`,
-`normalise_phone`), to store it (`write`), to show it (`read`), or to find who holds it
-(`find_by_national_id`, `national_id_matches`).
+`person.national_id`, `person.national_id_type`, `person.phone` and `person.national_id_index`
+are read and written here and nowhere else. The number and the phone are stored encrypted
+(`sijill.security.keys`); `national_id_index` is the number's blind index, a keyed digest that
+finds a holder by exact number without the number being stored in clear. The document type
+stays clear: it is a code, not personal data. Everything else asks this module: to check a
+number (`national_id_problem`, `normalise_phone`), to store it (`write`), to show it (`read`),
+or to find who holds it (`find_by_national_id`, `national_id_matches`).
 """
 
 import re
@@ -16,7 +18,8 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from sijill.identity.national_id import Scheme, other_id_problem
-from sijill.registry.models import Person
+from sijill.registry.models import Person, PersonState
+from sijill.security.keys import current_keyring
 
 # Digits as clerks type them on Arabic keyboards (U+0660..U+0669) read as ASCII digits.
 _ARABIC_INDIC_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789")
@@ -91,17 +94,31 @@ def normalise_phone(text: str) -> str:
 
 
 def read(values: Any) -> Identifiers:
-    """The identifiers of a person row (an ORM `Person` or a row mapping selecting COLUMNS)."""
-    if isinstance(values, Person):
-        return Identifiers(values.national_id_type, values.national_id, values.phone)
-    return Identifiers(values["national_id_type"], values["national_id"], values["phone"])
+    """The identifiers of a person row (an ORM `Person` or `PersonVersion`, or a row mapping
+    selecting these columns), decrypted."""
+    if isinstance(values, PersonState):
+        id_type, number, phone = values.national_id_type, values.national_id, values.phone
+    else:
+        id_type, number, phone = values["national_id_type"], values["national_id"], values["phone"]
+    # The hottest read of the API: decrypt only what is there.
+    if number is None and phone is None:
+        return Identifiers(id_type)
+    keyring = current_keyring()
+    return Identifiers(
+        id_type,
+        None if number is None else keyring.decrypt("national_id", number),
+        None if phone is None else keyring.decrypt("phone", phone),
+    )
 
 
 def write(person: Person, identifiers: Identifiers) -> None:
-    """Store already validated and normalised identifiers on a person."""
+    """Store already validated and normalised identifiers on a person, encrypted."""
+    keyring = current_keyring()
+    number, phone = identifiers.national_id, identifiers.phone
     person.national_id_type = identifiers.national_id_type
-    person.national_id = identifiers.national_id
-    person.phone = identifiers.phone
+    person.national_id = None if number is None else keyring.encrypt("national_id", number)
+    person.national_id_index = None if number is None else keyring.blind_index(number)
+    person.phone = None if phone is None else keyring.encrypt("phone", phone)
 
 
 def _search_forms(number: str) -> list[str]:
@@ -110,29 +127,36 @@ def _search_forms(number: str) -> list[str]:
     return sorted(form for form in forms if form)
 
 
+def _search_indexes(number: str) -> list[str]:
+    keyring = current_keyring()
+    return [keyring.blind_index(form) for form in _search_forms(number)]
+
+
 def national_id_matches(number: str) -> ColumnElement[bool]:
     """SQL condition on `person`: holds this document number (of any type), as typed."""
-    return Person.national_id.in_(_search_forms(number))
+    return Person.national_id_index.in_(_search_indexes(number))
 
 
 def find_by_national_id(session: Session, number: str) -> list[Person]:
     """Persons holding this document number exactly (separators and digit script ignored)."""
-    forms = _search_forms(number)
-    if not forms:
+    indexes = _search_indexes(number)
+    if not indexes:
         return []
-    return list(session.scalars(select(Person).where(Person.national_id.in_(forms))))
+    return list(session.scalars(select(Person).where(Person.national_id_index.in_(indexes))))
 
 
 def holders_of_national_ids(session: Session, numbers: list[str]) -> dict[str, list[int]]:
     """For stored-form `national_id` numbers: the IDs of the persons already holding each."""
     if not numbers:
         return {}
+    keyring = current_keyring()
+    by_index = {keyring.blind_index(number): number for number in numbers}
     rows = session.execute(
-        select(Person.national_id, Person.id).where(
-            Person.national_id_type == "national_id", Person.national_id.in_(numbers)
+        select(Person.national_id_index, Person.id).where(
+            Person.national_id_type == "national_id", Person.national_id_index.in_(by_index)
         )
     )
     holders: dict[str, list[int]] = {}
-    for number, person_id in rows:
-        holders.setdefault(number, []).append(person_id)
+    for index, person_id in rows:
+        holders.setdefault(by_index[index], []).append(person_id)
     return holders

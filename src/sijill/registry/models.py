@@ -114,10 +114,13 @@ class PersonState:
     nationality: Mapped[str | None] = mapped_column(String(3))
     residency_status: Mapped[str | None] = mapped_column(String(16))
     # Identifiers live in these columns only and are read and written through
-    # sijill.registry.identifiers, so they can be encrypted with a blind index in one place.
+    # sijill.registry.identifiers: the number and the phone encrypted (a key id and
+    # base64url AES-GCM, up to 64 and 40 characters in clear), the number's blind index beside
+    # them for exact search. The document type is a code, kept clear.
     national_id_type: Mapped[str | None] = mapped_column(String(24))
-    national_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    phone: Mapped[str | None] = mapped_column(String(32))
+    national_id: Mapped[str | None] = mapped_column(String(160))
+    national_id_index: Mapped[str | None] = mapped_column(String(32))
+    phone: Mapped[str | None] = mapped_column(String(120))
     wg_seeing: Mapped[int | None] = mapped_column(SmallInteger)
     wg_hearing: Mapped[int | None] = mapped_column(SmallInteger)
     wg_walking: Mapped[int | None] = mapped_column(SmallInteger)
@@ -138,6 +141,8 @@ class Person(PersonState, Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     source_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Searches by national ID go to the current row only (history keeps the index unindexed).
+    national_id_index: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class PersonVersion(PersonState, Base):
@@ -148,8 +153,6 @@ class PersonVersion(PersonState, Base):
     )
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     valid_to: Mapped[datetime] = mapped_column(Timestamp)
-    # History needs no index on the identifier: searches go to the current row.
-    national_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Membership(Base):

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sijill.core.ids import new_ids
 from sijill.identity.names import NAME_PARTS
 from sijill.registry.codes import WG_DOMAINS
+from sijill.security.keys import current_keyring
 
 HOUSEHOLD_COLUMNS = (
     "id",
@@ -62,6 +63,7 @@ PERSON_COLUMNS = (
     "residency_status",
     "national_id_type",
     "national_id",
+    "national_id_index",
     "phone",
     *WG_DOMAINS,
     "education_level",
@@ -157,7 +159,9 @@ class BatchWriter:
         households = households.with_columns(
             pl.Series("id", new_ids("household", households.height))
         )
-        persons = persons.with_columns(pl.Series("id", new_ids("person", persons.height)))
+        persons = protect_identifiers(
+            persons.with_columns(pl.Series("id", new_ids("person", persons.height)))
+        )
         if self._direct:
             counts = self._write_direct(cursor, households, persons)
             if counts is not None:
@@ -284,6 +288,19 @@ class BatchWriter:
                 f"INSERT INTO {table} ({_cols(columns)}) VALUES ({placeholders})",
                 _sqlite_rows(frame),
             )
+
+
+def protect_identifiers(persons: pl.DataFrame) -> pl.DataFrame:
+    """The batch with `national_id` and `phone` encrypted and the number's blind index added,
+    as `sijill.registry.identifiers` stores them. One cipher for the whole batch; the
+    per-value work is the AES-GCM call itself."""
+    keyring = current_keyring()
+    numbers = persons["national_id"].to_list()
+    return persons.with_columns(
+        pl.Series("national_id", keyring.encrypt_many("national_id", numbers), pl.String),
+        pl.Series("national_id_index", keyring.blind_index_many(numbers), pl.String),
+        pl.Series("phone", keyring.encrypt_many("phone", persons["phone"].to_list()), pl.String),
+    )
 
 
 def _sqlite_rows(frame: pl.DataFrame):
