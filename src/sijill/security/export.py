@@ -1,0 +1,555 @@
+"""Pseudonymised exports for analysts: the registry as Parquet files, without who is who.
+
+`export_pseudonymised` writes three files:
+
+- `households.parquet`: one row per current household that consented to research, in the
+  principal's areas: a pseudonym, the governorate, district and locality codes, the dwelling,
+  assets, livestock (one count column per kind), income sources, registration source and
+  year, consent purposes and the number of current members.
+- `persons.parquet`: one row per current member of those households: a pseudonym, the
+  household's pseudonym, relationship, sex, year of birth (with the precision the date was
+  known to), year of death, marital status, nationality, residency status, the Washington
+  Group answers, education, enrolment and employment.
+- `summary.parquet`: households and persons per locality and per governorate.
+
+Never exported: names (nor their search form), national ID numbers and their type, phone
+numbers, addresses, coordinates, enumerators, registry IDs, exact dates. Name and identifier
+columns are not even selected: they never leave the database.
+
+Pseudonyms are a keyed HMAC of the registry ID (`Keyring.pseudonym`): the same household has
+the same pseudonym in every export, so an analyst can follow it over time, and without the
+key nobody can tell which registry record a pseudonym stands for. Rows are written in
+pseudonym order, not in registry order, so the position of a row does not hint at its ID.
+
+Consent: the export's purpose is research, so only households whose consent lists "research"
+are exported; the others are counted (`ExportReport.left_out_no_consent`) and nothing more.
+The summary counts the exported households only, so it cannot be set against the files to
+learn about households that did not consent.
+
+Small cells: a locality or governorate with fewer than `min_cell` exported households is
+suppressed in the summary (counts null, `suppressed` true). Since the microdata could be
+counted instead, such a locality's code is also removed from its households' rows (and a
+district's or governorate's code when that area has fewer than `min_cell` households). One
+suppressed locality among unsuppressed ones in a district or governorate could be recovered by
+subtraction (the governorate's total minus its other localities), so in that case the smallest
+other locality is suppressed too (complementary suppression).
+
+Residual risks, which the analyst's agreement has to cover:
+
+- Differencing between levels is reduced, not removed: the suppressed localities of a
+  governorate can still be recovered as a group (the governorate's total minus the shown
+  localities), and two suppressed localities may together hold fewer than `min_cell`
+  households. A district with a single locality cannot be complemented within itself.
+- Differencing between exports: two exports taken at different times (or by analysts of
+  overlapping areas) with different cells suppressed can be subtracted from each other.
+- The microdata itself: a rare combination (a large household of a rare nationality in a
+  small district, a person born in 1921) can single a household out to someone who knows it.
+  Pseudonymised data is personal data: it is shared under an agreement, not published.
+"""
+
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import Connection, Engine, Integer, cast, extract, func, select
+from sqlalchemy.orm import Session
+
+from sijill.core.errors import Conflict, InvalidInput
+from sijill.registry.codes import LIVESTOCK, WG_DOMAINS
+from sijill.registry.models import Area, Household, Membership, Person
+from sijill.registry.search import consent_covers
+from sijill.security.keys import Keyring, current_keyring
+from sijill.security.principal import Principal
+from sijill.security.roles import Permission
+
+HOUSEHOLDS_FILE = "households.parquet"
+PERSONS_FILE = "persons.parquet"
+SUMMARY_FILE = "summary.parquet"
+FILES = (HOUSEHOLDS_FILE, PERSONS_FILE, SUMMARY_FILE)
+PURPOSE = "research"
+# Rows fetched, transformed and written at a time: a Parquet row group each; memory stays at
+# a few chunks whatever the registry's size.
+CHUNK_ROWS = 50_000
+
+Progress = Callable[[int, int], None]
+
+_DWELLING = (
+    "dwelling_tenure",
+    "dwelling_walls",
+    "dwelling_roof",
+    "dwelling_floor",
+    "dwelling_rooms",
+    "water_source",
+    "sanitation",
+    "cooking_fuel",
+    "electricity",
+)
+_TEXT_LIST = pl.List(pl.Utf8)
+HOUSEHOLD_SCHEMA = pl.Schema(
+    {
+        "household_pid": pl.Utf8,
+        "governorate_code": pl.Utf8,
+        "district_code": pl.Utf8,
+        "locality_code": pl.Utf8,
+        **{name: pl.Int16 if name == "dwelling_rooms" else pl.Utf8 for name in _DWELLING},
+        "assets": _TEXT_LIST,
+        **{f"livestock_{kind}": pl.Int32 for kind in LIVESTOCK},
+        "income_sources": _TEXT_LIST,
+        "registration_source": pl.Utf8,
+        "registration_year": pl.Int16,
+        "consent_purposes": _TEXT_LIST,
+        "members": pl.Int16,
+    }
+)
+_PERSON_FIELDS = (
+    "relationship",
+    "sex",
+    "birth_year",
+    "birth_date_precision",
+    "death_year",
+    "marital_status",
+    "nationality",
+    "residency_status",
+    *WG_DOMAINS,
+    "education_level",
+    "enrolled",
+    "employment_status",
+    "employment_sector",
+)
+_PERSON_TYPES = {
+    "birth_year": pl.Int16,
+    "death_year": pl.Int16,
+    "enrolled": pl.Boolean,
+    **dict.fromkeys(WG_DOMAINS, pl.Int8),
+}
+PERSON_SCHEMA = pl.Schema(
+    {
+        "person_pid": pl.Utf8,
+        "household_pid": pl.Utf8,
+        **{name: _PERSON_TYPES.get(name, pl.Utf8) for name in _PERSON_FIELDS},
+    }
+)
+# Columns read from the database under another name or type than they are written with.
+_READ_TYPES = {
+    "id": pl.Int64,
+    "person_id": pl.Int64,
+    "household_id": pl.Int64,
+    "area_id": pl.Int64,
+    "livestock": pl.Struct({kind: pl.Int32 for kind in LIVESTOCK}),
+}
+SUMMARY_SCHEMA = pl.Schema(
+    {
+        "level": pl.Utf8,
+        "area_code": pl.Utf8,
+        "governorate_code": pl.Utf8,
+        "households": pl.Int64,
+        "persons": pl.Int64,
+        "suppressed": pl.Boolean,
+    }
+)
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    out_dir: Path
+    households: int
+    persons: int
+    left_out_no_consent: int  # households in scope without consent to research
+    summary_rows: int
+    cells_suppressed: int
+    min_cell: int
+
+
+def export_pseudonymised(
+    engine: Engine,
+    principal: Principal,
+    out_dir: Path,
+    *,
+    min_cell: int,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> ExportReport:
+    """Write the pseudonymised export of the principal's areas into `out_dir` (see above).
+
+    The files are written into a hidden directory beside `out_dir` and moved into place when
+    all three are complete: an interrupted export leaves nothing at `out_dir`. An existing
+    `out_dir` must be empty, or hold an earlier export and `force` be given.
+    """
+    permission = Permission.EXPORT_PSEUDONYMISED
+    principal.require(permission)
+    if min_cell < 1:
+        raise InvalidInput(f"The minimum cell size must be at least 1, not {min_cell}")
+    out_dir = Path(out_dir)
+    _check_target(out_dir, force=force)
+    keyring = current_keyring()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.partial-{secrets.token_hex(4)}"
+    staging.mkdir()
+    try:
+        with _snapshot(engine) as connection:
+            report = _write(connection, principal, keyring, staging, min_cell, progress)
+        _move_into_place(staging, out_dir)
+    except BaseException:
+        # Ctrl-C included: nothing half-written stays behind.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    principal.audit(permission.value, "ok", "export", out_dir.name[:64])
+    return ExportReport(out_dir=out_dir, **report)
+
+
+# --- the target directory ------------------------------------------------------------------
+
+
+def _check_target(out_dir: Path, *, force: bool) -> None:
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise InvalidInput(f"{out_dir} is a file, not a directory")
+    present = sorted(entry.name for entry in out_dir.iterdir())
+    if not present:
+        return
+    if not force:
+        raise Conflict(
+            f"{out_dir} is not empty: choose a new directory, or --force to replace the "
+            "export in it"
+        )
+    # --force replaces an earlier export, never a directory the user keeps other things in.
+    foreign = [name for name in present if name not in FILES]
+    if foreign:
+        raise Conflict(
+            f"{out_dir} holds files that are not part of an export ({', '.join(foreign[:5])}): "
+            "--force only replaces an earlier export; choose a new directory"
+        )
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    if not out_dir.exists():
+        staging.rename(out_dir)
+        return
+    previous = out_dir.parent / f".{out_dir.name}.replaced-{secrets.token_hex(4)}"
+    out_dir.rename(previous)
+    try:
+        staging.rename(out_dir)
+    except BaseException:
+        previous.rename(out_dir)
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+@contextmanager
+def _snapshot(engine: Engine) -> Iterator[Connection]:
+    """One read-only transaction for every query, so the three files describe the same
+    registry even while others write to it."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        else:
+            # pysqlite opens no transaction for reads: each statement would see the database
+            # as it is at that moment.
+            connection.exec_driver_sql("BEGIN")
+        try:
+            yield connection
+        finally:
+            connection.rollback()
+
+
+# --- reading and writing -------------------------------------------------------------------
+
+
+def _write(
+    connection: Connection,
+    principal: Principal,
+    keyring: Keyring,
+    staging: Path,
+    min_cell: int,
+    progress: Progress | None,
+) -> dict:
+    permission = Permission.EXPORT_PSEUDONYMISED
+    session = Session(bind=connection)
+    scope = principal.scope(session, permission)
+    scoped = scope.condition(Household.area_id)
+    consented = consent_covers(session, PURPOSE)
+    members = (
+        select(Membership.household_id, func.count().label("members"))
+        .where(Membership.end_date.is_(None))
+        .group_by(Membership.household_id)
+        .subquery()
+    )
+
+    in_scope = connection.scalar(select(func.count()).select_from(Household).where(scoped))
+    per_area = {
+        area_id: (int(households), int(persons))
+        for area_id, households, persons in connection.execute(
+            select(
+                Household.area_id,
+                func.count(),
+                func.coalesce(func.sum(members.c.members), 0),
+            )
+            .outerjoin(members, members.c.household_id == Household.id)
+            .where(scoped, consented)
+            .group_by(Household.area_id)
+        )
+    }
+    households_total = sum(h for h, _ in per_area.values())
+    persons_total = sum(p for _, p in per_area.values())
+    total = households_total + persons_total
+    areas = _Areas(connection)
+    summary, shown_codes = _summary(areas, per_area, min_cell)
+
+    done = 0
+
+    def advance(rows: int) -> None:
+        nonlocal done
+        done += rows
+        if progress is not None:
+            progress(done, total)
+
+    if progress is not None:
+        progress(0, total)
+    household_rows = select(
+        Household.id,
+        Household.area_id,
+        *(getattr(Household, name) for name in _DWELLING),
+        Household.assets,
+        Household.livestock,
+        Household.income_sources,
+        Household.registration_source,
+        cast(extract("year", Household.registration_date), Integer).label("registration_year"),
+        Household.consent_purposes,
+        func.coalesce(members.c.members, 0).label("members"),
+    )
+    household_rows = household_rows.outerjoin(
+        members, members.c.household_id == Household.id
+    ).where(scoped, consented)
+    geography = pl.DataFrame(
+        [(area_id, *codes) for area_id, codes in shown_codes.items()],
+        schema={
+            "area_id": pl.Int64,
+            "governorate_code": pl.Utf8,
+            "district_code": pl.Utf8,
+            "locality_code": pl.Utf8,
+        },
+        orient="row",
+    )
+    households = _stream(
+        connection,
+        household_rows,
+        staging / HOUSEHOLDS_FILE,
+        HOUSEHOLD_SCHEMA,
+        lambda chunk: _households(chunk, keyring, geography),
+        advance,
+    )
+
+    person_rows = (
+        select(
+            Person.id.label("person_id"),
+            Membership.household_id,
+            Membership.relationship,
+            Person.sex,
+            cast(extract("year", Person.birth_date), Integer).label("birth_year"),
+            Person.birth_date_precision,
+            cast(extract("year", Person.death_date), Integer).label("death_year"),
+            Person.marital_status,
+            Person.nationality,
+            Person.residency_status,
+            *(getattr(Person, domain) for domain in WG_DOMAINS),
+            Person.education_level,
+            Person.enrolled,
+            Person.employment_status,
+            Person.employment_sector,
+        )
+        .join(Membership, Membership.person_id == Person.id)
+        .join(Household, Household.id == Membership.household_id)
+        .where(Membership.end_date.is_(None), scoped, consented)
+    )
+    persons = _stream(
+        connection,
+        person_rows,
+        staging / PERSONS_FILE,
+        PERSON_SCHEMA,
+        lambda chunk: _persons(chunk, keyring),
+        advance,
+    )
+    summary.write_parquet(staging / SUMMARY_FILE)
+    return {
+        "households": households,
+        "persons": persons,
+        "left_out_no_consent": int(in_scope or 0) - households_total,
+        "summary_rows": summary.height,
+        "cells_suppressed": int(summary["suppressed"].sum()),
+        "min_cell": min_cell,
+    }
+
+
+def _stream(
+    connection: Connection,
+    statement,
+    path: Path,
+    schema: pl.Schema,
+    transform: Callable[[pl.DataFrame], pl.DataFrame],
+    advance: Callable[[int], None],
+) -> int:
+    """Run `statement` with a server-side cursor where there is one and write its rows to
+    `path` a chunk at a time; the number of rows written."""
+    arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
+    result = connection.execution_options(yield_per=CHUNK_ROWS).execute(statement)
+    names = list(result.keys())
+    types = {name: _arrow_type(_READ_TYPES.get(name) or schema[name]) for name in names}
+    written = 0
+    with pq.ParquetWriter(path, arrow_schema, compression="zstd") as writer:
+        for rows in result.partitions():
+            # Column by column through Arrow: its converters build list and struct columns
+            # in C, where Polars would make a Series of every household's asset list.
+            columns = zip(*rows, strict=True)
+            chunk = pl.from_arrow(
+                pa.table(
+                    {
+                        name: pa.array(values, type=types[name])
+                        for name, values in zip(names, columns, strict=True)
+                    }
+                )
+            )
+            out = transform(chunk).select(schema.names()).cast(dict(schema))
+            writer.write_table(out.to_arrow().cast(arrow_schema))
+            written += out.height
+            advance(out.height)
+    return written
+
+
+def _arrow_type(dtype: pl.DataType) -> pa.DataType:
+    return pl.Series(dtype=dtype).to_arrow().type
+
+
+def _pseudonyms(keyring: Keyring, kind: str, ids: pl.Series) -> pl.Series:
+    pseudonym = keyring.pseudonym
+    return pl.Series([pseudonym(kind, str(i)) for i in ids.to_list()], dtype=pl.Utf8)
+
+
+def _households(chunk: pl.DataFrame, keyring: Keyring, geography: pl.DataFrame) -> pl.DataFrame:
+    return (
+        chunk.with_columns(
+            household_pid=_pseudonyms(keyring, "household", chunk["id"]),
+            assets=pl.col("assets").list.sort(),
+            income_sources=pl.col("income_sources").list.sort(),
+            consent_purposes=pl.col("consent_purposes").list.sort(),
+        )
+        .with_columns(
+            pl.col("livestock").struct.field(kind).fill_null(0).alias(f"livestock_{kind}")
+            for kind in LIVESTOCK
+        )
+        .join(geography, on="area_id", how="left")
+        .sort("household_pid")
+    )
+
+
+def _persons(chunk: pl.DataFrame, keyring: Keyring) -> pl.DataFrame:
+    # A chunk holds few members per household: each household's pseudonym is made once.
+    households = chunk["household_id"].unique()
+    household_pids = pl.DataFrame(
+        {
+            "household_id": households,
+            "household_pid": _pseudonyms(keyring, "household", households),
+        }
+    )
+    return (
+        chunk.with_columns(person_pid=_pseudonyms(keyring, "person", chunk["person_id"]))
+        .join(household_pids, on="household_id", how="left")
+        .sort("person_pid")
+    )
+
+
+# --- areas and small cells -----------------------------------------------------------------
+
+
+class _Areas:
+    """The area tree (thousands of rows, read once): each area's governorate and district."""
+
+    def __init__(self, connection: Connection):
+        rows = connection.execute(select(Area.id, Area.code, Area.level, Area.parent_id)).all()
+        self.code = {row.id: row.code for row in rows}
+        self.level = {row.id: row.level for row in rows}
+        self.parent = {row.id: row.parent_id for row in rows}
+
+    def ancestor(self, area_id: int, level: str) -> int | None:
+        current: int | None = area_id
+        while current is not None and self.level.get(current) != level:
+            current = self.parent.get(current)
+        return current
+
+
+def _summary(
+    areas: _Areas, per_area: dict[int, tuple[int, int]], min_cell: int
+) -> tuple[pl.DataFrame, dict[int, tuple[str | None, str | None, str | None]]]:
+    """The summary table, and for each area holding exported households the governorate,
+    district and locality codes its rows may show (None where the cell is too small)."""
+    cells: dict[tuple[str, int | None], list[int]] = {}
+    district_of: dict[int, int | None] = {}
+    governorate_of: dict[int, int | None] = {}
+    for area_id, (households, persons) in per_area.items():
+        governorate = areas.ancestor(area_id, "governorate")
+        district = areas.ancestor(area_id, "district")
+        locality = areas.ancestor(area_id, "locality")
+        governorate_of[area_id], district_of[area_id] = governorate, district
+        for level, key in (
+            ("governorate", governorate),
+            ("district", district),
+            ("locality", locality),
+        ):
+            if key is not None:
+                cell = cells.setdefault((level, key), [0, 0])
+                cell[0] += households
+                cell[1] += persons
+    small = {cell for cell, (households, _) in cells.items() if households < min_cell}
+    localities = [key for level, key in cells if level == "locality"]
+    # Complementary suppression: one small locality among shown ones in the same district (or
+    # governorate) would be the parent's total minus the shown ones.
+    for parent_level in ("district", "governorate"):
+        groups: dict[int | None, list[int]] = {}
+        for locality in localities:
+            groups.setdefault(areas.ancestor(locality, parent_level), []).append(locality)
+        for members in groups.values():
+            hidden = [m for m in members if ("locality", m) in small]
+            shown = [m for m in members if ("locality", m) not in small]
+            if len(hidden) == 1 and shown:
+                smallest = min(shown, key=lambda m: (cells["locality", m][0], areas.code[m]))
+                small.add(("locality", smallest))
+
+    rows = []
+    for (level, key), (households, persons) in sorted(
+        cells.items(), key=lambda item: (item[0][0] != "governorate", areas.code[item[0][1]])
+    ):
+        if level == "district":
+            continue
+        hidden = (level, key) in small
+        rows.append(
+            (
+                level,
+                areas.code[key],
+                areas.code.get(areas.ancestor(key, "governorate")),
+                None if hidden else households,
+                None if hidden else persons,
+                hidden,
+            )
+        )
+    summary = pl.DataFrame(rows, schema=SUMMARY_SCHEMA, orient="row")
+
+    def shown(level: str, key: int | None) -> str | None:
+        return None if key is None or (level, key) in small else areas.code[key]
+
+    codes = {
+        area_id: (
+            shown("governorate", governorate_of[area_id]),
+            shown("district", district_of[area_id]),
+            shown("locality", areas.ancestor(area_id, "locality")),
+        )
+        for area_id in per_area
+    }
+    return summary, codes
