@@ -2,22 +2,29 @@
 on PostgreSQL too: the same test, parametrised by backend, against a migrated database."""
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from sijill.core.db import make_engine, session_factory, upgrade
-from sijill.core.settings import Settings
+# One keyring for the whole test session, made before any settings are read; never the
+# developer's own key file.
+_SECRETS = Path(tempfile.mkdtemp(prefix="sijill-test-"))
+os.environ["SIJILL_KEY_FILE"] = str(_SECRETS / "keys.json")
+os.environ["SIJILL_SESSION_FILE"] = str(_SECRETS / "session.json")
+os.environ.pop("SIJILL_SERVICE_KEY", None)
+
+import sijill.models  # noqa: E402, F401  (registers every table)
+from sijill.core.db import Base, make_engine, session_factory, upgrade  # noqa: E402
+from sijill.core.settings import Settings  # noqa: E402
 
 PG_URL = os.environ.get("SIJILL_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+# Tables that keep their rows between tests (single-row state reset below instead).
+KEPT_TABLES = {"audit_head"}
 TABLES_CHILD_FIRST = [
-    "membership",
-    "person_version",
-    "household_version",
-    "person",
-    "household",
-    "area",
+    table.name for table in reversed(Base.metadata.sorted_tables) if table.name not in KEPT_TABLES
 ]
 
 
@@ -43,14 +50,45 @@ def migrated_url(request, tmp_path_factory):
 @pytest.fixture
 def database_url(migrated_url):
     """A migrated, empty registry; emptied again after the test, whatever it committed."""
-    yield migrated_url
+    from sijill.security.audit_models import GENESIS_HASH
+
+    audit_tables = "'audit_record', 'audit_head'"
     engine = make_engine(migrated_url)
+    postgresql = engine.dialect.name == "postgresql"
+    # The audit chain's append-only triggers refuse the cleanup; SQLite has no way to disable
+    # them, so they are dropped and recreated from their own definitions, read before the
+    # test (which may drop them to play an attacker).
+    sqlite_triggers = []
+    if not postgresql:
+        with engine.connect() as connection:
+            sqlite_triggers = connection.execute(
+                text(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                    f"AND tbl_name IN ({audit_tables})"
+                )
+            ).all()
+    yield migrated_url
     with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
+        if postgresql:
+            for table in ("audit_record", "audit_head"):
+                connection.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
             connection.execute(text(f"TRUNCATE {', '.join(TABLES_CHILD_FIRST)} CASCADE"))
         else:
+            for name, _ in sqlite_triggers:
+                connection.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
             for table in TABLES_CHILD_FIRST:
                 connection.execute(text(f"DELETE FROM {table}"))
+        connection.execute(text("DELETE FROM audit_head"))
+        connection.execute(
+            text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :hash)"),
+            {"hash": GENESIS_HASH},
+        )
+        if postgresql:
+            for table in ("audit_record", "audit_head"):
+                connection.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
+        else:
+            for _, sql in sqlite_triggers:
+                connection.execute(text(sql))
     engine.dispose()
 
 

@@ -3,7 +3,7 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import sijill.registry.models  # noqa: F401  (registers the tables)
+import sijill.models  # noqa: F401  (registers every table)
 from sijill.core.db import Base
 
 

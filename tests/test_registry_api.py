@@ -6,6 +6,7 @@ from sqlalchemy import event, func, select
 
 from factories import (
     LOCALITY,
+    auth_headers,
     child,
     household,
     invalid_national_id,
@@ -24,7 +25,7 @@ PROBLEM = "application/problem+json"
 @pytest.fixture
 def client(settings, sessions):
     make_areas(sessions)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=auth_headers(sessions, settings)) as client:
         yield client
 
 
@@ -58,7 +59,7 @@ def test_register_household(client):
     assert created["version"] == 1
     assert created["area_code"] == LOCALITY
     assert created["valid_to"] is None
-    assert created["recorded_by"] == "api"
+    assert created["recorded_by"] == "administrator-national"
     assert created["consent"] == payload["consent"]
     assert created["livestock"] == {"poultry": 6}
     head, wife, son = created["members"]
@@ -76,7 +77,7 @@ def test_read_household_is_one_statement(settings, sessions):
     make_areas(sessions)
     app = create_app(settings)
     statements: list[str] = []
-    with TestClient(app) as client:
+    with TestClient(app, headers=auth_headers(sessions, settings)) as client:
         small = client.post("/households", json=household(members=[person()])).json()
         large = household(members=[person(), spouse(), *(child() for _ in range(8))])
         large = client.post("/households", json=large).json()
@@ -253,7 +254,11 @@ def test_unexpected_error_is_a_problem_without_internals(settings, sessions, mon
         raise RuntimeError("secret internals: national id 12345678901")
 
     monkeypatch.setattr(service, "get_household", broken)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(settings),
+        raise_server_exceptions=False,
+        headers=auth_headers(sessions, settings),
+    ) as client:
         response = client.get(f"/households/{format_id(new_id('household'))}")
     body = assert_problem(response, 500, [])
     assert "secret" not in response.text and "RuntimeError" not in response.text

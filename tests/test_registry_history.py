@@ -6,7 +6,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from factories import as_update, child, household, make_areas, member_update, person, spouse
+from factories import (
+    as_update,
+    auth_headers,
+    child,
+    household,
+    make_areas,
+    member_update,
+    person,
+    spouse,
+)
 from sijill.api import create_app
 from sijill.core import clock as core_clock
 from sijill.core.db import transaction
@@ -14,6 +23,7 @@ from sijill.core.ids import new_id
 from sijill.registry import service
 from sijill.registry.models import HouseholdVersion, Membership, PersonVersion
 from sijill.registry.schemas import HouseholdCreate, HouseholdUpdate
+from sijill.security.principal import Grant, Principal
 
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
@@ -37,7 +47,7 @@ def clock(monkeypatch):
 @pytest.fixture
 def client(settings, sessions, clock):
     make_areas(sessions)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=auth_headers(sessions, settings)) as client:
         yield client
 
 
@@ -277,27 +287,31 @@ def test_update_person_makes_person_version(client, clock, sessions):
     assert count(sessions, PersonVersion) == 1
 
 
+def clerk(number: int) -> Principal:
+    return Principal(f"clerk:{number}", (Grant("registrar", None),))
+
+
 def test_service_functions_directly(sessions, settings, clock):
     make_areas(sessions)
     with transaction(sessions) as session:
         created = service.register_household(
-            session, HouseholdCreate.model_validate(household()), actor="clerk:7", settings=settings
+            session, clerk(7), HouseholdCreate.model_validate(household()), settings=settings
         )
     clock.advance(days=1)
     with transaction(sessions) as session:
         data = as_update(created.model_dump(mode="json"), dwelling_rooms=3)
         changed = service.update_household(
             session,
+            clerk(9),
             int(created.household_id),
             HouseholdUpdate.model_validate(data),
-            actor="clerk:9",
             settings=settings,
         )
     assert (changed.version, changed.recorded_by) == (2, "clerk:9")
     with sessions() as session:
-        old = service.get_household(session, int(created.household_id), START.date())
+        old = service.get_household(session, clerk(1), int(created.household_id), START.date())
         assert (old.dwelling_rooms, old.recorded_by) == (2, "clerk:7")
-        history = service.household_history(session, int(created.household_id))
+        history = service.household_history(session, clerk(1), int(created.household_id))
         assert [v.valid_to for v in history.data] == [clock.now, None]
         open_memberships = session.scalar(
             select(func.count()).select_from(Membership).where(Membership.end_date.is_(None))

@@ -3,7 +3,15 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from factories import OTHER_LOCALITY, household, make_areas, national_id, person, spouse
+from factories import (
+    OTHER_LOCALITY,
+    auth_headers,
+    household,
+    make_areas,
+    national_id,
+    person,
+    spouse,
+)
 from sijill.api import create_app
 from sijill.core.settings import Settings
 
@@ -12,7 +20,7 @@ from sijill.core.settings import Settings
 def client(database_url, sessions):
     make_areas(sessions)
     settings = Settings(database_url=database_url, page_size_max=3)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=auth_headers(sessions, settings)) as client:
         yield client
 
 

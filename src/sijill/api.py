@@ -5,20 +5,29 @@ and kept on `app.state`, so tests build the app exactly as production does.
 
 Every error is an RFC 9457 problem (`application/problem+json`) with field-level `errors`.
 Request bodies, query strings and personal data are never logged.
+
+Every route but `/health` and signing in needs a bearer token (`PrincipalDep`). A request's
+audit entries are appended in its own transaction when it succeeds (`SessionDep`), in one of
+their own when it is refused or fails, and through the group-committing `AuditWriter` on the
+reads served from the event loop.
 """
 
 import logging
 import os
+import re
 import traceback
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
@@ -27,8 +36,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sijill import __version__
 from sijill.core.db import make_engine, session_factory
-from sijill.core.errors import SijillError
+from sijill.core.errors import SijillError, Unauthenticated
 from sijill.core.settings import Settings
+from sijill.registry.codes import DATA_SHARING_PREFIX
+from sijill.security import audit
+from sijill.security.authn import principal_from_token
+from sijill.security.keys import install_keyring
+from sijill.security.principal import AGENCY, PURPOSES, Principal, check_purpose
 
 logger = logging.getLogger("sijill.api")
 PROBLEM_JSON = "application/problem+json"
@@ -37,8 +51,57 @@ PROBLEM_JSON = "application/problem+json"
 # --- dependencies every router declares --------------------------------------------------------
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed when the handler returns, else rolled back."""
+PURPOSE_PATTERN = f"^$|^({'|'.join(PURPOSES)})$|^{DATA_SHARING_PREFIX}{AGENCY.pattern}$"
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An access token from POST /auth/token (or from the configured OIDC provider)",
+)
+
+
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    purpose: Annotated[
+        str | None,
+        Header(
+            alias="X-Purpose",
+            max_length=64,
+            pattern=PURPOSE_PATTERN,
+            description="what the data is used for (eligibility_assessment, payment, research, "
+            "data_sharing:<agency>, ...); by default the purpose of the user's role",
+        ),
+    ] = None,
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("Sign in first: send Authorization: Bearer <access token>")
+    principal = principal_from_token(
+        request.app.state.settings, credentials.credentials, request.app.state.loop_sessions
+    )
+    principal.declared_purpose = check_purpose(purpose)
+    principal.request_id = request.state.request_id
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_session(request: Request, principal: PrincipalDep) -> Iterator[Session]:
+    """One transaction per request, with its audit entries: committed when the handler
+    returns, else rolled back and the entries of the refusal appended on their own."""
+    sessions = request.app.state.sessions
+    try:
+        with sessions.begin() as session:
+            yield session
+            audit.append(session, principal.take_audit())
+    except BaseException:
+        entries = principal.take_audit()
+        if entries:
+            audit.append_now(sessions, entries)
+        raise
+
+
+def get_public_session(request: Request) -> Iterator[Session]:
+    """A transaction for the routes open to all (health): no personal data, no audit."""
     with request.app.state.sessions.begin() as session:
         yield session
 
@@ -62,17 +125,19 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def get_actor() -> str:
-    """Who is acting, for `recorded_by`. Until sign-in exists (security stage) it is the API."""
-    return "api"
+async def record_audit(request: Request, principal: Principal) -> None:
+    """Append a loop-served request's audit entries; returns once they are committed."""
+    entries = principal.take_audit()
+    if entries:
+        await request.app.state.audit_writer.record(entries)
 
 
 # scope="function": the commit happens before the response is sent, so a 2xx means stored,
 # and a loop session's connection goes back to its pool before another request can run.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+PublicSessionDep = Annotated[Session, Depends(get_public_session, scope="function")]
 LoopSessionDep = Annotated[Session, Depends(get_loop_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ActorDep = Annotated[str, Depends(get_actor)]
 
 
 # --- problems (RFC 9457) -----------------------------------------------------------------------
@@ -98,10 +163,15 @@ def _problem_response(status: int, description: str) -> dict[str, Any]:
 
 
 _PROBLEM_DESCRIPTIONS = {
+    401: "Not signed in, or the token is not valid (any more)",
+    403: "The user's roles, or the household's consent, do not allow this",
     404: "Not found",
     409: "Conflict: changed by someone else since it was read",
+    413: "The request body is too large",
     422: "Invalid input, with the problem of each field",
+    429: "Too many requests",
     500: "Internal error",
+    503: "The audit record could not be written, so the request was not served",
 }
 
 
@@ -155,8 +225,16 @@ async def _sijill_error(request: Request, error: SijillError) -> ProblemResponse
     for item, e in zip(errors, error.errors, strict=True):
         if e.row is not None:
             item["row"] = e.row
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    if error.status == 429:
+        headers = {"Retry-After": "60"}
     return problem(
-        error.status, error.detail, title=error.title, errors=errors, instance=request.url.path
+        error.status,
+        error.detail,
+        title=error.title,
+        errors=errors,
+        instance=request.url.path,
+        headers=headers,
     )
 
 
@@ -173,6 +251,11 @@ async def _validation_error(request: Request, error: RequestValidationError) -> 
 
 
 async def _http_error(request: Request, error: StarletteHTTPException) -> ProblemResponse:
+    if error.status_code == 400 and error.detail == "There was an error parsing the body":
+        # FastAPI's own answer to a body that is not UTF-8: the same problem as bad JSON.
+        errors = [{"field": "body", "message": "the body is not valid JSON"}]
+        detail = "The request has 1 invalid field"
+        return problem(422, detail, title="Invalid input", errors=errors, instance=request.url.path)
     phrase = HTTPStatus(error.status_code).phrase
     detail = error.detail if error.detail and error.detail != phrase else None
     return problem(error.status_code, detail, instance=request.url.path, headers=error.headers)
@@ -212,6 +295,95 @@ class CrashToProblem:
                 raise
             response = problem(500, "The server met an unexpected error; it has been logged")
             await response(scope, receive, send)
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_DOCS_PATHS = ("/docs", "/docs/oauth2-redirect")
+# The interactive docs page loads Swagger UI from its CDN; every other answer is data.
+_DOCS_POLICY = (
+    "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src https://cdn.jsdelivr.net; img-src https://fastapi.tiangolo.com data:; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
+_DATA_POLICY = "default-src 'none'; frame-ancestors 'none'"
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
+]
+
+
+class Hardening:
+    """Every request gets an ID (the client's X-Request-ID if well-formed, else a new one),
+    a body size limit (413 beyond it) and, on its answer, security headers; answers are
+    never cached, since most carry personal data."""
+
+    def __init__(self, app: ASGIApp, max_body: int):
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = None
+        length = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                text_value = value.decode("latin-1")
+                request_id = text_value if _REQUEST_ID.fullmatch(text_value) else None
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else None
+        request_id = request_id or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        policy = _DOCS_POLICY if scope["path"] in _DOCS_PATHS else _DATA_POLICY
+        extra = [
+            *_SECURITY_HEADERS,
+            (b"content-security-policy", policy.encode()),
+            (b"x-request-id", request_id.encode()),
+        ]
+        started = False
+        refused = False  # a 413 was sent: whatever the app answers after is dropped
+
+        async def secured_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers + extra
+            await send(message)
+
+        if length is not None and length > self.max_body:
+            await self._too_large(scope, receive, secured_send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            # A body sent in chunks, without a length, is counted as it arrives: past the
+            # limit the client gets its 413 and the app sees the client gone.
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body and not started:
+                    await self._too_large(scope, receive, secured_send)
+                    refused = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        await self.app(scope, limited_receive, secured_send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            413, f"The request body is larger than the limit of {self.max_body:,} bytes"
+        )
+        await response(scope, receive, send)
 
 
 class _NoQueryStrings(logging.Filter):
@@ -261,10 +433,13 @@ def create_app(settings: Settings) -> FastAPI:
     # The event loop reads one request at a time: a small pool of its own is plenty.
     loop_engine = _engine(settings, isolation_level="AUTOCOMMIT", pool_size=2)
 
+    install_keyring(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         _redact_access_log()
         yield
+        await app.state.audit_writer.close()
         engine.dispose()
         loop_engine.dispose()
 
@@ -285,20 +460,36 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sessions = session_factory(engine)
     app.state.loop_engine = loop_engine
     app.state.loop_sessions = session_factory(loop_engine)
+    app.state.audit_writer = audit.AuditWriter(app.state.sessions)
 
     app.add_exception_handler(SijillError, _sijill_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(CrashToProblem)
+    if settings.cors_origins:
+        # Closed unless origins are configured: the API is not for arbitrary web pages.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type", "X-Purpose", "X-Request-ID"],
+        )
+    app.add_middleware(Hardening, max_body=settings.max_request_bytes)
 
     @app.get("/health", tags=["health"], operation_id="health", response_model=Health)
-    def health(session: SessionDep) -> Health:
+    def health(session: PublicSessionDep) -> Health:
         session.execute(text("SELECT 1"))
         return Health(status="ok", database="ok", version=__version__)
 
     from sijill.registry.api import router as registry_router
+    from sijill.registry.api import summary_router
+    from sijill.security.api import router as auth_router
 
-    app.include_router(registry_router, responses=problem_responses(422, 500))
+    common = problem_responses(413, 422, 500)
+    app.include_router(auth_router, responses=common)
+    protected = {**common, **problem_responses(401, 403, 503)}
+    app.include_router(registry_router, responses=protected)
+    app.include_router(summary_router, responses=protected)
     _add_problem_schema(app)
     return app
 

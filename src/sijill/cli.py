@@ -18,11 +18,19 @@ app = typer.Typer(
 def _register_commands() -> None:
     from sijill.demo import demo
     from sijill.registry.cli import register as register_registry
+    from sijill.security.audit_cli import register as register_audit
+    from sijill.security.cli import register as register_users
+    from sijill.security.export_cli import register as register_export
+    from sijill.security.keys_cli import register as register_keys
     from sijill.synth.cli import synth
 
     app.command("synth")(synth)
     register_registry(app)
     app.command("demo")(demo)
+    register_users(app)
+    register_export(app)
+    register_audit(app)
+    register_keys(app)
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """`sijill demo`: a synthetic country in a fresh SQLite registry, summarised, then served."""
 
 import json
+import secrets
 import time
 from pathlib import Path
 
@@ -42,8 +43,72 @@ def _synthesise(out: Path, households: int) -> None:
         generate(households, DEMO_SEED, out, lambda _step, done: bar.update(task, completed=done))
 
 
+# One user per role, each scoped to a different part of the synthetic country.
+DEMO_USERS = [
+    ("demo-registrar", "registrar", "SJ0101"),
+    ("demo-program", "program_officer", "SJ01"),
+    ("demo-payment", "payment_officer", "SJ02"),
+    ("demo-grievance", "grievance_officer", "SJ0301"),
+    ("demo-auditor", "auditor", None),
+    ("demo-analyst", "analyst", None),
+    ("demo-admin", "administrator", None),
+]
+
+
+def _demo_users(settings) -> list[tuple[str, str, str, str]]:
+    """Create (or, on a second run, reset) the demo users; their passwords are usable at once
+    (not one-time) so the demo can be tried straight away. Only for a demo registry."""
+    from sijill.core.db import session_factory, transaction
+    from sijill.security.audit import append
+    from sijill.security.models import User
+    from sijill.security.passwords import hash_password
+    from sijill.security.principal import Principal
+    from sijill.security.users import GrantSpec, create_user, set_grants
+
+    engine = make_engine(settings.database_url)
+    installer = Principal.system("demo")
+    shown = []
+    with transaction(session_factory(engine)) as session:
+        for username, role, area in DEMO_USERS:
+            grants = [GrantSpec(role, area)]
+            user = session.query(User).filter_by(username=username).one_or_none()
+            if user is None:
+                create_user(session, installer, username, grants)
+                user = session.query(User).filter_by(username=username).one()
+            else:
+                set_grants(session, installer, username, grants)
+            password = f"{username}-{secrets.token_hex(4)}"
+            user.password_hash = hash_password(password)
+            user.password_one_time = False
+            user.disabled = False
+            shown.append((username, role, area or "whole country", password))
+        append(session, installer.take_audit())
+    engine.dispose()
+    return shown
+
+
+def _print_users(settings, users: list[tuple[str, str, str, str]]) -> None:
+    table = Table(title="Demo users (passwords change at every run of the demo)")
+    for column in ("user", "role", "areas", "password"):
+        table.add_column(column)
+    for row in users:
+        table.add_row(*row)
+    console.print(table)
+    user, _, _, password = users[0]
+    base = f"http://{settings.host}:{settings.port}"
+    console.print(
+        "Get a token, then call the API with it:\n"
+        f"  curl -s -X POST {base}/auth/token -H 'Content-Type: application/json' "
+        f'-d \'{{"username": "{user}", "password": "{password}"}}\'\n'
+        f"  curl -s {base}/households?page_size=1 -H 'Authorization: Bearer <access_token>'\n"
+        f"On the command line: sijill login --user {user}",
+        soft_wrap=True,
+    )
+
+
 def _import(settings, out: Path) -> None:
     from sijill.registry.bulk.service import import_path
+    from sijill.security.principal import Principal
 
     engine = make_engine(settings.database_url)
     with _progress() as bar:
@@ -52,7 +117,7 @@ def _import(settings, out: Path) -> None:
             engine,
             settings,
             out,
-            actor="demo",
+            principal=Principal.system("demo"),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     counts = report.counts
@@ -74,11 +139,15 @@ def _import(settings, out: Path) -> None:
 
 
 def _print_summary(settings) -> None:
-    from sijill.registry.summary import registry_summary
+    from sijill.registry.service import registry_summary
+    from sijill.security.audit import append
+    from sijill.security.principal import Principal
 
     engine = make_engine(settings.database_url)
-    with Session(engine) as session:
-        summary = registry_summary(session)
+    installer = Principal.system("demo")
+    with Session(engine) as session, session.begin():
+        summary = registry_summary(session, installer, min_cell=settings.min_cell_size)
+        append(session, installer.take_audit())
     engine.dispose()
     table = Table(title="Registry by governorate")
     table.add_column("governorate")
@@ -106,12 +175,21 @@ def demo(
 
     Example: sijill demo --no-serve
     """
+    from sijill.registry.cli import create_first_administrator
+
     started = time.perf_counter()
     settings = get_settings()
     upgrade(settings.database_url)
+    password = create_first_administrator(settings)
+    if password:
+        console.print(
+            f"Administrator 'admin' created; one-time password (shown once): {password}",
+            soft_wrap=True,
+        )
     _synthesise(data, households)
     _import(settings, data)
     _print_summary(settings)
+    _print_users(settings, _demo_users(settings))
     console.print(f"Demo ready in {time.perf_counter() - started:.1f} s.")
     if serve:
         from sijill.api import serve as serve_api

@@ -35,6 +35,29 @@ class Conflict(SijillError):
     title = "Conflict"
 
 
+class Unauthenticated(SijillError):
+    """No valid credentials: the client must sign in (again)."""
+
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(SijillError):
+    """Signed in, but this user's roles do not allow the action, or consent does not cover it.
+
+    A record outside the user's areas is never Forbidden: it is NotFound, word for word as a
+    record that does not exist, so its existence does not leak.
+    """
+
+    status = 403
+    title = "Forbidden"
+
+
+class TooManyRequests(SijillError):
+    status = 429
+    title = "Too many requests"
+
+
 @dataclass
 class ErrorCollector:
     """Collects every problem of an input so the user fixes them all in one go."""

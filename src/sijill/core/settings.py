@@ -1,6 +1,7 @@
 """All configuration in one place, read from `SIJILL_*` environment variables or `.env`."""
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,45 @@ class Settings(BaseSettings):
     page_size_max: int = Field(500, ge=1)
     host: str = "127.0.0.1"
     port: int = 8000
+
+    # --- security ---
+    key_file: Path = Field(
+        Path("sijill-keys.json"),
+        description="The keyring: identifier encryption keys, the blind-index key, the token "
+        "signing key and the pseudonymisation key. Created (mode 0600) on first use if "
+        "missing. Keep it outside the repository and back it up apart from the database: "
+        "without it, encrypted identifiers cannot be read.",
+    )
+    access_token_minutes: int = Field(15, ge=1, description="lifetime of an access token")
+    refresh_token_hours: int = Field(12, ge=1, description="lifetime of a refresh token")
+    oidc_issuer: str | None = Field(
+        None, description="accept access tokens from this OpenID Connect issuer (iss claim)"
+    )
+    oidc_audience: str | None = Field(None, description="the aud claim OIDC tokens must carry")
+    oidc_jwks_url: str | None = Field(None, description="the issuer's JWKS (signing keys) URL")
+    oidc_jwks_file: Path | None = Field(
+        None, description="the issuer's JWKS as a local file, instead of oidc_jwks_url"
+    )
+    oidc_username_claim: str = Field(
+        "preferred_username",
+        description="the OIDC claim naming the Sijill user whose roles and areas apply",
+    )
+    login_attempts_per_minute: int = Field(
+        10, ge=1, description="failed logins allowed per user name and per client address"
+    )
+    max_request_bytes: int = Field(
+        1_000_000, ge=1024, description="larger request bodies are refused with 413"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed to call the API from a browser"
+    )
+    session_file: Path = Field(
+        Path.home() / ".config" / "sijill" / "session.json",
+        description="where `sijill login` keeps the CLI's tokens",
+    )
+    min_cell_size: int = Field(
+        10, ge=1, description="aggregates for analysts suppress cells of fewer households"
+    )
 
 
 @lru_cache

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-import sijill.registry.models  # noqa: F401  (registers the tables on Base.metadata)
+import sijill.models  # noqa: F401  (registers every table on Base.metadata)
 from sijill.core.db import Base
 
 config = context.config

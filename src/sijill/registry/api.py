@@ -10,7 +10,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from sijill.api import ActorDep, LoopSessionDep, SessionDep, SettingsDep, problem_responses
+from sijill.api import (
+    LoopSessionDep,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    problem_responses,
+    record_audit,
+)
 from sijill.core.errors import FieldError, InvalidInput
 from sijill.core.ids import parse_id
 from sijill.registry import service
@@ -20,10 +27,14 @@ from sijill.registry.schemas import (
     HouseholdPublic,
     HouseholdsPublic,
     HouseholdUpdate,
+    RegistrySummaryPublic,
     parse_as_of,
 )
 
 router = APIRouter(prefix="/households", tags=["households"])
+# Text the database can store: PostgreSQL refuses NUL characters.
+NO_NUL = r"^[^\x00]*$"
+summary_router = APIRouter(prefix="/registry", tags=["registry"])
 
 
 async def household_id_path(
@@ -90,12 +101,12 @@ Pagination = Annotated[Page, Depends(pagination)]
 def register_household(
     data: HouseholdCreate,
     session: SessionDep,
-    actor: ActorDep,
+    principal: PrincipalDep,
     settings: SettingsDep,
     request: Request,
     response: Response,
 ) -> HouseholdPublic:
-    household = service.register_household(session, data, actor=actor, settings=settings)
+    household = service.register_household(session, principal, data, settings=settings)
     location = request.url_for("read_household", household_id=household.household_id)
     response.headers["Location"] = str(location)
     return household
@@ -108,26 +119,32 @@ def register_household(
 )
 def search_households(
     session: SessionDep,
+    principal: PrincipalDep,
     page: Pagination,
     registry_id: Annotated[
-        str | None, Query(max_length=40, description="a household's or a member's registry ID")
+        str | None,
+        Query(max_length=40, pattern=NO_NUL, description="a household's or a member's registry ID"),
     ] = None,
     national_id: Annotated[
-        str | None, Query(max_length=64, description="a current member's document number")
+        str | None,
+        Query(max_length=64, pattern=NO_NUL, description="a current member's document number"),
     ] = None,
     name: Annotated[
         str | None,
         Query(
             max_length=200,
+            pattern=NO_NUL,
             description="words of a current member's name, in Arabic or Latin script",
         ),
     ] = None,
     area_code: Annotated[
-        str | None, Query(max_length=32, description="an area, including the areas within it")
+        str | None,
+        Query(max_length=32, pattern=NO_NUL, description="an area, including the areas within it"),
     ] = None,
 ) -> HouseholdsPublic:
     rows, count = service.search_households(
         session,
+        principal,
         registry_id=registry_id,
         national_id=national_id,
         name=name,
@@ -145,12 +162,20 @@ def search_households(
     summary="Read a household with its members, now or as it was at a past date",
 )
 async def read_household(
-    household_id: HouseholdId, session: LoopSessionDep, as_of: AsOf
+    household_id: HouseholdId,
+    session: LoopSessionDep,
+    principal: PrincipalDep,
+    as_of: AsOf,
+    request: Request,
 ) -> HouseholdPublic:
     # The hottest route reads on the event loop: one indexed statement (a few for as_of)
     # takes less than handing it to a worker thread and back, where under load threads also
-    # contend for the GIL.
-    return service.get_household(session, household_id, as_of)
+    # contend for the GIL. Its audit entry is group-committed with other requests' before the
+    # answer leaves, whether the read succeeded or was refused.
+    try:
+        return service.get_household(session, principal, household_id, as_of)
+    finally:
+        await record_audit(request, principal)
 
 
 @router.put(
@@ -163,10 +188,10 @@ def update_household(
     household_id: HouseholdId,
     data: HouseholdUpdate,
     session: SessionDep,
-    actor: ActorDep,
+    principal: PrincipalDep,
     settings: SettingsDep,
 ) -> HouseholdPublic:
-    return service.update_household(session, household_id, data, actor=actor, settings=settings)
+    return service.update_household(session, principal, household_id, data, settings=settings)
 
 
 @router.get(
@@ -176,6 +201,18 @@ def update_household(
     summary="Every version of a household and every membership it has had",
 )
 def read_household_history(
-    household_id: HouseholdId, session: SessionDep
+    household_id: HouseholdId, session: SessionDep, principal: PrincipalDep
 ) -> HouseholdHistoryPublic:
-    return service.household_history(session, household_id)
+    return service.household_history(session, principal, household_id)
+
+
+@summary_router.get(
+    "/summary",
+    operation_id="registry_summary",
+    summary="Households and persons by governorate, within the user's areas",
+)
+def registry_summary(
+    session: SessionDep, principal: PrincipalDep, settings: SettingsDep
+) -> RegistrySummaryPublic:
+    summary = service.registry_summary(session, principal, min_cell=settings.min_cell_size)
+    return RegistrySummaryPublic.model_validate(summary, from_attributes=True)

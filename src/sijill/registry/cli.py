@@ -20,8 +20,33 @@ def db_upgrade() -> None:
 
     Example: SIJILL_DATABASE_URL=postgresql+psycopg://user:pw@host/db sijill db upgrade
     """
-    upgrade(get_settings().database_url)
+    settings = get_settings()
+    upgrade(settings.database_url)
     console.print("Registry schema is up to date.")
+    password = create_first_administrator(settings)
+    if password:
+        from sijill.security.users import FIRST_ADMINISTRATOR
+
+        typer.echo(
+            f"Created the administrator '{FIRST_ADMINISTRATOR}'. One-time password (shown "
+            f"once, write it down now): {password}\n"
+            f"Sign in with `sijill login --user {FIRST_ADMINISTRATOR}` to choose your own."
+        )
+
+
+def create_first_administrator(settings) -> str | None:
+    """On a registry without users, the first administrator; their one-time password."""
+    from sijill.core.db import session_factory, transaction
+    from sijill.security.keys import install_keyring
+    from sijill.security.users import bootstrap_administrator
+
+    install_keyring(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(session_factory(engine)) as session:
+            return bootstrap_administrator(session)
+    finally:
+        engine.dispose()
 
 
 @areas_app.command("load")
@@ -33,15 +58,15 @@ def areas_load(
 
     Example: sijill areas load demo-data/areas.csv
     """
-    from sqlalchemy.orm import Session
-
     from sijill.registry.areas import load_areas
+    from sijill.security.cli import acting_user, audited_transaction
+    from sijill.security.roles import Permission
 
-    settings = get_settings()
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    with Session(engine) as session, session.begin():
-        count = load_areas(session, csv_path, geojson)
+    with acting_user() as (sessions, principal):
+        principal.require(Permission.AREAS_MANAGE)
+        with audited_transaction(sessions, principal) as session:
+            count = load_areas(session, csv_path, geojson)
+            principal.audit(Permission.AREAS_MANAGE, "ok", "areas", csv_path.name[:64])
     console.print(f"Loaded {count} areas.")
 
 
@@ -70,26 +95,35 @@ def import_command(
     Example: sijill import beneficiaries.xlsx --mapping moh-mapping.yaml
     """
     from sijill.registry.bulk.service import import_path
+    from sijill.security.cli import acting_user
 
     settings = get_settings()
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    with Progress(
-        TextColumn("[bold]importing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("households"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with (
+        acting_user(settings) as (sessions, principal),
+        Progress(
+            TextColumn("[bold]importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("households"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar,
+    ):
         task = bar.add_task("import", total=None)
 
         def progress(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total)
 
         report = import_path(
-            engine, settings, path, mapping, rejects, source, actor="cli", progress=progress
+            sessions.kw["bind"],
+            settings,
+            path,
+            mapping,
+            rejects,
+            source,
+            principal=principal,
+            progress=progress,
         )
     counts = report.counts
     rate = report.households_read / report.seconds if report.seconds else 0

@@ -102,13 +102,23 @@ def get_household(
     session: Session, household_id: int, as_of: datetime | date | None = None
 ) -> HouseholdPublic:
     """The household now, or as it was at `as_of`. NotFound if it did not exist (yet)."""
+    return read_household(session, household_id, as_of)[0]
+
+
+def read_household(
+    session: Session, household_id: int, as_of: datetime | date | None = None
+) -> tuple[HouseholdPublic, int, list[str]]:
+    """The household (now or at `as_of`), with its current area id and consented purposes:
+    what access is decided on, whatever moment is shown."""
     if as_of is not None:
         return _household_as_of(session, household_id, as_of_instant(as_of))
     rows = session.execute(CURRENT, {"household_id": household_id}).all()
     if not rows:
         raise NotFound(f"There is no household {household_id}")
     members = [_member(row) for row in rows if row[_PERSON_ID] is not None]
-    return household_public(_household(rows[0]), members)
+    state = _household(rows[0])
+    public = household_public(state, members)
+    return public, state["area_id"], state["consent_purposes"] or []
 
 
 def _household(row: Sequence[Any]) -> dict[str, Any]:
@@ -142,11 +152,14 @@ def households_public(session: Session, household_ids: list[int]) -> list[Househ
     ]
 
 
-def _household_as_of(session: Session, household_id: int, instant: datetime) -> HouseholdPublic:
+def _household_as_of(
+    session: Session, household_id: int, instant: datetime
+) -> tuple[HouseholdPublic, int, list[str]]:
     row = session.execute(CURRENT_HOUSEHOLD, {"household_id": household_id}).first()
     if row is None:
         raise NotFound(f"There is no household {household_id}")
     state: Mapping[str, Any] = _household(row)
+    current = state
     if utc(state["valid_from"]) > instant:
         past = session.execute(
             version_select().where(
@@ -175,7 +188,8 @@ def _household_as_of(session: Session, household_id: int, instant: datetime) -> 
     later = [m["id"] for m in members if utc(m["valid_from"]) > instant]
     earlier = _person_versions_as_of(session, later, instant)
     roster = [{**m, **earlier[m["id"]]} if m["id"] in earlier else m for m in members]
-    return household_public(state, roster)
+    public = household_public(state, roster)
+    return public, current["area_id"], current["consent_purposes"] or []
 
 
 def version_select() -> Select:

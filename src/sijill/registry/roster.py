@@ -7,7 +7,7 @@ closes their membership elsewhere (reason `moved`), and a new relationship to th
 new membership, so an earlier day still shows the earlier one.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
 from sqlalchemy import select
@@ -39,8 +39,15 @@ class Roster:
 
     @classmethod
     def load(
-        cls, session: Session, household_id: int, data: HouseholdUpdate, errors: ErrorCollector
+        cls,
+        session: Session,
+        household_id: int,
+        data: HouseholdUpdate,
+        errors: ErrorCollector,
+        visible: Callable[[set[int]], set[int]] = set,
     ) -> "Roster":
+        """`visible` tells which persons from elsewhere the caller may name: the others
+        answer as persons that do not exist."""
         roster = cls(session, household_id)
         roster.open_here = {
             m.person_id: m
@@ -61,7 +68,8 @@ class Roster:
                     f"also as members.{roster.listed[person_id]}",
                 )
             roster.listed.setdefault(person_id, index)
-        wanted = set(roster.listed) | set(roster.open_here)
+        arriving = set(roster.listed) - set(roster.open_here)
+        wanted = (set(roster.listed) - (arriving - visible(arriving))) | set(roster.open_here)
         if wanted:
             roster.persons = {
                 p.id: p

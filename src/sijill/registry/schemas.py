@@ -94,11 +94,12 @@ def parse_as_of(text: str) -> datetime:
         if len(value) == 10:
             return datetime.combine(date.fromisoformat(value), time.max, UTC)
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        # A zone offset can push a moment at the edge of the calendar out of it.
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ValueError(
             f"'{text}' is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM:SSZ)"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _person_id(text: str) -> str:
@@ -133,6 +134,9 @@ class _Input(BaseModel):
         # An empty form field means "not known", as an empty cell does in the exchange format.
         if isinstance(value, str) and not value.strip():
             return None
+        if isinstance(value, str) and "\x00" in value:
+            # PostgreSQL cannot store it, and no name or address holds one.
+            raise ValueError("contains a NUL character")
         return value
 
 
@@ -436,4 +440,22 @@ class HouseholdHistoryPublic(BaseModel):
     count: int
     memberships: list[MembershipPublic] = Field(
         description="every membership the household has had, in the order they were recorded"
+    )
+
+
+class RegionSummaryPublic(BaseModel):
+    code: str
+    name: str
+    households: int | None = Field(description="null when suppressed (a small cell)")
+    persons: int | None
+
+
+class RegistrySummaryPublic(BaseModel):
+    households: int | None
+    persons: int | None
+    refugees: int | None
+    persons_with_disability: int | None
+    regions: list[RegionSummaryPublic]
+    min_cell: int | None = Field(
+        description="counts below this many were suppressed (null: nothing suppressed)"
     )

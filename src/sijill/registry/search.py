@@ -5,7 +5,10 @@ Arabic and Latin forms of every name part, so "احمد" finds "أحمد" and "M
 "MOHAMED": every word of the query must begin a word of one current member's names.
 """
 
-from sqlalchemy import ColumnElement, and_, func, literal, select
+import json
+
+from sqlalchemy import ColumnElement, and_, cast, column, exists, func, literal, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from sijill.core.errors import FieldError, InvalidInput
@@ -15,11 +18,16 @@ from sijill.registry import identifiers
 from sijill.registry.models import Area, Household, Membership, Person
 from sijill.registry.read import households_public
 from sijill.registry.schemas import HouseholdPublic
+from sijill.security.principal import Scope
+
+NATIONAL = Scope(None)
 
 
 def search_households(
     session: Session,
     *,
+    scope: Scope = NATIONAL,
+    consent_purpose: str | None = None,
     registry_id: str | None = None,
     national_id: str | None = None,
     name: str | None = None,
@@ -30,9 +38,14 @@ def search_households(
     """One page of the matching households (current state) and how many match in all.
 
     `registry_id` is a household's ID, or a person's ID (their current household);
-    `area_code` includes every area below it in the hierarchy.
+    `area_code` includes every area below it in the hierarchy. Only households in `scope`,
+    and whose consent covers `consent_purpose` if one is given, are found or counted.
     """
     conditions = _conditions(session, registry_id, national_id, name, area_code)
+    if not scope.national:
+        conditions.append(scope.condition(Household.area_id))
+    if consent_purpose:
+        conditions.append(consent_covers(session, consent_purpose))
     total = session.scalar(select(func.count()).select_from(Household).where(*conditions))
     ids = list(
         session.scalars(
@@ -109,3 +122,13 @@ def _area_and_below(session: Session, area_id: int) -> list[int]:
     tree = select(Area.id).where(Area.id == area_id).cte("area_tree", recursive=True)
     tree = tree.union_all(select(Area.id).where(Area.parent_id == tree.c.id))
     return list(session.scalars(select(tree.c.id)))
+
+
+def consent_covers(session: Session, purpose: str) -> ColumnElement[bool]:
+    """SQL condition on `household`: its consent lists this purpose."""
+    purposes = Household.consent_purposes
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(purposes, JSONB).op("@>")(cast(literal(json.dumps([purpose])), JSONB))
+    return exists(
+        select(literal(1)).select_from(func.json_each(purposes)).where(column("value") == purpose)
+    )

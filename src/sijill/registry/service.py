@@ -7,6 +7,13 @@ with `sijill.core.db.transaction`). Every input problem is collected and raised 
 
 Membership dates are days (UTC): a membership runs from `start_date` up to, not including,
 `end_date` (see `registry.roster`).
+
+Every function takes the `Principal` acting and checks it first: its roles must allow the
+action (else Forbidden), the household must lie in its areas (else NotFound, worded exactly as
+for a household that does not exist), and a use for a purpose that needs consent must be
+covered by the household's consent. Each notes its audit entries on the principal; the
+caller appends them in the same transaction as the write (or, for a refused request, in one
+of their own).
 """
 
 from collections.abc import Sequence
@@ -19,20 +26,23 @@ from sijill.core import clock
 from sijill.core.errors import Conflict, ErrorCollector, FieldError, NotFound
 from sijill.core.ids import Kind, new_ids
 from sijill.core.settings import Settings
-from sijill.registry import identifiers
-from sijill.registry.history import household_history, new_household_version
+from sijill.registry import identifiers, read, search
+from sijill.registry import summary as _summary
+from sijill.registry.history import household_history as _household_history
+from sijill.registry.history import new_household_version
 from sijill.registry.identifiers import Identifiers
-from sijill.registry.models import Area, Household, Person
-from sijill.registry.read import get_household
+from sijill.registry.models import Area, Household, Membership, Person
 from sijill.registry.roster import Roster, listed_id, open_membership, person_values
 from sijill.registry.schemas import (
     HouseholdCreate,
     HouseholdFields,
+    HouseholdHistoryPublic,
     HouseholdPublic,
     HouseholdUpdate,
     PersonCreate,
 )
-from sijill.registry.search import search_households
+from sijill.security.principal import Principal, Scope
+from sijill.security.roles import Permission
 
 __all__ = [
     "get_household",
@@ -43,16 +53,104 @@ __all__ = [
 ]
 
 
+def _missing(household_id: int) -> NotFound:
+    return NotFound(f"There is no household {household_id}")
+
+
+def get_household(
+    session: Session,
+    principal: Principal,
+    household_id: int,
+    as_of: datetime | None = None,
+) -> HouseholdPublic:
+    """The household now or as of a past moment, if the principal may see it."""
+    action = Permission.HOUSEHOLD_READ
+    principal.require(action, record_type="household", record_id=str(household_id))
+    scope = principal.scope(session, action)
+    try:
+        household, area_id, consented = read.read_household(session, household_id, as_of)
+    except NotFound:
+        principal.audit(action, "not_found", "household", str(household_id))
+        raise
+    if not scope.allows(area_id):
+        principal.audit(action, "not_found", "household", str(household_id))
+        raise _missing(household_id)
+    principal.check_consent(action, household_id, consented)
+    principal.audit(action, "ok", "household", str(household_id))
+    return household
+
+
+def household_history(
+    session: Session, principal: Principal, household_id: int
+) -> HouseholdHistoryPublic:
+    action = Permission.HOUSEHOLD_HISTORY
+    principal.require(action, record_type="household", record_id=str(household_id))
+    _household_in_scope(session, principal, action, household_id)
+    history = _household_history(session, household_id)
+    principal.audit(action, "ok", "household", str(household_id))
+    return history
+
+
+def search_households(
+    session: Session,
+    principal: Principal,
+    *,
+    page: int = 1,
+    page_size: int = 50,
+    **criteria: str | None,
+) -> tuple[list[HouseholdPublic], int]:
+    """A page of the households matching, among those in the principal's areas whose consent
+    covers the principal's purpose: the count, too, counts only those."""
+    action = Permission.HOUSEHOLD_SEARCH
+    principal.require(action)
+    scope = principal.scope(session, action)
+    rows, total = search.search_households(
+        session,
+        scope=scope,
+        consent_purpose=principal.needs_consent(action),
+        page=page,
+        page_size=page_size,
+        **criteria,
+    )
+    for row in rows:
+        principal.audit(action, "ok", "household", row.household_id)
+    if not rows:
+        principal.audit(action, "ok", "household", None)
+    return rows, total
+
+
+def _household_in_scope(
+    session: Session,
+    principal: Principal,
+    action: Permission,
+    household_id: int,
+    *,
+    lock: bool = False,
+) -> Household:
+    query = select(Household).where(Household.id == household_id)
+    household = session.scalars(query.with_for_update() if lock else query).first()
+    if household is None or not principal.scope(session, action).allows(household.area_id):
+        principal.audit(action, "not_found", "household", str(household_id))
+        raise _missing(household_id)
+    return household
+
+
 def register_household(
-    session: Session, data: HouseholdCreate, *, actor: str, settings: Settings
+    session: Session, principal: Principal, data: HouseholdCreate, *, settings: Settings
 ) -> HouseholdPublic:
     """Register a new household and its members as new persons."""
+    action = Permission.HOUSEHOLD_REGISTER
+    principal.require(action)
+    scope = principal.scope(session, action)
+    actor = principal.username
     now = clock.utcnow()
     errors = ErrorCollector()
-    area_id = _area_id(session, data.area_code, errors)
+    area_id = _area_id(session, data.area_code, scope, errors)
     identities = _checked_identifiers(
-        session, data.members, [None] * len(data.members), settings, errors
+        session, scope, data.members, [None] * len(data.members), settings, errors
     )
+    if errors.errors:
+        principal.audit(action, "invalid", "household", None)
     errors.raise_if_any("The household cannot be registered")
 
     household = Household(
@@ -66,15 +164,16 @@ def register_household(
     session.add(household)
     _add_new_members(session, household.id, data.members, identities, now=now, actor=actor)
     session.flush()
-    return get_household(session, household.id)
+    principal.audit(action, "ok", "household", str(household.id))
+    return read.get_household(session, household.id)
 
 
 def update_household(
     session: Session,
+    principal: Principal,
     household_id: int,
     data: HouseholdUpdate,
     *,
-    actor: str,
     settings: Settings,
 ) -> HouseholdPublic:
     """Make the household what `data` says, keeping every earlier state as a version.
@@ -82,13 +181,14 @@ def update_household(
     Conflict if the household has changed since the version the client based `data` on.
     Nothing is written, and the version stays, if `data` changes nothing.
     """
+    action = Permission.HOUSEHOLD_UPDATE
+    principal.require(action, record_type="household", record_id=str(household_id))
+    scope = principal.scope(session, action)
+    actor = principal.username
     now = clock.utcnow()
-    household = session.scalars(
-        select(Household).where(Household.id == household_id).with_for_update()
-    ).first()
-    if household is None:
-        raise NotFound(f"There is no household {household_id}")
+    household = _household_in_scope(session, principal, action, household_id, lock=True)
     if household.version != data.version:
+        principal.audit(action, "conflict", "household", str(household_id))
         message = (
             f"Household {household_id} has changed since version {data.version} was read: it is "
             f"now at version {household.version}; read it again and redo the change"
@@ -96,10 +196,12 @@ def update_household(
         raise Conflict(message, [FieldError("version", message)])
 
     errors = ErrorCollector()
-    area_id = _area_id(session, data.area_code, errors)
-    roster = Roster.load(session, household_id, data, errors)
+    area_id = _area_id(session, data.area_code, scope, errors)
+    roster = Roster.load(session, household_id, data, errors, _visible_persons(session, scope))
     own_ids = [listed_id(member) for member in data.members]
-    identities = _checked_identifiers(session, data.members, own_ids, settings, errors)
+    identities = _checked_identifiers(session, scope, data.members, own_ids, settings, errors)
+    if errors.errors:
+        principal.audit(action, "invalid", "household", str(household_id))
     errors.raise_if_any("The household cannot be changed")
 
     changed = roster.apply(data, identities, now=now, actor=actor)
@@ -114,7 +216,30 @@ def update_household(
         for key, value in values.items():
             setattr(household, key, value)
     session.flush()
-    return get_household(session, household_id)
+    principal.audit(action, "ok", "household", str(household_id))
+    return read.get_household(session, household_id)
+
+
+def _visible_persons(session: Session, scope: Scope):
+    """Which of some persons the principal may name in an update: those now in a household in
+    its areas. Others answer as if they did not exist."""
+
+    def visible(person_ids: set[int]) -> set[int]:
+        if scope.national or not person_ids:
+            return set(person_ids)
+        return set(
+            session.scalars(
+                select(Membership.person_id)
+                .join(Household, Household.id == Membership.household_id)
+                .where(
+                    Membership.person_id.in_(person_ids),
+                    Membership.end_date.is_(None),
+                    scope.condition(Household.area_id),
+                )
+            )
+        )
+
+    return visible
 
 
 def _add_new_members(
@@ -140,9 +265,9 @@ def _add_new_members(
         session.add(open_membership(household_id, person_id, member.relationship, now))
 
 
-def _area_id(session: Session, code: str, errors: ErrorCollector) -> int | None:
+def _area_id(session: Session, code: str, scope: Scope, errors: ErrorCollector) -> int | None:
     area = session.execute(select(Area.id, Area.level).where(Area.code == code)).first()
-    if area is None:
+    if area is None or not scope.allows(area.id):
         errors.add("area_code", f"there is no area with code '{code}'")
         return None
     if area.level != "locality":
@@ -190,6 +315,7 @@ def _household_values(data: HouseholdFields) -> dict:
 
 def _checked_identifiers(
     session: Session,
+    scope: Scope,
     members: Sequence[PersonCreate],
     own_ids: Sequence[int | None],
     settings: Settings,
@@ -199,7 +325,9 @@ def _checked_identifiers(
 
     A `national_id` number already held by another person is refused: that person is
     registered, and is moved here by listing their person_id. (UNHCR case numbers are shared
-    by a family, and other documents are checked by record linkage, not here.)
+    by a family, and other documents are checked by record linkage, not here.) A holder
+    outside the principal's areas is not mentioned, which would reveal them: the new record
+    is accepted and left to record linkage, as a bulk import's would be.
     """
     scheme = identifiers.scheme_for(settings.national_id_scheme)
     values: list[Identifiers] = []
@@ -221,6 +349,9 @@ def _checked_identifiers(
                 seen[number] = index
         values.append(Identifiers(id_type, number, member.phone))
     holders = identifiers.holders_of_national_ids(session, list(seen))
+    if not scope.national and holders:
+        visible = _visible_persons(session, scope)({p for ids in holders.values() for p in ids})
+        holders = {n: [p for p in ids if p in visible] for n, ids in holders.items()}
     for number, index in seen.items():
         others = [pid for pid in holders.get(number, []) if pid != own_ids[index]]
         if others:
@@ -230,3 +361,15 @@ def _checked_identifiers(
                 "person into this household, list them by their person_id",
             )
     return values
+
+
+def registry_summary(session: Session, principal: Principal, *, min_cell: int):
+    """Totals by governorate over the principal's areas. Suppressed small cells for anyone
+    who may not see households one by one (analysts)."""
+    action = Permission.AGGREGATES
+    principal.require(action)
+    scope = principal.scope(session, action)
+    suppress = None if principal.may(Permission.HOUSEHOLD_READ) else min_cell
+    summary = _summary.registry_summary(session, scope.condition, suppress)
+    principal.audit(action, "ok", "summary", None)
+    return summary

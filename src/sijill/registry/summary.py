@@ -1,11 +1,15 @@
 """Registry totals: households, persons, by governorate, refugees, persons with disability.
 
-Aggregates are computed in the database (one query each), never by loading rows.
+Aggregates are computed in the database (one query each), never by loading rows. Every
+count, the grouped ones included, is taken over the households of one scope only, so a
+user's totals never include an area they may not see. For users who may not see personal
+data (analysts), a count below `min_cell` households is suppressed: a cell of two or three
+households can identify them.
 """
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, true
 from sqlalchemy.orm import Session
 
 from sijill.registry.codes import WG_DISABILITY_THRESHOLD, WG_DOMAINS
@@ -16,50 +20,62 @@ from sijill.registry.models import Area, Household, Membership, Person
 class RegionRow:
     code: str
     name: str
-    households: int
-    persons: int
+    households: int | None  # None: suppressed, fewer than min_cell households
+    persons: int | None
 
 
 @dataclass
 class RegistrySummary:
-    households: int
-    persons: int
-    refugees: int
-    persons_with_disability: int
+    households: int | None
+    persons: int | None
+    refugees: int | None
+    persons_with_disability: int | None
     regions: list[RegionRow]
+    min_cell: int | None = None  # the suppression threshold applied, if any
 
 
 def _disability():
     return or_(*[getattr(Person, d) >= WG_DISABILITY_THRESHOLD for d in WG_DOMAINS])
 
 
-def registry_summary(session: Session) -> RegistrySummary:
+def registry_summary(
+    session: Session, in_scope=None, min_cell: int | None = None
+) -> RegistrySummary:
+    """Totals over the households for which `in_scope(Household.area_id)` holds (all if None)."""
+    scoped = in_scope(Household.area_id) if in_scope is not None else true()
     current = Membership.end_date.is_(None)
-    households = session.scalar(select(func.count()).select_from(Household)) or 0
-    members = select(Person).join(Membership, Membership.person_id == Person.id).where(current)
-    persons = session.scalar(select(func.count()).select_from(members.subquery())) or 0
-    refugees = session.scalar(
-        select(func.count())
-        .select_from(Person)
-        .join(Membership, Membership.person_id == Person.id)
-        .where(current, Person.residency_status.in_(("refugee", "asylum_seeker")))
-    )
-    disabled = session.scalar(
-        select(func.count())
-        .select_from(Person)
-        .join(Membership, Membership.person_id == Person.id)
-        .where(current, _disability())
-    )
+    households = session.scalar(select(func.count()).select_from(Household).where(scoped)) or 0
+
+    def count_members(*conditions) -> int:
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(Person)
+                .join(Membership, Membership.person_id == Person.id)
+                .join(Household, Household.id == Membership.household_id)
+                .where(current, scoped, *conditions)
+            )
+            or 0
+        )
+
+    def shown(value: int | None) -> int | None:
+        return None if min_cell and value is not None and 0 < value < min_cell else value
+
+    regions = _by_governorate(session, scoped)
+    for row in regions:
+        if min_cell and row.households is not None and row.households < min_cell:
+            row.households = row.persons = None
     return RegistrySummary(
-        households=households,
-        persons=persons,
-        refugees=refugees or 0,
-        persons_with_disability=disabled or 0,
-        regions=_by_governorate(session),
+        households=shown(households),
+        persons=shown(count_members()),
+        refugees=shown(count_members(Person.residency_status.in_(("refugee", "asylum_seeker")))),
+        persons_with_disability=shown(count_members(_disability())),
+        regions=regions,
+        min_cell=min_cell,
     )
 
 
-def _by_governorate(session: Session) -> list[RegionRow]:
+def _by_governorate(session: Session, scoped) -> list[RegionRow]:
     """Households and persons per governorate: counted per area in the database, then rolled
     up the hierarchy (areas number in the thousands, households in the millions)."""
     areas = {a.id: a for a in session.scalars(select(Area))}
@@ -76,6 +92,7 @@ def _by_governorate(session: Session) -> list[RegionRow]:
             func.coalesce(func.sum(members.c.persons), 0),
         )
         .outerjoin(members, members.c.household_id == Household.id)
+        .where(scoped)
         .group_by(Household.area_id)
     )
     totals: dict[int, list[int]] = {}

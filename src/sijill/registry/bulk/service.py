@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import json
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from sijill.core.clock import utcnow
 from sijill.core.errors import InvalidInput
@@ -33,6 +35,9 @@ from sijill.registry.bulk.sources import SUFFIXES, count_rows, read_batches
 from sijill.registry.bulk.validate import REJECT_SCHEMA, Context, check_households, check_persons
 from sijill.registry.bulk.writer import BatchCounts, BatchWriter, stamp
 from sijill.registry.models import Area
+from sijill.security.audit import append_now
+from sijill.security.principal import Principal
+from sijill.security.roles import Permission
 
 Progress = Callable[[int, int | None], None]
 ROW = "_row"
@@ -256,16 +261,28 @@ def import_path(
     mapping_path: Path | None = None,
     rejects_path: Path | None = None,
     source: str | None = None,
-    actor: str = "cli",
+    principal: Principal | None = None,
     progress: Progress | None = None,
 ) -> ImportReport:
+    """Import a file or synth folder as `principal` (a registrar: only rows in their areas are
+    taken; the others are rejected). The areas file of a synth folder is loaded only for a
+    user who may manage areas."""
+    principal = principal or Principal.system("import")
+    action = Permission.HOUSEHOLD_IMPORT
+    principal.require(action)
+    actor = principal.username
+    # pyarrow's readers catch SIGINT themselves and then pass the same signal on to Python,
+    # so one Ctrl-C would arrive twice; Ctrl-C is handled below, between batches, instead.
+    pa.enable_signal_handlers(False)
     plan = plan_import(path, mapping_path, source)
     ignored = _check_header(plan)
-    if plan.areas is not None:
+    if plan.areas is not None and principal.may(Permission.AREAS_MANAGE):
         with Session(engine) as session, session.begin():
             load_areas(session, plan.areas)
+    with Session(engine) as session:
+        scope = principal.scope(session, action)
     ctx = Context(
-        areas=_area_ids(engine),
+        areas={code: i for code, i in _area_ids(engine).items() if scope.allows(i)},
         scheme=Scheme(settings.national_id_scheme),
         date_order=plan.mapping.date_order,
         today=dt.date.today(),
@@ -285,30 +302,56 @@ def import_path(
     started = time.perf_counter()
     now = utcnow()
     pipeline = _WriterThread(engine)
+    outcome = "ok"
     try:
-        for batch in batches:
-            households, persons, rejects = check_batch(batch, ctx, plan.source)
-            report.households_read += batch.households.height
-            report.persons_read += batch.persons.height + batch.orphans.height
-            rejects_file.write(rejects, plan)
-            pipeline.submit(stamp(households, now, actor), stamp(persons, now, actor))
-            if progress:
-                progress(report.households_read, total)
+        with _stop_on_ctrl_c() as stop_requested:
+            for batch in batches:
+                if stop_requested():
+                    raise KeyboardInterrupt
+                households, persons, rejects = check_batch(batch, ctx, plan.source)
+                report.households_read += batch.households.height
+                report.persons_read += batch.persons.height + batch.orphans.height
+                rejects_file.write(rejects, plan)
+                pipeline.submit(stamp(households, now, actor), stamp(persons, now, actor))
+                if progress:
+                    progress(report.households_read, total)
         pipeline.finish()
     except KeyboardInterrupt:
         report.interrupted = True
+        outcome = "failed"
         pipeline.finish()
     except BaseException:
         pipeline.abandon()
+        outcome = "failed"
         raise
     finally:
         rejects_file.close()
         report.counts = pipeline.counts
         report.batches_committed = pipeline.committed
         report.seconds = time.perf_counter() - started
+        # One record for the run: its source, who ran it and how it ended (the batches it
+        # committed are in the registry, stamped with the same user and time).
+        principal.audit(action, outcome, "import", plan.source[:64])
+        append_now(sessionmaker(engine), principal.take_audit())
     report.rejected_rows = rejects_file.rows
     report.rejects_path = rejects_file.path if rejects_file.rows else None
     return report
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c():
+    """Ctrl-C asks the import to stop after the batch in hand, rather than raising wherever the
+    main thread happens to be: inside Polars' native code a KeyboardInterrupt can be turned
+    into another error, or lost."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested.is_set
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: requested.set())
+    try:
+        yield requested.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _WriterThread:

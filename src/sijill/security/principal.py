@@ -1,0 +1,194 @@
+"""Who is acting: a signed-in user (or a named system job), their grants, the purpose they
+declare, and the audit entries their request has produced so far.
+
+The service layer asks the principal before it does anything: `require` for what a role may
+do at all (403 if not), `scope` for where (a record outside it is answered as missing),
+`check_consent` for whether the household agreed to this use of its data.
+"""
+
+import re
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.orm import Session
+
+from sijill.core.errors import Forbidden, InvalidInput
+from sijill.registry.codes import CONSENT_PURPOSES, DATA_SHARING_PREFIX
+from sijill.registry.models import Area
+from sijill.security.audit import AuditEntry
+from sijill.security.roles import (
+    DEFAULT_PURPOSE,
+    PURPOSES_WITHOUT_CONSENT,
+    ROLE_PERMISSIONS,
+    Permission,
+)
+
+PURPOSES = (*sorted(PURPOSES_WITHOUT_CONSENT), *CONSENT_PURPOSES)
+
+
+# Sharing with a named agency: `data_sharing:` and the agency's short name.
+AGENCY = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+
+def purpose_problem(purpose: str) -> str | None:
+    if purpose in PURPOSES:
+        return None
+    agency = purpose.removeprefix(DATA_SHARING_PREFIX)
+    if agency != purpose and AGENCY.fullmatch(agency):
+        return None
+    return (
+        f"'{purpose}' is not a purpose: use one of {', '.join(PURPOSES)}, "
+        f"or {DATA_SHARING_PREFIX}<agency>"
+    )
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: str
+    area_id: int | None  # None: the whole country
+    area_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a permission holds: every area (`area_ids` None) or these areas."""
+
+    area_ids: frozenset[int] | None
+
+    @property
+    def national(self) -> bool:
+        return self.area_ids is None
+
+    def allows(self, area_id: int | None) -> bool:
+        return self.area_ids is None or area_id in self.area_ids
+
+    def condition(self, area_column) -> ColumnElement[bool]:
+        if self.area_ids is None:
+            return true()
+        return area_column.in_(sorted(self.area_ids))
+
+
+@dataclass
+class Principal:
+    username: str
+    grants: tuple[Grant, ...]
+    declared_purpose: str | None = None
+    request_id: str | None = None
+    pending_audit: list[AuditEntry] = field(default_factory=list)
+
+    @classmethod
+    def system(cls, job: str, request_id: str | None = None) -> "Principal":
+        """A job of the installation itself (migrations, the demo's set-up): acts nationally."""
+        return cls(f"system:{job}", (Grant("administrator", None),), request_id=request_id)
+
+    # --- what and where -------------------------------------------------------------------
+
+    def grants_for(self, permission: Permission) -> list[Grant]:
+        return [g for g in self.grants if permission in ROLE_PERMISSIONS.get(g.role, ())]
+
+    def may(self, permission: Permission) -> bool:
+        return bool(self.grants_for(permission))
+
+    def roles_for(self, permission: Permission) -> str | None:
+        roles = sorted({g.role for g in self.grants_for(permission)})
+        return ",".join(roles) if roles else None
+
+    def require(
+        self,
+        permission: Permission,
+        *,
+        record_type: str | None = None,
+        record_id: str | None = None,
+    ) -> None:
+        """Forbidden (and audited) unless one of the user's roles carries the permission."""
+        if self.may(permission):
+            return
+        self.audit(str(permission), "denied", record_type, record_id)
+        roles = ", ".join(sorted({g.role for g in self.grants})) or "no role"
+        raise Forbidden(f"Your roles ({roles}) do not allow {permission.value}")
+
+    def scope(self, session: Session, permission: Permission) -> Scope:
+        """Where the user may exercise `permission`: their grants' areas and all below them."""
+        self.require(permission)
+        roots = [g.area_id for g in self.grants_for(permission)]
+        if any(root is None for root in roots):
+            return Scope(None)
+        return Scope(frozenset(areas_within(session, roots)))
+
+    # --- purpose and consent ---------------------------------------------------------------
+
+    def purpose(self, permission: Permission) -> str:
+        if self.declared_purpose:
+            return self.declared_purpose
+        grants = self.grants_for(permission) or list(self.grants)
+        return DEFAULT_PURPOSE.get(grants[0].role, "administration") if grants else "registration"
+
+    def needs_consent(self, permission: Permission) -> str | None:
+        """The purpose to check consent for, or None if this use needs none."""
+        purpose = self.purpose(permission)
+        return None if purpose in PURPOSES_WITHOUT_CONSENT else purpose
+
+    def check_consent(
+        self, permission: Permission, household_id: int, consented: list[str] | None
+    ) -> None:
+        purpose = self.needs_consent(permission)
+        if purpose is None or purpose in (consented or []):
+            return
+        self.audit(str(permission), "refused_consent", "household", str(household_id))
+        raise Forbidden(
+            f"Household {household_id} has not consented to the use of its data for "
+            f"'{purpose}'; its consent covers: {', '.join(consented or []) or 'nothing'}"
+        )
+
+    # --- audit -----------------------------------------------------------------------------
+
+    def audit(
+        self,
+        action: str,
+        outcome: str,
+        record_type: str | None = None,
+        record_id: str | None = None,
+        *,
+        permission: Permission | None = None,
+    ) -> None:
+        """Note an audit entry; the caller's transaction (or the request's end) appends it."""
+        permission = permission or _permission_of(action)
+        self.pending_audit.append(
+            AuditEntry(
+                actor=self.username,
+                role=self.roles_for(permission) if permission else None,
+                action=action,
+                outcome=outcome,
+                record_type=record_type,
+                record_id=record_id,
+                purpose=self.purpose(permission) if permission else self.declared_purpose,
+                request_id=self.request_id,
+            )
+        )
+
+    def take_audit(self) -> list[AuditEntry]:
+        entries, self.pending_audit = self.pending_audit, []
+        return entries
+
+
+def _permission_of(action: str) -> Permission | None:
+    try:
+        return Permission(action)
+    except ValueError:
+        return None
+
+
+def check_purpose(purpose: str | None) -> str | None:
+    if purpose is None or purpose == "":
+        return None
+    problem = purpose_problem(purpose)
+    if problem:
+        raise InvalidInput(f"Invalid purpose: {problem}")
+    return purpose
+
+
+def areas_within(session: Session, roots: list[int]) -> list[int]:
+    """These areas and every area below them, in one statement."""
+    tree = select(Area.id).where(Area.id.in_(roots)).cte("scope_tree", recursive=True)
+    tree = tree.union_all(select(Area.id).where(Area.parent_id == tree.c.id))
+    return list(session.scalars(select(tree.c.id)))

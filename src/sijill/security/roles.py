@@ -1,0 +1,57 @@
+"""Roles, what each may do, and the purpose each acts for by default.
+
+A user holds one or more grants, each a role in an area (or in the whole country). What a
+user may do is the union of their roles' permissions; where they may do it is the union of
+the areas of the grants whose role carries that permission.
+"""
+
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    HOUSEHOLD_READ = "household.read"  # a household's personal data
+    HOUSEHOLD_SEARCH = "household.search"
+    HOUSEHOLD_HISTORY = "household.history"
+    HOUSEHOLD_REGISTER = "household.register"
+    HOUSEHOLD_UPDATE = "household.update"
+    HOUSEHOLD_IMPORT = "household.import"
+    AGGREGATES = "registry.aggregates"  # counts by area, never a person
+    EXPORT_PSEUDONYMISED = "export.pseudonymised"
+    AUDIT_READ = "audit.read"
+    USERS_MANAGE = "users.manage"
+    KEYS_MANAGE = "keys.manage"
+    AREAS_MANAGE = "areas.manage"
+
+
+P = Permission
+_READER = {P.HOUSEHOLD_READ, P.HOUSEHOLD_SEARCH}
+
+ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "registrar": frozenset(
+        _READER
+        | {P.HOUSEHOLD_HISTORY, P.HOUSEHOLD_REGISTER, P.HOUSEHOLD_UPDATE, P.HOUSEHOLD_IMPORT}
+    ),
+    "program_officer": frozenset(_READER | {P.AGGREGATES}),
+    "payment_officer": frozenset(_READER),
+    "grievance_officer": frozenset(_READER | {P.HOUSEHOLD_HISTORY}),
+    "auditor": frozenset(_READER | {P.HOUSEHOLD_HISTORY, P.AGGREGATES, P.AUDIT_READ}),
+    # Aggregates and pseudonymised exports only: never a name or an identifier.
+    "analyst": frozenset({P.AGGREGATES, P.EXPORT_PSEUDONYMISED}),
+    "administrator": frozenset(Permission),
+}
+ROLES = tuple(ROLE_PERMISSIONS)
+
+# What each role uses the registry for unless the request declares another purpose.
+DEFAULT_PURPOSE = {
+    "registrar": "registration",
+    "program_officer": "eligibility_assessment",
+    "payment_officer": "payment",
+    "grievance_officer": "grievance",
+    "auditor": "audit",
+    "analyst": "research",
+    "administrator": "administration",
+}
+# The registry's own statutory functions: keeping the record, hearing a complaint, auditing
+# and administering it. Every other use (assessing eligibility, paying, research, sharing with
+# another agency) needs the household's consent for that purpose.
+PURPOSES_WITHOUT_CONSENT = frozenset({"registration", "grievance", "audit", "administration"})

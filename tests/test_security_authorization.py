@@ -1,0 +1,248 @@
+"""The authorisation matrix: every route of the API × every role × a household inside and
+outside the user's areas.
+
+The routes come from the app's own OpenAPI document, so a route added without a rule here
+fails `test_every_route_has_a_rule`. For each protected route and role:
+
+- a role without the route's permission gets 403;
+- a role with it gets the household in its areas;
+- and a household outside its areas answers exactly as a household that does not exist: same
+  status, same body once the ID is swapped. For lists and searches that means the same empty
+  page and count; for aggregates, the same figures whether or not households outside the
+  user's areas exist (the leak a peer system shipped: area rules that missed counts and
+  grouped aggregates).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+
+from factories import (
+    LOCALITY,
+    OTHER_LOCALITY,
+    as_update,
+    auth_headers,
+    household,
+    make_areas,
+    national_id,
+    person,
+)
+from sijill.api import create_app
+from sijill.core.ids import format_id, new_id
+from sijill.core.settings import Settings
+from sijill.security.roles import ROLE_PERMISSIONS, ROLES, Permission
+
+EMPTY_LOCALITY = "SJ010102"  # in the scoped users' district, with no household
+SCOPE = "SJ0101"  # every scoped user below holds their role in this district
+ALL_PURPOSES = ["eligibility_assessment", "payment", "research"]
+PUBLIC = {"health", "sign_in", "refresh_token", "change_password"}
+ANY_SIGNED_IN = {"who_am_i"}
+
+
+@dataclass
+class Target:
+    """A household as a request names it: by ID, a member's national ID and name, its area."""
+
+    household_id: str
+    national_id: str
+    name: str
+    area_code: str
+    update: dict | None = None  # an update that changes nothing
+    # Where to register a new household: for the missing target, an area that does not exist.
+    register_area: str | None = None
+
+
+@dataclass
+class Rule:
+    permission: Permission
+    call: Callable[[TestClient, Target], list]  # what the user gets to see
+    aggregate: bool = False
+
+
+def _seen(response) -> tuple:
+    return (response.status_code, response.text)
+
+
+def read(client, target):
+    return [_seen(client.get(f"/households/{target.household_id}"))]
+
+
+def read_as_of(client, target):
+    return [_seen(client.get(f"/households/{target.household_id}?as_of=2100-01-01"))]
+
+
+def history(client, target):
+    return [_seen(client.get(f"/households/{target.household_id}/history"))]
+
+
+def search(client, target):
+    queries = [
+        {"registry_id": target.household_id},
+        {"national_id": target.national_id},
+        {"name": target.name},
+        {"area_code": target.area_code},
+        {},
+    ]
+    return [_seen(client.get("/households", params=query)) for query in queries]
+
+
+def update(client, target):
+    return [_seen(client.put(f"/households/{target.household_id}", json=target.update))]
+
+
+def register(client, target):
+    payload = household(area_code=target.register_area or target.area_code, members=[person()])
+    response = client.post("/households", json=payload)
+    if response.status_code == 201:
+        return [(201, "created")]
+    return [_seen(response)]
+
+
+def summary(client, target):
+    return [_seen(client.get("/registry/summary"))]
+
+
+def me(client, target):
+    return [_seen(client.get("/auth/me"))]
+
+
+RULES: dict[str, Rule] = {
+    "read_household": Rule(Permission.HOUSEHOLD_READ, read),
+    "search_households": Rule(Permission.HOUSEHOLD_SEARCH, search),
+    "read_household_history": Rule(Permission.HOUSEHOLD_HISTORY, history),
+    "update_household": Rule(Permission.HOUSEHOLD_UPDATE, update),
+    "register_household": Rule(Permission.HOUSEHOLD_REGISTER, register),
+    "registry_summary": Rule(Permission.AGGREGATES, summary, aggregate=True),
+}
+EXTRA_CALLS = {"read_household": [read_as_of]}
+
+
+def _operations(app) -> dict[str, tuple[str, str]]:
+    operations = {}
+    for path, methods in app.openapi()["paths"].items():
+        for method, operation in methods.items():
+            operations[operation["operationId"]] = (method.upper(), path)
+    return operations
+
+
+@pytest.fixture
+def world(settings, sessions):
+    make_areas(sessions)
+    settings = Settings(database_url=settings.database_url, min_cell_size=1)
+    app = create_app(settings)
+    admin = auth_headers(sessions, settings)
+    with TestClient(app, headers=admin) as client:
+
+        def add(area_code: str, name: str) -> Target:
+            number = national_id()
+            payload = household(
+                area_code=area_code,
+                members=[
+                    person(
+                        given_name_lat=name, national_id={"type": "national_id", "number": number}
+                    )
+                ],
+            )
+            payload["consent"]["purposes"] = ALL_PURPOSES
+            created = client.post("/households", json=payload)
+            assert created.status_code == 201, created.text
+            public = created.json()
+            return Target(public["household_id"], number, name, area_code, as_update(public))
+
+        inside = add(LOCALITY, "Insideperson")
+        outside = add(OTHER_LOCALITY, "Outsideperson")
+        missing = Target(
+            format_id(new_id("household")),
+            national_id(),
+            "Nobodyatall",
+            EMPTY_LOCALITY,
+            inside.update,
+            register_area="SJ999999",
+        )
+        yield app, settings, sessions, client, add, inside, outside, missing
+
+
+def test_every_route_has_a_rule(settings, sessions):
+    app = create_app(settings)
+    unruled = set(_operations(app)) - set(RULES) - PUBLIC - ANY_SIGNED_IN
+    assert not unruled, f"routes without an authorisation rule in this test: {unruled}"
+
+
+def test_every_protected_route_needs_a_token(settings, sessions):
+    make_areas(sessions)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        for operation_id, (method, path) in _operations(app).items():
+            if operation_id in PUBLIC:
+                continue
+            url = path.replace("{household_id}", format_id(new_id("household")))
+            response = client.request(method, url, json={})
+            assert response.status_code == 401, (operation_id, response.text)
+            assert response.headers["www-authenticate"] == "Bearer"
+            bad = client.request(method, url, json={}, headers={"Authorization": "Bearer x.y.z"})
+            assert bad.status_code == 401, (operation_id, bad.text)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_matrix(world, role):
+    app, settings, sessions, admin, add, inside, outside, missing = world
+    headers = auth_headers(sessions, settings, role, SCOPE)
+    with TestClient(app, headers=headers) as client:
+        for operation_id, rule in RULES.items():
+            calls = [rule.call, *EXTRA_CALLS.get(operation_id, [])]
+            allowed = rule.permission in ROLE_PERMISSIONS[role]
+            for call in calls:
+                where = f"{role} {operation_id} {call.__name__}"
+                if not allowed:
+                    for status, body in call(client, inside):
+                        assert status == 403, (where, body)
+                    continue
+                if rule.aggregate:
+                    _check_aggregate(client, call, add, inside, where)
+                    continue
+                seen_inside = call(client, inside)
+                assert all(s < 300 for s, _ in seen_inside), (where, seen_inside)
+                assert any(inside.household_id in b or b == "created" for _, b in seen_inside)
+                seen_outside = call(client, outside)
+                seen_missing = call(client, missing)
+                assert _anonymised(seen_outside, outside) == _anonymised(seen_missing, missing), (
+                    where
+                )
+
+
+def _anonymised(seen: list, target: Target) -> list:
+    """Responses with the target's own identifiers blanked, to compare two targets."""
+    blanked = []
+    for status, body in seen:
+        values = (target.household_id, target.national_id, target.name, target.area_code)
+        for value in (*values, target.register_area or target.area_code):
+            body = body.replace(value, "<target>")
+        blanked.append((status, body))
+    return blanked
+
+
+def _check_aggregate(client, call, add, inside, where) -> None:
+    before = call(client, inside)
+    assert all(s == 200 for s, _ in before), (where, before)
+    add(OTHER_LOCALITY, "Outsidesecond")
+    assert call(client, inside) == before, f"{where}: counts households outside the user's areas"
+    add(LOCALITY, "Insidesecond")
+    assert call(client, inside) != before, f"{where}: does not count the user's own households"
+
+
+def test_summary_suppresses_small_cells_for_analysts(settings, sessions):
+    make_areas(sessions)
+    settings = Settings(database_url=settings.database_url, min_cell_size=3)
+    app = create_app(settings)
+    with TestClient(app, headers=auth_headers(sessions, settings)) as admin:
+        for _ in range(2):
+            assert admin.post("/households", json=household()).status_code == 201
+        full = admin.get("/registry/summary").json()
+    assert full["households"] == 2 and full["min_cell"] is None
+    with TestClient(app, headers=auth_headers(sessions, settings, "analyst")) as analyst:
+        suppressed = analyst.get("/registry/summary").json()
+    assert suppressed["min_cell"] == 3
+    assert suppressed["households"] is None and suppressed["persons"] is not None
+    assert all(region["households"] is None for region in suppressed["regions"])
