@@ -318,3 +318,57 @@ def test_no_name_national_id_or_phone_in_logs_or_audit(app, settings, sessions, 
     logged = "\n".join(server_logs) + json.dumps(records, default=str)
     for secret in secrets:
         assert secret not in logged, f"{secret!r} leaked into a log or an audit record"
+
+
+# --- the command line as a signed-in user ---------------------------------------------------
+
+
+@pytest.fixture
+def cli(database_url, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sijill.cli import _register_commands
+    from sijill.cli import app as cli_app
+    from sijill.core.settings import get_settings
+
+    monkeypatch.setenv("SIJILL_DATABASE_URL", database_url)
+    monkeypatch.setenv("SIJILL_SESSION_FILE", str(tmp_path / "session.json"))
+    get_settings.cache_clear()
+    if not cli_app.registered_commands:
+        _register_commands()
+    yield lambda *args, input=None: CliRunner().invoke(cli_app, list(args), input=input)
+    get_settings.cache_clear()
+
+
+def test_cli_login_then_commands_run_as_that_user(cli, sessions, tmp_path):
+    make_areas(sessions)
+    one_time = make_user(sessions, "amira", "administrator")
+    assert "Sign in first" in str(cli("whoami").exception)
+    wrong = cli("login", "--user", "amira", input="not it\n")
+    assert wrong.exit_code != 0 and not (tmp_path / "session.json").exists()
+    signed_in = cli("login", "--user", "amira", input=f"{one_time}\n{PASSWORD}\n{PASSWORD}\n")
+    assert signed_in.exit_code == 0, signed_in.output
+    assert (tmp_path / "session.json").stat().st_mode & 0o077 == 0
+    assert cli("whoami").output.strip() == "amira (administrator:national)"
+    added = cli("users", "add", "karim", "--role", "registrar:SJ0101")
+    assert added.exit_code == 0, added.output
+    assert "One-time password for karim" in added.output
+    listed = cli("users", "list")
+    assert "karim" in listed.output and "registrar:SJ0101" in listed.output
+    assert cli("users", "disable", "amira").exit_code != 0  # not yourself
+    assert cli("logout").exit_code == 0
+    assert "Sign in first" in str(cli("whoami").exception)
+    actions = [(r["actor"], r["action"], r["outcome"]) for r in audit_rows(sessions)]
+    assert ("amira", "users.create", "ok") in actions
+    assert ("amira", "auth.sign_in", "ok") in actions
+    assert ("amira", "auth.sign_in", "denied") in actions
+
+
+def test_a_registrar_cannot_manage_users_from_the_cli(cli, sessions, monkeypatch):
+    make_areas(sessions)
+    key = make_user(sessions, "importer", "registrar", "SJ0101", service=True)
+    monkeypatch.setenv("SIJILL_SERVICE_KEY", f"importer:{key}")
+    refused = cli("users", "add", "karim", "--role", "registrar")
+    assert "do not allow users.manage" in str(refused.exception)
+    denied = [r for r in audit_rows(sessions) if r["outcome"] == "denied"]
+    assert [(r["actor"], r["action"]) for r in denied] == [("importer", "users.manage")]
