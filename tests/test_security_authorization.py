@@ -59,6 +59,8 @@ class Rule:
     permission: Permission
     call: Callable[[TestClient, Target], list]  # what the user gets to see
     aggregate: bool = False
+    # Open only to users holding the permission for the whole country: others get 403.
+    national_only: bool = False
 
 
 def _seen(response) -> tuple:
@@ -104,6 +106,10 @@ def summary(client, target):
     return [_seen(client.get("/registry/summary"))]
 
 
+def audit_log(client, target):
+    return [_seen(client.get("/audit/records", params={"record_id": target.household_id}))]
+
+
 def me(client, target):
     return [_seen(client.get("/auth/me"))]
 
@@ -115,6 +121,7 @@ RULES: dict[str, Rule] = {
     "update_household": Rule(Permission.HOUSEHOLD_UPDATE, update),
     "register_household": Rule(Permission.HOUSEHOLD_REGISTER, register),
     "registry_summary": Rule(Permission.AGGREGATES, summary, aggregate=True),
+    "read_audit_log": Rule(Permission.AUDIT_READ, audit_log, national_only=True),
 }
 EXTRA_CALLS = {"read_household": [read_as_of]}
 
@@ -195,7 +202,7 @@ def test_matrix(world, role):
             allowed = rule.permission in ROLE_PERMISSIONS[role]
             for call in calls:
                 where = f"{role} {operation_id} {call.__name__}"
-                if not allowed:
+                if not allowed or rule.national_only:
                     for status, body in call(client, inside):
                         assert status == 403, (where, body)
                     continue
@@ -230,6 +237,21 @@ def _check_aggregate(client, call, add, inside, where) -> None:
     assert call(client, inside) == before, f"{where}: counts households outside the user's areas"
     add(LOCALITY, "Insidesecond")
     assert call(client, inside) != before, f"{where}: does not count the user's own households"
+
+
+@pytest.mark.parametrize("role", ["auditor", "administrator", "registrar"])
+def test_audit_log_is_for_national_auditors(world, role):
+    app, settings, sessions, admin, add, inside, outside, missing = world
+    with TestClient(app, headers=auth_headers(sessions, settings, role)) as client:
+        client.get(f"/households/{inside.household_id}")
+        response = client.get("/audit/records", params={"record_id": inside.household_id})
+    if role == "registrar":
+        assert response.status_code == 403
+        return
+    assert response.status_code == 200, response.text
+    records = response.json()["data"]
+    assert [r["action"] for r in records][:1] == ["household.read"]
+    assert {r["record_id"] for r in records} == {inside.household_id}
 
 
 def test_summary_suppresses_small_cells_for_analysts(settings, sessions):

@@ -484,12 +484,14 @@ def create_app(settings: Settings) -> FastAPI:
     from sijill.registry.api import router as registry_router
     from sijill.registry.api import summary_router
     from sijill.security.api import router as auth_router
+    from sijill.security.audit_api import router as audit_router
 
     common = problem_responses(413, 422, 500)
     app.include_router(auth_router, responses=common)
     protected = {**common, **problem_responses(401, 403, 503)}
     app.include_router(registry_router, responses=protected)
     app.include_router(summary_router, responses=protected)
+    app.include_router(audit_router, responses=protected)
     _add_problem_schema(app)
     return app
 
