@@ -175,6 +175,10 @@ async def read_household(
     try:
         return service.get_household(session, principal, household_id, as_of)
     finally:
+        # The connection goes back to its pool before the first await: a request waiting for
+        # its audit commit must not hold one, or past the pool's size the next request would
+        # block the event loop on checkout, and with it the audit writer it waits for.
+        session.close()
         await record_audit(request, principal)
 
 
