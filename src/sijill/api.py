@@ -460,7 +460,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sessions = session_factory(engine)
     app.state.loop_engine = loop_engine
     app.state.loop_sessions = session_factory(loop_engine)
-    app.state.audit_writer = audit.AuditWriter(app.state.sessions)
+    app.state.audit_writer = audit.AuditWriter(
+        app.state.sessions, wait_for_flush=settings.audit_reads_wait_for_flush
+    )
 
     app.add_exception_handler(SijillError, _sijill_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -59,6 +59,13 @@ class Settings(BaseSettings):
         Path.home() / ".config" / "sijill" / "session.json",
         description="where `sijill login` keeps the CLI's tokens",
     )
+    audit_reads_wait_for_flush: bool = Field(
+        False,
+        description="Make a read wait until its audit record is flushed to disk on PostgreSQL, "
+        "not only committed. Off: a crash of the database server can lose the last fraction "
+        "of a second of read records (never a write's, never the chain's consistency), and "
+        "reads do not queue behind each other's fsync.",
+    )
     min_cell_size: int = Field(
         10, ge=1, description="aggregates for analysts suppress cells of fewer households"
     )
