@@ -1,6 +1,8 @@
--- wrk script for bench/bench_api.py: GET /households/{id}, a random existing ID per request.
---   wrk -t1 -c32 -d20s --latency -s bench/api_get.lua http://127.0.0.1:PORT -- IDS_FILE
--- IDS_FILE holds one household registry ID a line. Responses outside 2xx are counted and
+-- wrk script for bench/bench_api.py and bench/bench_security.py: GET /households/{id}, a
+-- random existing ID per request.
+--   wrk -t1 -c32 -d20s --latency -s bench/api_get.lua http://127.0.0.1:PORT -- IDS_FILE [TOKEN]
+-- IDS_FILE holds one household registry ID a line; TOKEN, a file holding an access token sent
+-- as `Authorization: Bearer <token>` on every request. Responses outside 2xx are counted and
 -- reported on a line "NON2XX <count> <last status>" at the end.
 
 local threads = {}
@@ -12,9 +14,19 @@ end
 
 local ids = {}
 
+local function read_token(path)
+  local file = assert(io.open(path, "r"))
+  local token = file:read("*l")
+  file:close()
+  return token
+end
+
 function init(args)
   for line in io.lines(args[1]) do
     ids[#ids + 1] = line
+  end
+  if args[2] then
+    wrk.headers["Authorization"] = "Bearer " .. read_token(args[2])
   end
   math.randomseed(os.time() * 100 + tid)
   non2xx = 0

@@ -1,10 +1,14 @@
--- wrk script for bench/bench_api.py: POST /households, a new household per request.
---   wrk -t1 -c32 -d20s --latency -s bench/api_post.lua http://127.0.0.1:PORT -- BODIES NIDS
+-- wrk script for bench/bench_api.py and bench/bench_security.py: POST /households, a new
+-- household per request.
+--   wrk -t1 -c32 -d20s --latency -s bench/api_post.lua http://127.0.0.1:PORT \
+--     -- BODIES NIDS NTHREADS [TOKEN]
 -- BODIES: one JSON household a line, its members' national ID numbers written __NID0__,
 -- __NID1__, ...; NIDS: national ID numbers valid under tr.tckimlik and held by nobody in the
 -- registry, one a line, each used once (thread k of n takes every n-th number). Responses
 -- outside 2xx are counted and reported on a line "NON2XX <count> <last status>"; "USED <n>"
 -- says how many numbers were drawn, "EXHAUSTED <n>" how many requests found none left.
+-- NTHREADS: wrk's -t; TOKEN: a file holding an access token, sent as `Authorization: Bearer
+-- <token>` on every request.
 
 local threads = {}
 
@@ -15,6 +19,14 @@ end
 
 local bodies, nids = {}, {}
 local nthreads, next_nid = 1, 0
+local headers = { ["Content-Type"] = "application/json" }
+
+local function read_token(path)
+  local file = assert(io.open(path, "r"))
+  local token = file:read("*l")
+  file:close()
+  return token
+end
 
 function init(args)
   for line in io.lines(args[1]) do
@@ -24,6 +36,9 @@ function init(args)
     nids[#nids + 1] = line
   end
   nthreads = tonumber(args[3]) or 1
+  if args[4] then
+    headers["Authorization"] = "Bearer " .. read_token(args[4])
+  end
   next_nid = tid - 1
   math.randomseed(os.time() * 100 + tid)
   non2xx = 0
@@ -52,7 +67,7 @@ function request()
     body = string.gsub(body, "__NID" .. k .. "__", nid, 1)
     k = k + 1
   end
-  return wrk.format("POST", "/households", { ["Content-Type"] = "application/json" }, body)
+  return wrk.format("POST", "/households", headers, body)
 end
 
 function response(status, headers, body)

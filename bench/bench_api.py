@@ -15,6 +15,10 @@ stopped at the end, whatever happens.
   ID valid under tr.tckimlik and held by nobody (bench/api_post.lua). Each POST adds a household
   to the registry.
 
+Every request carries an administrator's bearer token (a user `bench-api-<time>` made through
+the service layer, its token signed with the server's keyring /tmp/sijill-bench/api/keys.json),
+so reads and writes are authenticated and audited as in production.
+
 Each is run `wrk -t1 -c32 -d20s --latency` (1 thread, 32 connections): a warm-up run, then
 `--runs` measured runs; figures are medians. Responses outside 2xx are counted by the Lua
 scripts and reported.
@@ -34,9 +38,11 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
-from common import PG_ADMIN_URL, ROOT, SIJILL, median, record
+from common import PG_ADMIN_URL, ROOT, SIJILL, bench_user, median, record
 
 WORK = Path("/tmp/sijill-bench/api")
+KEY_FILE = WORK / "keys.json"  # the server's keyring: its tokens are signed with it
+TOKEN_FILE = WORK / "token.txt"  # an administrator's access token, sent on every request
 BENCH = ROOT / "bench"
 DEFAULT_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/sijill_bench"
 MEMBERS = 4
@@ -215,6 +221,7 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen:
             "SIJILL_DATABASE_URL": url,
             "SIJILL_HOST": "127.0.0.1",
             "SIJILL_PORT": str(port),
+            "SIJILL_KEY_FILE": str(KEY_FILE),
         },
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -250,7 +257,9 @@ def stop_server(server: subprocess.Popen) -> None:
 def check_once(port: int, household_id: str, body: str, nids: list[str]) -> int:
     """One GET and one POST by hand, so a load of errors is never mistaken for speed."""
     base = f"http://127.0.0.1:{port}"
-    with urllib.request.urlopen(f"{base}/households/{household_id}", timeout=10) as answer:
+    authorization = {"Authorization": f"Bearer {TOKEN_FILE.read_text().strip()}"}
+    read = urllib.request.Request(f"{base}/households/{household_id}", headers=authorization)
+    with urllib.request.urlopen(read, timeout=10) as answer:
         household = json.load(answer)
     assert household["household_id"] == household_id and household["members"], household
     for slot, number in enumerate(nids):
@@ -258,7 +267,7 @@ def check_once(port: int, household_id: str, body: str, nids: list[str]) -> int:
     request = urllib.request.Request(
         f"{base}/households",
         data=body.encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **authorization},
         method="POST",
     )
     try:
@@ -276,7 +285,7 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip()).groups()
     return float(value) * _UNITS[unit]
 
 
@@ -351,6 +360,8 @@ def main() -> None:
     # Enough numbers for POST at 1,500 households/s; a run that runs out says so (EXHAUSTED).
     per_run = lambda seconds: MEMBERS * 1_500 * seconds  # noqa: E731
 
+    username = f"bench-api-{time.strftime('%Y%m%d%H%M%S')}"
+    TOKEN_FILE.write_text(bench_user(url, KEY_FILE, username, "administrator") + "\n")
     server = start_server(url, args.port, args.workers)
     try:
         members_seen = check_once(
@@ -362,7 +373,12 @@ def main() -> None:
         def get(seconds: int) -> dict:
             port, threads, connections = wrk
             return run_wrk(
-                port, "api_get.lua", [str(WORK / "ids.txt")], threads, connections, seconds
+                port,
+                "api_get.lua",
+                [str(WORK / "ids.txt"), str(TOKEN_FILE)],
+                threads,
+                connections,
+                seconds,
             )
 
         def post(seconds: int) -> dict:
@@ -372,7 +388,12 @@ def main() -> None:
             return run_wrk(
                 port,
                 "api_post.lua",
-                [str(WORK / "bodies.jsonl"), str(WORK / "nids.txt"), str(threads)],
+                [
+                    str(WORK / "bodies.jsonl"),
+                    str(WORK / "nids.txt"),
+                    str(threads),
+                    str(TOKEN_FILE),
+                ],
                 threads,
                 connections,
                 seconds,

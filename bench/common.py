@@ -82,3 +82,48 @@ def record(section: str, command: str, lines: list[str]) -> None:
     parts = [head.rstrip("\n") + "\n"] + ["## " + s.rstrip("\n") + "\n" for s in rest]
     parts.append("\n".join(body))
     BENCHMARKS.write_text("\n".join(parts))
+
+
+def bench_user(
+    url: str,
+    key_file: Path,
+    username: str,
+    role: str,
+    area_code: str | None = None,
+    *,
+    service: bool = False,
+    token_minutes: int = 240,
+) -> str:
+    """A user made through the service layer, as an administrator would; their access token
+    (valid `token_minutes`, signed with the keyring at `key_file`), or a service account's
+    `user:key` for SIJILL_SERVICE_KEY."""
+    from sijill.core.db import make_engine, session_factory, transaction
+    from sijill.core.settings import Settings
+    from sijill.security import tokens
+    from sijill.security.audit import append
+    from sijill.security.keys import install_keyring
+    from sijill.security.models import User
+    from sijill.security.principal import Principal
+    from sijill.security.users import GrantSpec, create_user, user_grants
+
+    settings = Settings(
+        database_url=url, key_file=key_file, access_token_minutes=token_minutes, _env_file=None
+    )
+    install_keyring(settings)
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    principal = Principal.system("bench")
+    try:
+        with transaction(sessions) as session:
+            secret = create_user(
+                session, principal, username, [GrantSpec(role, area_code)], service=service
+            )
+            append(session, principal.take_audit())
+        if service:
+            return f"{username}:{secret}"
+        with sessions() as session:
+            user = session.query(User).filter_by(username=username).one()
+            grants = user_grants(session, user.id)
+            return tokens.issue(settings, username, user.token_version, grants).access_token
+    finally:
+        engine.dispose()
