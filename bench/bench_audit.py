@@ -31,13 +31,15 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from bench_import import drop_pg, fresh_pg, fresh_sqlite, pg_url, remove_sqlite
-from common import SIJILL, median, record, run_measured
+from common import SIJILL, bench_user, median, record, run_measured
 
 from sijill.core.db import make_engine, session_factory
 from sijill.security.audit import AuditEntry, AuditWriter, append_now, verify
 from sijill.security.audit_models import HASHED_FIELDS
 
 DATABASE = "sijill_bench_audit"
+# `sijill audit verify` runs as a signed-in auditor: a service account, keyring kept here.
+KEY_FILE = Path("/tmp/sijill-bench/audit-keys.json")
 CHUNK = inspect.signature(verify).parameters["chunk_rows"].default
 SQLITE = Path("/tmp/sijill-bench/audit.db")
 BLOCK = 1_000_000
@@ -200,8 +202,13 @@ def bench_writer(url: str, callers: int = 32, seconds: float = 5.0) -> tuple[flo
 
 
 def verify_once(url: str) -> dict:
+    """One `sijill audit verify` as an auditor (which appends its own record first)."""
     load = os.getloadavg()[0]
-    run = run_measured([str(SIJILL), "audit", "verify"], env={"SIJILL_DATABASE_URL": url})
+    env = {"SIJILL_DATABASE_URL": url, "SIJILL_KEY_FILE": str(KEY_FILE)}
+    env["SIJILL_SERVICE_KEY"] = bench_user(
+        url, KEY_FILE, f"bench-auditor-{time.time_ns()}", "auditor", service=True
+    )
+    run = run_measured([str(SIJILL), "audit", "verify"], env=env)
     if "audit chain intact" not in run.output:
         raise RuntimeError(f"verify did not pass:\n{run.output[-2000:]}")
     count = int(re.search(r"intact: ([\d,]+) records", run.output).group(1).replace(",", ""))
