@@ -254,6 +254,20 @@ def test_audit_log_is_for_national_auditors(world, role):
     assert {r["record_id"] for r in records} == {inside.household_id}
 
 
+def test_a_lone_small_cell_takes_a_complementary_one_with_it(settings, sessions):
+    make_areas(sessions)
+    settings = Settings(database_url=settings.database_url, min_cell_size=3)
+    app = create_app(settings)
+    with TestClient(app, headers=auth_headers(sessions, settings)) as admin:
+        for area in [OTHER_LOCALITY] + [LOCALITY] * 4:
+            assert admin.post("/households", json=household(area_code=area)).status_code == 201
+    with TestClient(app, headers=auth_headers(sessions, settings, "analyst")) as analyst:
+        summary = analyst.get("/registry/summary").json()
+    # North holds 4 households, South 1: showing North and the total of 5 would give South.
+    assert summary["households"] == 5
+    assert [region["households"] for region in summary["regions"]] == [None, None]
+
+
 def test_summary_suppresses_small_cells_for_analysts(settings, sessions):
     make_areas(sessions)
     settings = Settings(database_url=settings.database_url, min_cell_size=3)

@@ -62,9 +62,8 @@ def registry_summary(
         return None if min_cell and value is not None and 0 < value < min_cell else value
 
     regions = _by_governorate(session, scoped)
-    for row in regions:
-        if min_cell and row.households is not None and row.households < min_cell:
-            row.households = row.persons = None
+    if min_cell:
+        _suppress(regions, min_cell)
     return RegistrySummary(
         households=shown(households),
         persons=shown(count_members()),
@@ -73,6 +72,19 @@ def registry_summary(
         regions=regions,
         min_cell=min_cell,
     )
+
+
+def _suppress(regions: list[RegionRow], min_cell: int) -> None:
+    """Blank the regions of fewer than `min_cell` households. A region blanked alone could be
+    recovered by subtracting the others from the total: then the smallest other is blanked
+    too (complementary suppression), so only the sum of two is known."""
+    small = [row for row in regions if row.households is not None and row.households < min_cell]
+    if len(small) == 1:
+        others = [row for row in regions if row is not small[0]]
+        if others:
+            small.append(min(others, key=lambda row: row.households or 0))
+    for row in small:
+        row.households = row.persons = None
 
 
 def _by_governorate(session: Session, scoped) -> list[RegionRow]:
