@@ -213,25 +213,34 @@ def household_bodies(url: str, count: int, rng: random.Random) -> list[str]:
 
 
 def start_server(url: str, port: int, workers: int) -> subprocess.Popen:
-    log = (WORK / "server.log").open("w")
+    env = {
+        **os.environ,
+        "SIJILL_DATABASE_URL": url,
+        "SIJILL_HOST": "127.0.0.1",
+        "SIJILL_PORT": str(port),
+        "SIJILL_KEY_FILE": str(KEY_FILE),
+    }
+    command = [str(SIJILL), "serve", "--workers", str(workers)]
+    return launch_server(command, env, port, WORK / "server.log")
+
+
+def launch_server(
+    command: list[str], env: dict, port: int, log_path: Path, *, append: bool = False
+) -> subprocess.Popen:
+    """Start a server in its own process group and wait until it answers /health."""
+    log = log_path.open("a" if append else "w")
     server = subprocess.Popen(
-        [str(SIJILL), "serve", "--workers", str(workers)],
-        env={
-            **os.environ,
-            "SIJILL_DATABASE_URL": url,
-            "SIJILL_HOST": "127.0.0.1",
-            "SIJILL_PORT": str(port),
-            "SIJILL_KEY_FILE": str(KEY_FILE),
-        },
+        command,
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: stopped whole, with its workers
-        cwd=WORK,  # no stray .env from the repository
+        cwd=log_path.parent,  # no stray .env from the repository
     )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{(WORK / 'server.log').read_text()[-3000:]}")
+            raise RuntimeError(f"the server exited:\n{log_path.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
                 if answer.status == 200:
@@ -240,7 +249,7 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen:
             pass
         time.sleep(0.3)
     stop_server(server)
-    raise RuntimeError("the server did not answer /health within 90 s")
+    raise RuntimeError(f"{command[0]} did not answer /health within 90 s")
 
 
 def stop_server(server: subprocess.Popen) -> None:

@@ -60,6 +60,7 @@ from bench_api import (
     MEMBERS,
     _ms,
     household_bodies,
+    launch_server,
     registry_size,
     sample_household_ids,
     stop_server,
@@ -332,28 +333,8 @@ def start(
         command = ["-c", BASELINE_SERVE, str(WORKERS)]
     else:
         command = ["-m", "sijill", "serve", "--workers", str(WORKERS)]
-    log = (WORK / f"server-{name}.log").open("a" if append else "w")
-    server = subprocess.Popen(
-        [str(PYTHON), *command],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: stopped whole, with its workers
-        cwd=WORK,  # no stray .env from the repository
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"{name} exited:\n{(WORK / f'server-{name}.log').read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return server
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.3)
-    stop_server(server)
-    raise RuntimeError(f"{name} did not answer /health within 90 s")
+    log_path = WORK / f"server-{name}.log"
+    return launch_server([str(PYTHON), *command], env, port, log_path, append=append)
 
 
 def _call(port: int, method: str, path: str, token: str | None, body: str | None = None):

@@ -18,7 +18,7 @@ import asyncio
 import re
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -83,16 +83,7 @@ def _clean(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
-_ENTRY_FIELDS = (
-    "actor",
-    "role",
-    "action",
-    "outcome",
-    "record_type",
-    "record_id",
-    "purpose",
-    "request_id",
-)
+_ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
 _LIMITS = {name: AuditRecord.__table__.c[name].type.length for name in _ENTRY_FIELDS}
 _REQUIRED = ("actor", "action", "outcome")
 
