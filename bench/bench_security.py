@@ -306,9 +306,15 @@ def make_users(url: str, district: str) -> dict:
 # --- the servers ----------------------------------------------------------------------------
 
 
+# The baseline is served the way the working tree serves (sijill/serving.py: one socket per
+# worker), not by its own uvicorn --workers, whose shared socket lets one worker take every
+# connection of a run in some runs and not others: which would decide the comparison.
+# serving.py imports nothing of Sijill, so the working tree's copy serves the old app.
 BASELINE_SERVE = (
-    "import sys; from sijill.api import serve; from sijill.core.settings import get_settings; "
-    "serve(get_settings(), workers=int(sys.argv[1]))"
+    "import sys; sys.path.append(sys.argv[2]); import serving; "
+    "from sijill.core.settings import get_settings; settings = get_settings(); "
+    "serving.run_workers('sijill.api:app_from_environment', settings.host, settings.port, "
+    "int(sys.argv[1]), access_log=False)"
 )
 
 
@@ -330,7 +336,7 @@ def start(
     if pythonpath:
         # The baseline's `sijill serve` first upgrades the schema, and its migrations stop at
         # 0001 (it refuses a database at 0004): call what the command calls after that.
-        command = ["-c", BASELINE_SERVE, str(WORKERS)]
+        command = ["-c", BASELINE_SERVE, str(WORKERS), str(ROOT / "src" / "sijill")]
     else:
         command = ["-m", "sijill", "serve", "--workers", str(WORKERS)]
     log_path = WORK / f"server-{name}.log"
@@ -511,6 +517,9 @@ def main() -> None:
         "--low-connections", type=int, default=8, help="GET admin again at this load; 0: not"
     )
     parser.add_argument("--quiet-wait", type=float, default=25 * 60, help="seconds at most")
+    parser.add_argument(
+        "--routes", help="comma-separated names of the routes to measure, e.g. 'GET admin c8'"
+    )
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
@@ -590,6 +599,12 @@ def main() -> None:
         }
         if low:
             routes[f"GET admin c{low}"] = ("api_get.lua", get_args("admin"), low)
+        if args.routes:
+            chosen = [name.strip() for name in args.routes.split(",")]
+            unknown = [name for name in chosen if name not in routes]
+            if unknown:
+                parser.error(f"unknown routes {unknown}; the routes are {list(routes)}")
+            routes = {name: routes[name] for name in chosen}
 
         machine_state = wait_until_quiet(args.quiet_wait)
         print(f"machine: {machine_state}", flush=True)

@@ -18,6 +18,7 @@ os.environ.pop("SIJILL_SERVICE_KEY", None)
 import sijill.models  # noqa: E402, F401  (registers every table)
 from sijill.core.db import Base, make_engine, session_factory, upgrade  # noqa: E402
 from sijill.core.settings import Settings  # noqa: E402
+from sijill.security.principal import forget_scopes  # noqa: E402
 
 PG_URL = os.environ.get("SIJILL_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
@@ -90,6 +91,8 @@ def database_url(migrated_url):
             for _, sql in sqlite_triggers:
                 connection.execute(text(sql))
     engine.dispose()
+    # Area ids are reused by the next test's areas: no server would see its tree emptied.
+    forget_scopes()
 
 
 @pytest.fixture

@@ -242,6 +242,87 @@ def test_a_failed_audit_fails_every_caller_in_its_commit(tmp_path):
     assert len(results) == 20 and all(isinstance(r, AuditFailed) for r in results)
 
 
+def test_every_append_path_hashes_what_canonical_defines(engine, sessions):
+    """On PostgreSQL the chain is extended by `audit_append` in the database: its hashes must
+    be byte for byte the Python definition's, for any text a field can hold."""
+    awkward = [None, "", "+", "-", "\\", "'", '"', "%s", "مدير", "Ω≈ç", "🙂", "a" * 60]
+    batch = [
+        AuditEntry(
+            actor=value or "x",
+            role=value,
+            action="household.read",
+            outcome="ok",
+            record_type=value,
+            record_id=value,
+            purpose=awkward[-1 - i],
+            request_id=value,
+        )
+        for i, value in enumerate(awkward)
+    ]
+    append_now(sessions, batch[:4])
+    with transaction(sessions) as session:
+        append(session, batch[4:8])
+    writer = AuditWriter(sessions)
+
+    async def main() -> None:
+        await asyncio.gather(*(writer.record([entry]) for entry in batch[8:]))
+        await writer.close()
+
+    asyncio.run(main())
+    chain = rows(engine)
+    assert len(chain) == len(batch)
+    for record in chain:
+        fields = {name: getattr(record, name) for name in HASHED_FIELDS}
+        assert record.hash == hash_of(record.seq, fields), record.seq
+    assert [r.purpose for r in chain[:4]] == awkward[-1:-5:-1]
+    assert verify(engine).ok
+
+
+def test_the_audit_writer_reconnects_after_losing_its_connection(engine, sessions):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL appends through the writer's own connection")
+    writer = AuditWriter(sessions)
+
+    async def main() -> None:
+        await writer.record([READ])
+        with engine.begin() as connection:  # as a database restart would
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'SELECT audit_append%' AND pid <> pg_backend_pid()"
+                )
+            )
+        # The batch that meets the dead connection fails (its callers get 503)...
+        with pytest.raises(AuditFailed):
+            for _ in range(50):
+                await writer.record([READ])
+                await asyncio.sleep(0.01)
+        # ... and the next starts on a fresh one.
+        await writer.record([READ])
+        await writer.close()
+
+    asyncio.run(main())
+    assert verify(engine).ok
+
+
+def test_a_failed_audit_fails_every_caller_on_postgresql(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite is tested with a database without the audit tables")
+    wrong = engine.url.set(database="sijill_no_such_database")
+    writer = AuditWriter(session_factory(create_engine(wrong)))
+
+    async def main() -> list:
+        results = await asyncio.gather(
+            *(writer.record([READ]) for _ in range(20)), return_exceptions=True
+        )
+        await writer.close()
+        return results
+
+    results = asyncio.run(main())
+    assert len(results) == 20 and all(isinstance(r, AuditFailed) for r in results)
+    assert head(engine)[0] == 0
+
+
 def test_latest_filters_by_actor_record_and_time(engine, sessions):
     append_now(sessions, entries(3, actor="amina"))
     append_now(sessions, entries(2, actor="omar"))

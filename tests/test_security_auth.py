@@ -4,6 +4,7 @@ logs hold (never a name, national ID or phone)."""
 import json
 import logging
 import time
+from types import SimpleNamespace
 
 import jwt
 import pytest
@@ -13,7 +14,11 @@ from sqlalchemy import text
 
 from factories import auth_headers, household, make_areas, make_user, national_id, person
 from sijill.api import create_app
+from sijill.core.db import transaction
+from sijill.core.errors import Unauthenticated
 from sijill.core.settings import Settings
+from sijill.registry.areas import load_areas
+from sijill.security import principal, tokens
 from sijill.security.keys import current_keyring
 
 PASSWORD = "a new password 42"
@@ -122,6 +127,60 @@ def test_expired_and_forged_tokens_are_refused(app, sessions):
             "detail"
         ]
     )
+
+
+def test_a_remembered_token_still_expires_and_dies_with_its_key(app, sessions, monkeypatch):
+    """Servers remember tokens they verified; that must not stretch a token's life."""
+    key = current_keyring().token_key
+    now = int(time.time())
+    claims = {"iss": "sijill", "sub": "x", "typ": "access", "iat": now, "exp": now + 2}
+    token = jwt.encode({**claims, "grants": [["administrator", None, None]]}, key, "HS256")
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(app) as client:
+        assert client.get("/households", headers=headers).status_code == 200
+        assert token in tokens._verified
+        monkeypatch.setattr(
+            tokens,
+            "current_keyring",
+            lambda: SimpleNamespace(token_key=b"another signing key, 32 bytes +"),
+        )
+        with pytest.raises(Unauthenticated):
+            tokens.access_grants(token)  # a new signing key: checked again, and refused
+        monkeypatch.undo()
+        time.sleep(max(0.0, now + 2.05 - time.time()))
+        response = client.get("/households", headers=headers)
+        assert response.status_code == 401 and "expired" in response.json()["detail"]
+
+
+def test_moving_an_area_changes_who_may_see_its_households(settings, sessions, tmp_path):
+    """Scoped users' areas are remembered for a minute; loading areas forgets them at once."""
+    make_areas(sessions)
+    app = create_app(settings)
+    north = auth_headers(sessions, settings, "registrar", "SJ01")
+    with TestClient(app) as client:
+        created = client.post(
+            "/households", json=household(), headers=auth_headers(sessions, settings)
+        )
+        path = f"/households/{created.json()['household_id']}"
+        assert client.get(path, headers=north).status_code == 200
+        moved = tmp_path / "areas.csv"
+        moved.write_text("code,parent_code,level\nSJ0101,SJ02,district\n")
+        with transaction(sessions) as session:
+            load_areas(session, moved)
+        assert client.get(path, headers=north).status_code == 404
+        # Moved back behind this server's back (another process): seen within the minute.
+        with transaction(sessions) as session:
+            session.execute(
+                text(
+                    "UPDATE area SET parent_id = (SELECT id FROM area WHERE code = 'SJ01') "
+                    "WHERE code = 'SJ0101'"
+                )
+            )
+        assert client.get(path, headers=north).status_code == 404
+        later = time.monotonic() + principal.SCOPE_CACHE_SECONDS + 1
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(principal, "monotonic", lambda: later)
+            assert client.get(path, headers=north).status_code == 200
 
 
 def test_failed_sign_ins_are_rate_limited(settings, sessions):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from sijill.core.errors import ErrorCollector, InvalidInput
 from sijill.registry.codes import AREA_LEVELS
 from sijill.registry.models import Area
+from sijill.security.principal import forget_scopes
 
 _TRUE = {"true", "1", "yes"}
 
@@ -52,6 +53,7 @@ def load_areas(session: Session, csv_path: Path, geojson_path: Path | None = Non
         session.add(area)
         session.flush()
         existing[row["code"]] = area
+    forget_scopes()  # a parent may have changed: users' areas are looked up afresh
     return len(rows)
 
 

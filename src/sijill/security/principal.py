@@ -8,8 +8,9 @@ do at all (403 if not), `scope` for where (a record outside it is answered as mi
 
 import re
 from dataclasses import dataclass, field
+from time import monotonic
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import URL, ColumnElement, select, true
 from sqlalchemy.orm import Session
 
 from sijill.core.errors import Forbidden, InvalidInput
@@ -113,7 +114,7 @@ class Principal:
         roots = [g.area_id for g in self.grants_for(permission)]
         if any(root is None for root in roots):
             return Scope(None)
-        return Scope(frozenset(areas_within(session, roots)))
+        return Scope(cached_areas_within(session, roots))
 
     # --- purpose and consent ---------------------------------------------------------------
 
@@ -192,3 +193,26 @@ def areas_within(session: Session, roots: list[int]) -> list[int]:
     tree = select(Area.id).where(Area.id.in_(roots)).cte("scope_tree", recursive=True)
     tree = tree.union_all(select(Area.id).where(Area.parent_id == tree.c.id))
     return list(session.scalars(select(tree.c.id)))
+
+
+# A scoped user's areas are looked up once a minute per server process, not on every request:
+# the tree changes when areas are loaded, which is rare, and a grant itself already outlives
+# its withdrawal by up to an access token's life. Loading areas in this process forgets them
+# at once (`forget_scopes`).
+SCOPE_CACHE_SECONDS = 60.0
+_scopes: dict[tuple[URL, tuple[int, ...]], tuple[float, frozenset[int]]] = {}
+
+
+def cached_areas_within(session: Session, roots: list[int]) -> frozenset[int]:
+    key = (session.get_bind().engine.url, tuple(sorted(set(roots))))
+    known = _scopes.get(key)
+    now = monotonic()
+    if known is not None and now < known[0]:
+        return known[1]
+    areas = frozenset(areas_within(session, roots))
+    _scopes[key] = (now + SCOPE_CACHE_SECONDS, areas)
+    return areas
+
+
+def forget_scopes() -> None:
+    _scopes.clear()
