@@ -190,6 +190,14 @@ def test_every_protected_route_needs_a_token(settings, sessions):
             assert response.headers["www-authenticate"] == "Bearer"
             bad = client.request(method, url, json={}, headers={"Authorization": "Bearer x.y.z"})
             assert bad.status_code == 401, (operation_id, bad.text)
+    # The document says so too (get_principal reads the headers itself, and the OpenAPI
+    # document is completed by hand): a client generated from it sends the token.
+    for path, methods in app.openapi()["paths"].items():
+        for operation in methods.values():
+            documented = operation.get("security") == [{"HTTPBearer": []}]
+            purpose = [p for p in operation.get("parameters", []) if p["name"] == "X-Purpose"]
+            assert documented == (operation["operationId"] not in PUBLIC), path
+            assert len(purpose) == (0 if operation["operationId"] in PUBLIC else 1), path
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -24,11 +24,12 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
@@ -37,13 +38,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sijill import __version__
 from sijill.core.db import make_engine, session_factory
-from sijill.core.errors import SijillError, Unauthenticated
+from sijill.core.errors import FieldError, InvalidInput, SijillError, Unauthenticated
 from sijill.core.settings import Settings
 from sijill.registry.codes import DATA_SHARING_PREFIX
 from sijill.security import audit
 from sijill.security.authn import principal_from_token
 from sijill.security.keys import install_keyring
-from sijill.security.principal import AGENCY, PURPOSES, Principal, check_purpose
+from sijill.security.principal import AGENCY, PURPOSES, Principal, purpose_problem
 
 logger = logging.getLogger("sijill.api")
 PROBLEM_JSON = "application/problem+json"
@@ -53,32 +54,29 @@ PROBLEM_JSON = "application/problem+json"
 
 
 PURPOSE_PATTERN = f"^$|^({'|'.join(PURPOSES)})$|^{DATA_SHARING_PREFIX}{AGENCY.pattern}$"
-_bearer = HTTPBearer(
-    auto_error=False,
-    description="An access token from POST /auth/token (or from the configured OIDC provider)",
-)
+_BEARER = "HTTPBearer"  # the security scheme's name in the OpenAPI document
 
 
-async def get_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    purpose: Annotated[
-        str | None,
-        Header(
-            alias="X-Purpose",
-            max_length=64,
-            pattern=PURPOSE_PATTERN,
-            description="what the data is used for (eligibility_assessment, payment, research, "
-            "data_sharing:<agency>, ...); by default the purpose of the user's role",
-        ),
-    ] = None,
-) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
+async def get_principal(request: Request) -> Principal:
+    """The signed-in user of the bearer token, and the purpose the X-Purpose header declares.
+
+    The two headers are read here rather than through FastAPI's HTTPBearer and Header
+    parameters: two fewer dependencies to resolve on every request, about 40 µs of the
+    hottest read's 650. `_document_security` puts both into the OpenAPI document.
+    """
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Sign in first: send Authorization: Bearer <access token>")
+    declared = request.headers.get("x-purpose")
+    problem_text = purpose_problem(declared) if declared else None
+    if problem_text:
+        raise InvalidInput(
+            "The request has 1 invalid field", [FieldError("X-Purpose", problem_text)]
+        )
     principal = principal_from_token(
-        request.app.state.settings, credentials.credentials, request.app.state.loop_sessions
+        request.app.state.settings, token.strip(), request.app.state.loop_sessions
     )
-    principal.declared_purpose = check_purpose(purpose)
+    principal.declared_purpose = declared or None
     principal.request_id = request.state.request_id
     return principal
 
@@ -502,23 +500,56 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(registry_router, responses=protected)
     app.include_router(summary_router, responses=protected)
     app.include_router(audit_router, responses=protected)
-    _add_problem_schema(app)
+    _complete_openapi(app)
     return app
 
 
-def _add_problem_schema(app: FastAPI) -> None:
-    """Put the Problem schema into the OpenAPI document, where problem_responses point."""
+_PURPOSE_PARAMETER = {
+    "name": "X-Purpose",
+    "in": "header",
+    "required": False,
+    "description": "what the data is used for (eligibility_assessment, payment, research, "
+    "data_sharing:<agency>, ...); by default the purpose of the user's role",
+    "schema": {"type": "string", "maxLength": 64, "pattern": PURPOSE_PATTERN},
+}
+
+
+def _depends_on(dependant: Dependant, call: Any) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
+
+
+def _complete_openapi(app: FastAPI) -> None:
+    """Put into the OpenAPI document the Problem schema, where problem_responses point, and
+    on every route that needs a principal, the bearer token and the X-Purpose header that
+    `get_principal` reads itself."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build()
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components["ProblemFieldError"] = ProblemFieldError.model_json_schema()
-            components["Problem"] = Problem.model_json_schema(
+            components = schema.setdefault("components", {})
+            schemas = components.setdefault("schemas", {})
+            schemas["ProblemFieldError"] = ProblemFieldError.model_json_schema()
+            schemas["Problem"] = Problem.model_json_schema(
                 ref_template="#/components/schemas/{model}"
             )
-            components["Problem"].pop("$defs", None)
+            schemas["Problem"].pop("$defs", None)
+            components.setdefault("securitySchemes", {})[_BEARER] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An access token from POST /auth/token "
+                "(or from the configured OIDC provider)",
+            }
+            for context in iter_route_contexts(app.routes):
+                route = context.original_route
+                if not isinstance(route, APIRoute) or not route.include_in_schema:
+                    continue
+                if not _depends_on(route.dependant, get_principal):
+                    continue
+                for method in route.methods:
+                    operation = schema["paths"][context.path_format][method.lower()]
+                    operation.setdefault("security", []).append({_BEARER: []})
+                    operation.setdefault("parameters", []).append(_PURPOSE_PARAMETER)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
+import orjson
 import psycopg
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -97,14 +98,8 @@ _INSERT = AuditRecord.__table__.insert()
 
 # PostgreSQL appends in the database (migration 0005): one round trip, and the head's row lock
 # is held for the function and the commit, not across round trips while others queue for it.
-_COLUMN_PARAMETERS = ("at", *_ENTRY_FIELDS)
-_APPEND_ARGUMENTS = ", ".join(f"CAST(%({name})s AS text[])" for name in _COLUMN_PARAMETERS)
-_APPEND_PSYCOPG = f"SELECT audit_append({_APPEND_ARGUMENTS})"
-_APPEND_IN_DATABASE = text(
-    "SELECT audit_append({})".format(
-        ", ".join(f"CAST(:{name} AS text[])" for name in _COLUMN_PARAMETERS)
-    )
-)
+_APPEND_PSYCOPG = "SELECT audit_append(%s::json)"
+_APPEND_IN_DATABASE = text("SELECT audit_append(CAST(:batch AS json))")
 
 
 def timestamp() -> str:
@@ -134,15 +129,15 @@ def _stamped(entries: Sequence[AuditEntry], at: str | None = None) -> list[dict]
     return [_checked(entry, at) for entry in entries]
 
 
-def _columns(rows: list[dict]) -> dict[str, list[str | None]]:
-    return {name: [row[name] for row in rows] for name in _COLUMN_PARAMETERS}
+def _batch(rows: list[dict]) -> str:
+    return orjson.dumps(rows).decode()
 
 
 def _append_rows(session: Session, rows: list[dict]) -> None:
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_APPEND_IN_DATABASE, _columns(rows))
+        session.execute(_APPEND_IN_DATABASE, {"batch": _batch(rows)})
         return
     # Advancing the head first takes the write lock (SQLite) before anything else, so
     # concurrent appenders queue here and each sees the last hash.
@@ -308,7 +303,7 @@ class AuditWriter:
                 # COMMIT returns. Only a crash of the database server in that window loses it.
                 await lane.connection.execute("SET synchronous_commit TO off")
         try:
-            await lane.connection.execute(_APPEND_PSYCOPG, _columns(rows))
+            await lane.connection.execute(_APPEND_PSYCOPG, (_batch(rows),))
         except BaseException:
             # Whatever state the connection is in, the next batch starts on a fresh one.
             connection, lane.connection = lane.connection, None

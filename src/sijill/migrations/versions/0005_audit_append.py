@@ -19,64 +19,59 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# One array per field, all of the same length.
-# Field order and encoding mirror audit_models.HASHED_FIELDS and _encode: seq as decimal
-# digits, then each field as '+' || value, or '-' for NULL, joined by chr(31).
+# The batch is a JSON array of objects with the entry's fields: one parameter, cheap for the
+# client to send (nine arrays cost the driver more than the whole call). The fields are read
+# back as text; the appender has already escaped the control characters JSON text could not
+# carry into PostgreSQL text. Field order and encoding mirror audit_models.HASHED_FIELDS and
+# _encode: seq as decimal digits, then each field as '+' || value, or '-' for NULL, joined by
+# chr(31).
 AUDIT_APPEND = """
-CREATE FUNCTION audit_append(
-    ats text[], actors text[], roles text[], actions text[], outcomes text[],
-    record_types text[], record_ids text[], purposes text[], request_ids text[]
-) RETURNS bigint LANGUAGE plpgsql AS $$
+CREATE FUNCTION audit_append(batch json) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
-    n integer := coalesce(cardinality(actors), 0);
-    first_seq bigint;
+    n integer := coalesce(json_array_length(batch), 0);
+    next_seq bigint;
     prev text;
-    hashes text[] := '{}';
-    prevs text[] := '{}';
+    this_hash text;
+    entry record;
 BEGIN
     IF n = 0 THEN
         RETURN NULL;
     END IF;
-    IF coalesce(cardinality(ats), 0) <> n OR coalesce(cardinality(roles), 0) <> n
-            OR coalesce(cardinality(actions), 0) <> n
-            OR coalesce(cardinality(outcomes), 0) <> n
-            OR coalesce(cardinality(record_types), 0) <> n
-            OR coalesce(cardinality(record_ids), 0) <> n
-            OR coalesce(cardinality(purposes), 0) <> n
-            OR coalesce(cardinality(request_ids), 0) <> n THEN
-        RAISE EXCEPTION 'audit_append: the field arrays differ in length';
-    END IF;
     UPDATE audit_head SET seq = audit_head.seq + n WHERE id = 1
-        RETURNING audit_head.seq - n + 1, audit_head.hash INTO first_seq, prev;
+        RETURNING audit_head.seq - n, audit_head.hash INTO next_seq, prev;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'the audit chain has no head row: run `sijill db upgrade`';
     END IF;
-    FOR i IN 1..n LOOP
-        prevs := prevs || prev;
-        prev := encode(sha256(convert_to(concat_ws(chr(31),
-            (first_seq + i - 1)::text,
-            coalesce('+' || ats[i], '-'),
-            coalesce('+' || actors[i], '-'),
-            coalesce('+' || roles[i], '-'),
-            coalesce('+' || actions[i], '-'),
-            coalesce('+' || outcomes[i], '-'),
-            coalesce('+' || record_types[i], '-'),
-            coalesce('+' || record_ids[i], '-'),
-            coalesce('+' || purposes[i], '-'),
-            coalesce('+' || request_ids[i], '-'),
+    FOR entry IN
+        SELECT e.* FROM ROWS FROM (json_to_recordset(batch) AS (
+            at text, actor text, role text, action text, outcome text, record_type text,
+            record_id text, purpose text, request_id text))
+            WITH ORDINALITY AS e(at, actor, role, action, outcome, record_type, record_id,
+                                 purpose, request_id, position)
+        ORDER BY e.position
+    LOOP
+        next_seq := next_seq + 1;
+        this_hash := encode(sha256(convert_to(concat_ws(chr(31),
+            next_seq::text,
+            coalesce('+' || entry.at, '-'),
+            coalesce('+' || entry.actor, '-'),
+            coalesce('+' || entry.role, '-'),
+            coalesce('+' || entry.action, '-'),
+            coalesce('+' || entry.outcome, '-'),
+            coalesce('+' || entry.record_type, '-'),
+            coalesce('+' || entry.record_id, '-'),
+            coalesce('+' || entry.purpose, '-'),
+            coalesce('+' || entry.request_id, '-'),
             '+' || prev), 'UTF8')), 'hex');
-        hashes := hashes || prev;
+        INSERT INTO audit_record (seq, at, actor, role, action, outcome, record_type, record_id,
+                                  purpose, request_id, prev_hash, hash)
+        VALUES (next_seq, entry.at, entry.actor, entry.role, entry.action, entry.outcome,
+                entry.record_type, entry.record_id, entry.purpose, entry.request_id, prev,
+                this_hash);
+        prev := this_hash;
     END LOOP;
-    INSERT INTO audit_record (seq, at, actor, role, action, outcome, record_type, record_id,
-                              purpose, request_id, prev_hash, hash)
-    SELECT first_seq + r.i - 1, r.at, r.actor, r.role, r.action, r.outcome, r.record_type,
-           r.record_id, r.purpose, r.request_id, r.prev_hash, r.hash
-    FROM unnest(ats, actors, roles, actions, outcomes, record_types, record_ids, purposes,
-                request_ids, prevs, hashes)
-         WITH ORDINALITY AS r(at, actor, role, action, outcome, record_type, record_id, purpose,
-                              request_id, prev_hash, hash, i);
     UPDATE audit_head SET hash = prev WHERE id = 1;
-    RETURN first_seq + n - 1;
+    RETURN next_seq;
 END
 $$
 """
@@ -89,7 +84,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(
-            "DROP FUNCTION audit_append(text[], text[], text[], text[], text[], text[], text[], "
-            "text[], text[])"
-        )
+        op.execute("DROP FUNCTION audit_append(json)")
