@@ -590,7 +590,7 @@ def main() -> None:
         for side in SIDES:
             nids = fresh_national_ids(url, keyring, MEMBERS, rng, used)
             check_server(ports[side], side != "without", tokens, ids, bodies[0], nids)
-        print(f"checked both servers; registrar district {district}", flush=True)
+        print(f"checked the three servers; registrar district {district}", flush=True)
         for server in servers:
             stop_server(server)
         servers.clear()
@@ -784,7 +784,7 @@ def main() -> None:
         f"{facts['upgrade_peak_mb']:.0f} MB; load average {facts['upgrade_load']:.1f} when it "
         f"started; the copy itself {facts['copy_seconds']:.0f} s). For the baseline's "
         f"duplicate check the plain index on `person.national_id` is rebuilt on the copy "
-        f"({facts['index_seconds']:.0f} s); both servers maintain it on POST.",
+        f"({facts['index_seconds']:.0f} s); every server maintains it on POST.",
         "",
         "Three servers: with, the working tree (bearer tokens, hash-chained audit of every "
         "read and write, GET's audit group-committed, AES-GCM identifiers; "
@@ -796,7 +796,7 @@ def main() -> None:
         f"tree's: one SO_REUSEPORT socket per worker), {WORKERS} uvicorn workers on "
         "127.0.0.1, one server at a time; load "
         f"`wrk -t1 -cN -d{args.duration}s --latency --timeout 60s` on the same machine (2 "
-        "cores shared by wrk, both servers and PostgreSQL), the same requests to both (token "
+        "cores shared by wrk, the server and PostgreSQL), the same requests to all three (token "
         "header included); the 60 s timeout, instead of wrk's 2 s, keeps stalled requests in "
         f"the percentiles. Each run starts its server afresh, warms it {args.warmup} s, then "
         f"measures; the three alternate, medians of {args.runs} runs each. Registrar: "
