@@ -83,6 +83,17 @@ def tckimlik(base: str) -> str:
     return f"{base}{tenth}{eleventh}"
 
 
+def draw_candidates(count: int, rng: random.Random, used: set[str]) -> list[str]:
+    """`count` valid numbers not drawn before (added to `used`)."""
+    candidates = []
+    while len(candidates) < count:
+        number = tckimlik(str(rng.randint(100_000_000, 999_999_999)))
+        if number not in used:
+            used.add(number)
+            candidates.append(number)
+    return candidates
+
+
 def fresh_national_ids(url: str, count: int, rng: random.Random, used: set[str]) -> list[str]:
     """`count` valid numbers that no person in the registry holds and no earlier run drew."""
     from stdnum.tr import tckimlik as stdnum_tckimlik
@@ -90,12 +101,7 @@ def fresh_national_ids(url: str, count: int, rng: random.Random, used: set[str])
     chosen: list[str] = []
     with psycopg.connect(_libpq(url)) as connection:
         while len(chosen) < count:
-            candidates = []
-            while len(candidates) < (count - len(chosen)) * 2:
-                number = tckimlik(str(rng.randint(100_000_000, 999_999_999)))
-                if number not in used:
-                    used.add(number)
-                    candidates.append(number)
+            candidates = draw_candidates((count - len(chosen)) * 2, rng, used)
             held = {
                 row[0]
                 for row in connection.execute(

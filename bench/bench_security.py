@@ -63,12 +63,12 @@ from bench_api import (
     BENCH,
     MEMBERS,
     _ms,
+    draw_candidates,
     household_bodies,
     launch_server,
     registry_size,
     sample_household_ids,
     stop_server,
-    tckimlik,
 )
 from common import (
     PG_ADMIN_URL,
@@ -246,12 +246,7 @@ def fresh_national_ids(url: str, keyring, count: int, rng: random.Random, used: 
     """Valid numbers nobody holds: not in clear (the baseline's writes) nor by blind index."""
     chosen: list[str] = []
     while len(chosen) < count:
-        candidates = []
-        while len(candidates) < (count - len(chosen)) * 2:
-            number = tckimlik(str(rng.randint(100_000_000, 999_999_999)))
-            if number not in used:
-                used.add(number)
-                candidates.append(number)
+        candidates = draw_candidates((count - len(chosen)) * 2, rng, used)
         indexes = keyring.blind_index_many(candidates)
         held = {
             row[0]
