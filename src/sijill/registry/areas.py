@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from sijill.core.errors import ErrorCollector, InvalidInput
 from sijill.registry.codes import AREA_LEVELS
 from sijill.registry.models import Area
-from sijill.security.principal import forget_scopes
 
 _TRUE = {"true", "1", "yes"}
+_tree_changes = 0
 
 
 def load_areas(session: Session, csv_path: Path, geojson_path: Path | None = None) -> int:
@@ -53,7 +53,8 @@ def load_areas(session: Session, csv_path: Path, geojson_path: Path | None = Non
         session.add(area)
         session.flush()
         existing[row["code"]] = area
-    forget_scopes()  # a parent may have changed: users' areas are looked up afresh
+    global _tree_changes
+    _tree_changes += 1  # a parent may have changed: expansions kept in this process are stale
     return len(rows)
 
 
@@ -66,13 +67,14 @@ def _geometries(path: Path) -> dict[str, dict]:
     }
 
 
-def descendant_ids(session: Session, code: str) -> list[int]:
-    """The area with this code and every area below it (for scopes and area searches)."""
-    root = session.scalar(select(Area.id).where(Area.code == code))
-    if root is None:
-        return []
-    ids, frontier = [root], [root]
-    while frontier:
-        frontier = list(session.scalars(select(Area.id).where(Area.parent_id.in_(frontier))))
-        ids.extend(frontier)
-    return ids
+def areas_within(session: Session, roots: list[int]) -> list[int]:
+    """These areas and every area below them, in one statement."""
+    tree = select(Area.id).where(Area.id.in_(roots)).cte("area_tree", recursive=True)
+    tree = tree.union_all(select(Area.id).where(Area.parent_id == tree.c.id))
+    return list(session.scalars(select(tree.c.id)))
+
+
+def tree_changes() -> int:
+    """How many times this process has loaded areas: whoever keeps an expansion of the tree
+    compares it to know the expansion may be stale."""
+    return _tree_changes

@@ -15,6 +15,7 @@ from sijill.core.errors import FieldError, InvalidInput
 from sijill.core.ids import PAYLOAD_DIGITS, parse_id
 from sijill.identity.names import normalise_name
 from sijill.registry import identifiers
+from sijill.registry.areas import areas_within
 from sijill.registry.models import Area, Household, Membership, Person
 from sijill.registry.read import households_public
 from sijill.registry.schemas import HouseholdPublic
@@ -86,7 +87,10 @@ def _conditions(
         if area_id is None:
             problems.append(FieldError("area_code", f"there is no area with code '{area_code}'"))
         else:
-            conditions.append(Household.area_id.in_(_area_and_below(session, area_id)))
+            # Fetched first rather than left as a subquery: the database then knows how many
+            # households the areas hold and picks its plan accordingly (a district's last
+            # pages would otherwise walk the whole household table in ID order).
+            conditions.append(Household.area_id.in_(areas_within(session, [area_id])))
     if problems:
         raise InvalidInput("The search has errors", problems)
     return conditions
@@ -113,15 +117,6 @@ def _name_condition(words: list[str]) -> ColumnElement[bool]:
     # wildcard. A leading space anchors each word at the start of a word of the name.
     spaced = literal(" ") + Person.search_name
     return and_(*(spaced.like(f"% {word}%") for word in words))
-
-
-def _area_and_below(session: Session, area_id: int) -> list[int]:
-    # Fetched first rather than left as a subquery: the database then knows how many
-    # households the areas hold and picks its plan accordingly (a district's last pages would
-    # otherwise walk the whole household table in ID order).
-    tree = select(Area.id).where(Area.id == area_id).cte("area_tree", recursive=True)
-    tree = tree.union_all(select(Area.id).where(Area.parent_id == tree.c.id))
-    return list(session.scalars(select(tree.c.id)))
 
 
 def consent_covers(session: Session, purpose: str) -> ColumnElement[bool]:

@@ -10,12 +10,12 @@ import re
 from dataclasses import dataclass, field
 from time import monotonic
 
-from sqlalchemy import URL, ColumnElement, select, true
+from sqlalchemy import URL, ColumnElement, true
 from sqlalchemy.orm import Session
 
 from sijill.core.errors import Forbidden, InvalidInput
+from sijill.registry.areas import areas_within, tree_changes
 from sijill.registry.codes import CONSENT_PURPOSES, DATA_SHARING_PREFIX
-from sijill.registry.models import Area
 from sijill.security.audit import AuditEntry
 from sijill.security.roles import (
     DEFAULT_PURPOSE,
@@ -188,29 +188,22 @@ def check_purpose(purpose: str | None) -> str | None:
     return purpose
 
 
-def areas_within(session: Session, roots: list[int]) -> list[int]:
-    """These areas and every area below them, in one statement."""
-    tree = select(Area.id).where(Area.id.in_(roots)).cte("scope_tree", recursive=True)
-    tree = tree.union_all(select(Area.id).where(Area.parent_id == tree.c.id))
-    return list(session.scalars(select(tree.c.id)))
-
-
 # A scoped user's areas are looked up once a minute per server process, not on every request:
 # the tree changes when areas are loaded, which is rare, and a grant itself already outlives
-# its withdrawal by up to an access token's life. Loading areas in this process forgets them
-# at once (`forget_scopes`).
+# its withdrawal by up to an access token's life. Loading areas in this process makes them
+# stale at once (`tree_changes`).
 SCOPE_CACHE_SECONDS = 60.0
-_scopes: dict[tuple[URL, tuple[int, ...]], tuple[float, frozenset[int]]] = {}
+_scopes: dict[tuple[URL, tuple[int, ...]], tuple[float, int, frozenset[int]]] = {}
 
 
 def cached_areas_within(session: Session, roots: list[int]) -> frozenset[int]:
     key = (session.get_bind().engine.url, tuple(sorted(set(roots))))
     known = _scopes.get(key)
     now = monotonic()
-    if known is not None and now < known[0]:
-        return known[1]
+    if known is not None and now < known[0] and known[1] == tree_changes():
+        return known[2]
     areas = frozenset(areas_within(session, roots))
-    _scopes[key] = (now + SCOPE_CACHE_SECONDS, areas)
+    _scopes[key] = (now + SCOPE_CACHE_SECONDS, tree_changes(), areas)
     return areas
 
 
