@@ -148,6 +148,8 @@ def test_interrupted_import_leaves_whole_batches_and_resumes(stop, country, data
         "SIJILL_DATABASE_URL": database_url,
         "SIJILL_IMPORT_BATCH_SIZE": "100",
         "SIJILL_SERVICE_KEY": f"importer:{key}",
+        # The batch path; an initial load is stopped in the next test.
+        "SIJILL_IMPORT_INITIAL_LOAD": "false",
     }
     process = subprocess.Popen(
         [*SIJILL, "import", str(country)],
@@ -188,3 +190,66 @@ def test_interrupted_import_leaves_whole_batches_and_resumes(stop, country, data
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(Person)) == sum(expected.values())
     engine.dispose()
+
+
+def _copying_into(database_url: str, table: str) -> bool:
+    from sijill.core.db import make_engine
+
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        found = connection.execute(
+            text("SELECT count(*) FROM pg_stat_progress_copy WHERE relid = CAST(:t AS regclass)"),
+            {"t": table},
+        ).scalar()
+    engine.dispose()
+    return bool(found)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def test_interrupted_initial_load_keeps_whole_batches_or_nothing(
+    stop, country, database_url, sessions
+):
+    """Ctrl-C during an initial load commits the batches loaded so far, indexes built; a kill
+    leaves the registry empty with its schema whole. Either way the same command finishes."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the initial load is PostgreSQL's bulk path")
+    key = make_user(sessions, "importer", "administrator", service=True)
+    env = {
+        **os.environ,
+        "SIJILL_DATABASE_URL": database_url,
+        "SIJILL_IMPORT_BATCH_SIZE": "100",
+        "SIJILL_SERVICE_KEY": f"importer:{key}",
+    }
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        indexes = connection.execute(text("SELECT indexdef FROM pg_indexes")).scalars().all()
+    process = subprocess.Popen(
+        [*SIJILL, "import", str(country)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # The registry is locked until the end: watch the load's COPY of memberships instead, the
+    # last table of each batch, and stop it there.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _copying_into(database_url, "membership"):
+        time.sleep(0.005)
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=60)
+    assert "Traceback" not in stderr
+    expected = _source_sizes(country, "synth-5")
+    imported = _imported_sizes(database_url)
+    if stop == signal.SIGINT:
+        assert process.returncode == 130
+        assert 0 < len(imported) < len(expected), "the import was stopped part way"
+        assert all(imported[key] == expected[key] for key in imported), "a household lost members"
+    else:
+        assert imported == {}
+    with engine.connect() as connection:
+        after = connection.execute(text("SELECT indexdef FROM pg_indexes")).scalars().all()
+    engine.dispose()
+    assert sorted(after) == sorted(indexes)
+    resumed = run(["import", str(country)], env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _imported_sizes(database_url) == expected

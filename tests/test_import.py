@@ -316,6 +316,7 @@ def test_failure_mid_import_leaves_only_whole_batches(engine, settings, tmp_path
         persons += [person(f"P{i}a", f"H{i}"), person(f"P{i}b", f"H{i}", "child", "2012")]
     folder = make_folder(tmp_path / "src", households, persons)
     settings.import_batch_size = 100
+    settings.import_initial_load = False  # the batch path (see test_import_initial_load.py)
     original = writer_module.BatchWriter._load
     calls = {"membership": 0}
 

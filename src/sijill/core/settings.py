@@ -20,6 +20,10 @@ class Settings(BaseSettings):
         "name, or 'digits:N' for a country whose scheme stdnum does not know",
     )
     import_batch_size: int = Field(20_000, ge=100, description="households per import batch")
+    import_initial_load: bool = Field(
+        True,
+        description="load an empty PostgreSQL registry in one transaction, indexes built last",
+    )
     page_size_max: int = Field(500, ge=1)
     host: str = "127.0.0.1"
     port: int = 8000

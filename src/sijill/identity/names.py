@@ -64,6 +64,16 @@ def search_name(parts: dict[str, str | None]) -> str:
     return " ".join(word for word in words if word)
 
 
-def search_name_column() -> pl.Expr:
-    words = [normalise_name_column(pl.col(part)) for part in NAME_PARTS]
+def search_name_column(frame: pl.DataFrame) -> pl.Expr:
+    """`search_name` for every row of `frame`. A registry has far fewer distinct names than
+    persons, so each distinct name part is normalised once and looked up per row."""
+    distinct = (
+        pl.concat([frame.select(pl.col(part).alias("name")) for part in NAME_PARTS])
+        .drop_nulls()
+        .unique()
+    )
+    forms = distinct.select("name", normalise_name_column(pl.col("name")).alias("form"))
+    words = [
+        pl.col(part).replace_strict(forms["name"], forms["form"], default="") for part in NAME_PARTS
+    ]
     return pl.concat_str(words, separator=" ").str.replace_all(" +", " ").str.strip_chars(" ")

@@ -101,7 +101,7 @@ def import_command(
     with (
         acting_user(settings) as (sessions, principal),
         Progress(
-            TextColumn("[bold]importing"),
+            TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("households"),
@@ -110,7 +110,7 @@ def import_command(
             transient=True,
         ) as bar,
     ):
-        task = bar.add_task("import", total=None)
+        task = bar.add_task("importing", total=None)
 
         def progress(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total)
@@ -124,6 +124,7 @@ def import_command(
             source,
             principal=principal,
             progress=progress,
+            stage=lambda what: bar.update(task, description=what),
         )
     counts = report.counts
     rate = report.households_read / report.seconds if report.seconds else 0

@@ -81,12 +81,22 @@ def apply_mapping(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
             frame = frame.with_columns(pl.col(target).fill_null(pl.lit(value)))
         else:
             frame = frame.with_columns(pl.lit(value, dtype=pl.String).alias(target))
+    # Most sources write plain ASCII digits: find the columns that hold any local digit or
+    # separator in one pass, and translate only those.
+    local = "[" + "".join(_LOCAL_DIGITS) + "".join(_LOCAL_PUNCTUATION) + "]"
+    coded = [name for name in frame.columns if name != "_row" and name not in FREE_TEXT_FIELDS]
+    holding = (
+        frame.select(pl.col(name).str.contains(local).any() for name in coded).row(0)
+        if coded
+        else ()
+    )
+    translate = {name for name, found in zip(coded, holding, strict=True) if found}
     cleaned = []
     for name in frame.columns:
         if name == "_row":
             continue
         column = pl.col(name).str.strip_chars()
-        if name not in FREE_TEXT_FIELDS:
+        if name in translate:
             column = column.str.replace_many(_LOCAL_DIGITS, _ASCII_DIGITS)
             column = column.str.replace_many(
                 list(_LOCAL_PUNCTUATION), list(_LOCAL_PUNCTUATION.values())

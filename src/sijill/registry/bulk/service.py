@@ -263,10 +263,11 @@ def import_path(
     source: str | None = None,
     principal: Principal | None = None,
     progress: Progress | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> ImportReport:
     """Import a file or synth folder as `principal` (a registrar: only rows in their areas are
     taken; the others are rejected). The areas file of a synth folder is loaded only for a
-    user who may manage areas."""
+    user who may manage areas. `stage` hears of the final index build of an initial load."""
     principal = principal or Principal.system("import")
     action = Permission.HOUSEHOLD_IMPORT
     principal.require(action)
@@ -301,7 +302,11 @@ def import_path(
         total = None
     started = time.perf_counter()
     now = utcnow()
-    pipeline = _WriterThread(engine)
+    pipeline = _WriterThread(
+        engine,
+        settings.import_initial_load,
+        on_indexing=lambda: stage and stage("building the registry's indexes"),
+    )
     outcome = "ok"
     try:
         with _stop_on_ctrl_c() as stop_requested:
@@ -355,30 +360,56 @@ def _stop_on_ctrl_c():
 
 
 class _WriterThread:
-    """Commits batches in order on its own connection while the next batch is being checked."""
+    """Commits batches in order on its own connection while the next batch is being checked
+    (an initial load: writes them, and commits them all once its indexes are built)."""
 
-    def __init__(self, engine: Engine):
+    def __init__(
+        self,
+        engine: Engine,
+        initial_load_allowed: bool = True,
+        on_indexing: Callable[[], None] = lambda: None,
+    ):
         self._queue: queue.Queue = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
         self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._on_indexing = on_indexing
+        self.deferred = False
         self.counts = BatchCounts()
         self.committed = 0
-        self._thread = threading.Thread(target=self._run, args=(engine,), daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(engine, initial_load_allowed), daemon=True
+        )
         self._thread.start()
+        # Know the mode (and fail early on a connection problem) before reading the source.
+        self._ready.wait()
+        self._raise_if_failed()
 
-    def _run(self, engine: Engine) -> None:
+    def _run(self, engine: Engine, initial_load_allowed: bool) -> None:
         writer = None
         try:
-            writer = BatchWriter(engine)
+            writer = BatchWriter(engine, initial_load_allowed)
+            self.deferred = writer.deferred
+            self._ready.set()
+            written, counts = 0, BatchCounts()
             while True:
                 item = self._queue.get()
-                if item is None or self._stop.is_set():
+                if self._stop.is_set():
                     return
-                self.counts += writer.write(*item)
-                self.committed += 1
+                if item is None:
+                    break
+                counts += writer.write(*item)
+                written += 1
+                if not writer.deferred:
+                    self.counts, self.committed = counts, written
+            if writer.deferred:
+                self._on_indexing()
+                writer.finish()
+                self.counts, self.committed = counts, written
         except BaseException as error:  # handed to the caller's thread
             self._error = error
         finally:
+            self._ready.set()
             if writer is not None:
                 writer.close()
 

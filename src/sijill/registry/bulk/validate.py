@@ -46,32 +46,57 @@ class Context:
 
 
 class Rejects:
-    """Collects (row, key, field, value, message) for the rows of one frame."""
+    """Collects (row, key, field, value, message) for the rows of one frame.
+
+    Checks are gathered first and evaluated together: one pass computes every check's mask
+    (Polars spreads them over the cores), and only the checks some row fails build reject lines.
+    """
 
     def __init__(self, frame: pl.DataFrame, key: str):
         self.frame = frame
         self.key = key
-        self.parts: list[pl.DataFrame] = []
+        self._checks: list[tuple[pl.Expr, str, pl.Expr, str]] = []
+        self._found: pl.DataFrame | None = None
 
     def add(self, bad: pl.Expr, field: str, message: pl.Expr | str, value: str | None = None):
         message_expr = pl.lit(message) if isinstance(message, str) else message
-        value_expr = pl.col(value or field) if (value or field) in self.frame.columns else None
-        part = self.frame.filter(bad.fill_null(False)).select(
-            pl.col(ROW).alias("row"),
-            pl.col(self.key).alias("record_key") if self.key in self.frame.columns else None,
-            pl.lit(field).alias("field"),
-            (value_expr.cast(pl.String) if value_expr is not None else pl.lit(None)).alias("value"),
-            message_expr.cast(pl.String).alias("message"),
+        self._checks.append((bad.fill_null(False), field, message_expr, value or field))
+        self._found = None
+
+    def _lines(self, mask: str, field: str, message: pl.Expr, value: str) -> pl.DataFrame:
+        columns = self.frame.columns
+        value_expr = pl.col(value).cast(pl.String) if value in columns else pl.lit(None)
+        key_expr = pl.col(self.key) if self.key in columns else pl.lit(None, dtype=pl.String)
+        return (
+            self.frame.with_columns(self._masks[mask])
+            .filter(pl.col(mask))
+            .select(
+                pl.col(ROW).alias("row"),
+                key_expr.alias("record_key"),
+                pl.lit(field).alias("field"),
+                value_expr.alias("value"),
+                message.cast(pl.String).alias("message"),
+            )
+            .cast(REJECT_SCHEMA)
         )
-        if part.height:
-            if "record_key" not in part.columns:
-                part = part.with_columns(pl.lit(None, dtype=pl.String).alias("record_key"))
-            self.parts.append(part.select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA))
 
     def frame_of_rejects(self) -> pl.DataFrame:
-        if not self.parts:
-            return pl.DataFrame(schema=REJECT_SCHEMA)
-        return pl.concat(self.parts)
+        if self._found is None:
+            names = [f"__check{i}" for i in range(len(self._checks))]
+            masks = self.frame.select(
+                [bad.alias(name) for name, (bad, *_) in zip(names, self._checks, strict=True)]
+            )
+            self._masks = masks
+            failing = masks.select(pl.all().any()).row(0) if names else ()
+            parts = [
+                self._lines(name, field, message, value)
+                for name, hit, (_, field, message, value) in zip(
+                    names, failing, self._checks, strict=True
+                )
+                if hit
+            ]
+            self._found = pl.concat(parts) if parts else pl.DataFrame(schema=REJECT_SCHEMA)
+        return self._found
 
     def rejected_rows(self) -> pl.Series:
         return self.frame_of_rejects()["row"].unique()
@@ -331,7 +356,7 @@ def check_persons(frame: pl.DataFrame, ctx: Context) -> tuple[pl.DataFrame, pl.D
         pl.col(HOUSEHOLD_KEY),
         pl.col("relationship"),
         *[pl.col(name) for name in NAME_PARTS],
-        search_name_column().alias("search_name"),
+        search_name_column(frame).alias("search_name"),
         pl.col("sex"),
         pl.col("birth_date__date").alias("birth_date"),
         pl.col("birth_date__precision").alias("birth_date_precision"),

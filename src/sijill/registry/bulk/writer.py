@@ -1,5 +1,8 @@
 """Writing validated batches: one transaction per batch, the same SQL on SQLite and PostgreSQL.
 
+(An import into an empty PostgreSQL registry is instead one transaction that builds the indexes
+at the end: see `initial_load`.)
+
 A batch is loaded into temporary staging tables (PostgreSQL `COPY`, SQLite `executemany`), then
 moved into the registry with `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, so the database's
 unique keys make re-imports idempotent (on the source's record key) even when two imports race.
@@ -12,12 +15,11 @@ import io
 from dataclasses import dataclass
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.csv as pacsv
 from sqlalchemy import Engine
 
 from sijill.core.ids import new_ids
 from sijill.identity.names import NAME_PARTS
+from sijill.registry.bulk import initial_load
 from sijill.registry.codes import WG_DOMAINS
 from sijill.security.keys import current_keyring
 
@@ -108,7 +110,7 @@ def _cols(names) -> str:
 class BatchWriter:
     """Owns one raw DBAPI connection; `write` commits a whole batch or nothing."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, initial_load_allowed: bool = True):
         self.dialect = engine.dialect.name
         self.connection = engine.raw_connection()
         self._integrity_error = engine.dialect.dbapi.IntegrityError
@@ -116,8 +118,32 @@ class BatchWriter:
         # A fresh import conflicts with nothing, so its rows can go straight into the registry;
         # after the first conflict (a re-import) every batch takes the staging path.
         self._direct = True
+        self.initial: initial_load.InitialLoad | None = None
+        if initial_load_allowed and self.dialect == "postgresql":
+            self.initial = initial_load.begin(self.connection)
+
+    @property
+    def deferred(self) -> bool:
+        """True when batches are held in one transaction until `finish`."""
+        return self.initial is not None
+
+    def finish(self) -> None:
+        """Commit an initial load (indexes first); batches are otherwise committed already."""
+        if self.initial is None:
+            return
+        cursor = self.connection.cursor()
+        try:
+            initial_load.finish(cursor, self.initial)
+            self.connection.commit()
+        except BaseException:
+            self.connection.rollback()
+            raise
+        finally:
+            cursor.close()
+        self.initial = None
 
     def close(self) -> None:
+        # Closing without `finish` rolls an initial load back whole.
         self.connection.close()
 
     def _execute(self, cursor, sql: str, params=()):
@@ -143,6 +169,11 @@ class BatchWriter:
 
     def write(self, households: pl.DataFrame, persons: pl.DataFrame) -> BatchCounts:
         cursor = self.connection.cursor()
+        if self.initial is not None:
+            try:
+                return self._write_initial(cursor, self.initial, households, persons)
+            finally:
+                cursor.close()
         if not self._staged:
             self._create_staging(cursor)
         try:
@@ -169,6 +200,56 @@ class BatchWriter:
             self._direct = False
         return self._write_staged(cursor, households, persons)
 
+    def _write_initial(
+        self, cursor, load: initial_load.InitialLoad, households, persons
+    ) -> BatchCounts:
+        """Copy the batch in (no commit); a record key an earlier batch of this file already
+        brought is treated as the staging path treats a row already in the registry."""
+        present_homes = self._seen_earlier(cursor, load, "household", households)
+        present_persons = self._seen_earlier(cursor, load, "person", persons)
+        households = households.filter(~pl.col("source_key").is_in(list(present_homes)))
+        persons = persons.filter(~pl.col("source_key").is_in(list(present_persons)))
+        households = households.with_columns(
+            pl.Series("id", load.fresh_ids("household", households.height, new_ids))
+        )
+        persons = protect_identifiers(
+            persons.with_columns(pl.Series("id", load.fresh_ids("person", persons.height, new_ids)))
+        )
+        self._load(cursor, "household", households, HOUSEHOLD_COLUMNS)
+        self._load(cursor, "person", persons, PERSON_COLUMNS)
+        homes = pl.concat(
+            [
+                households.select("source_key", "id"),
+                pl.DataFrame(
+                    {"source_key": list(present_homes), "id": list(present_homes.values())},
+                    schema={"source_key": pl.String, "id": pl.Int64},
+                ),
+            ]
+        ).select(
+            pl.col("source_key").alias("household_source_key"), pl.col("id").alias("household_id")
+        )
+        self._load(cursor, "membership", _memberships(persons, homes), MEMBERSHIP_COLUMNS)
+        load.keys["household"].add(initial_load.key_hashes(households["source_key"]))
+        load.keys["person"].add(initial_load.key_hashes(persons["source_key"]))
+        return BatchCounts(
+            households_added=households.height,
+            households_present=len(present_homes),
+            persons_added=persons.height,
+            persons_present=len(present_persons),
+        )
+
+    def _seen_earlier(self, cursor, load, table: str, frame: pl.DataFrame) -> dict[str, int]:
+        """Record key → registry ID of the rows of `frame` an earlier batch already loaded."""
+        _, maybe = load.maybe_seen(table, frame["source_key"])
+        if not maybe.any():
+            return {}
+        candidates = frame.filter(pl.Series(maybe))["source_key"].to_list()
+        # No index on source_key yet: a scan, paid only by a file that repeats its keys.
+        cursor.execute(
+            f"SELECT source_key, id FROM {table} WHERE source_key = ANY(%s)", (candidates,)
+        )
+        return dict(cursor.fetchall())
+
     def _write_direct(self, cursor, households, persons) -> BatchCounts | None:
         """Load the batch straight into the registry; None (and nothing written) on a conflict."""
         self._execute(cursor, "SAVEPOINT direct_batch")
@@ -179,14 +260,7 @@ class BatchWriter:
                 pl.col("source_key").alias("household_source_key"),
                 pl.col("id").alias("household_id"),
             )
-            memberships = persons.join(homes, on="household_source_key", how="left").select(
-                "household_id",
-                pl.col("id").alias("person_id"),
-                "relationship",
-                "start_date",
-                pl.col("valid_from").alias("recorded_at"),
-            )
-            self._load(cursor, "membership", memberships, MEMBERSHIP_COLUMNS)
+            self._load(cursor, "membership", _memberships(persons, homes), MEMBERSHIP_COLUMNS)
         except self._integrity_error:
             self._execute(cursor, "ROLLBACK TO SAVEPOINT direct_batch")
             return None
@@ -274,12 +348,9 @@ class BatchWriter:
     def _load(self, cursor, table: str, frame: pl.DataFrame, columns) -> None:
         frame = frame.select(list(columns))
         if self.dialect == "postgresql":
+            # Polars writes NULL as an empty field and an empty string as "", as COPY reads them.
             buffer = io.BytesIO()
-            pacsv.write_csv(
-                frame.to_arrow(),
-                buffer,
-                write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed"),
-            )
+            frame.write_csv(buffer, include_header=False, quote_style="necessary")
             with cursor.copy(f"COPY {table} ({_cols(columns)}) FROM STDIN (FORMAT csv)") as copy:
                 copy.write(buffer.getbuffer())
         else:
@@ -290,6 +361,17 @@ class BatchWriter:
             )
 
 
+def _memberships(persons: pl.DataFrame, homes: pl.DataFrame) -> pl.DataFrame:
+    """Each person's membership of their household (`homes`: household source key → id)."""
+    return persons.join(homes, on="household_source_key", how="left").select(
+        "household_id",
+        pl.col("id").alias("person_id"),
+        "relationship",
+        "start_date",
+        pl.col("valid_from").alias("recorded_at"),
+    )
+
+
 def protect_identifiers(persons: pl.DataFrame) -> pl.DataFrame:
     """The batch with `national_id` and `phone` encrypted and the number's blind index added,
     as `sijill.registry.identifiers` stores them. One cipher for the whole batch; the
@@ -297,9 +379,9 @@ def protect_identifiers(persons: pl.DataFrame) -> pl.DataFrame:
     keyring = current_keyring()
     numbers = persons["national_id"].to_list()
     return persons.with_columns(
-        pl.Series("national_id", keyring.encrypt_many("national_id", numbers), pl.String),
+        keyring.encrypt_column("national_id", numbers),
         pl.Series("national_id_index", keyring.blind_index_many(numbers), pl.String),
-        pl.Series("phone", keyring.encrypt_many("phone", persons["phone"].to_list()), pl.String),
+        keyring.encrypt_column("phone", persons["phone"].to_list()),
     )
 
 
@@ -325,4 +407,4 @@ def stamp(frame: pl.DataFrame, now: dt.datetime, actor: str) -> pl.DataFrame:
     )
 
 
-__all__ = ["BatchCounts", "BatchWriter", "stamp", "pa"]
+__all__ = ["BatchCounts", "BatchWriter", "stamp"]

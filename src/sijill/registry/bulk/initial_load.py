@@ -1,0 +1,151 @@
+"""The initial load of an empty registry on PostgreSQL: one transaction, indexes built at the end.
+
+Loading millions of rows into tables whose indexes are kept up to date row by row is mostly
+random B-tree inserts and per-row foreign-key lookups; building the same indexes once from the
+loaded rows (a sort) and checking each foreign key with one join is several times cheaper. That
+is what `pg_restore` does, and what an import into an empty registry does here:
+
+- the registry tables are locked and found empty, their indexes and key constraints (and the
+  foreign keys other tables hold on them) are dropped, all in the import's transaction;
+- batches are copied in without per-batch commits; the database's unique keys are not there to
+  catch a repeated record key or a colliding random registry ID, so this module keeps what the
+  load has seen (8 bytes per ID and per record key) and the writer checks against it;
+- at the end the indexes and constraints are created again from the definitions read from the
+  catalogue, the tables analysed, and everything committed at once.
+
+A crash or kill leaves the registry as it was (empty, with every index: DDL is transactional
+in PostgreSQL); Ctrl-C stops after the batch in hand and commits what was loaded. Other sessions
+wait on the lock until the commit, which is why this is only done to an empty registry.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from sijill.core.ids import new_ids
+
+REGISTRY_TABLES = ("household", "person", "membership")
+_KEY_HASH_SEED = 0x5EED
+
+
+class Seen:
+    """A set of 64-bit values, as sorted runs merged when they grow (a log-structured set):
+    membership tests are binary searches, adding a batch is amortised O(n log n)."""
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return sum(len(run) for run in self._runs)
+
+    def contains(self, values: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(values), dtype=bool)
+        for run in self._runs:
+            at = np.minimum(np.searchsorted(run, values), len(run) - 1)
+            found |= run[at] == values
+        return found
+
+    def add(self, values: np.ndarray) -> None:
+        run = np.sort(values)
+        while self._runs and len(self._runs[-1]) <= 2 * len(run):
+            run = np.sort(np.concatenate([self._runs.pop(), run]))
+        self._runs.append(run)
+
+
+def key_hashes(keys: pl.Series) -> np.ndarray:
+    return keys.hash(seed=_KEY_HASH_SEED).to_numpy()
+
+
+@dataclass
+class Deferred:
+    """What was dropped, as the statements that create it again, in a workable order."""
+
+    keys: list[str] = field(default_factory=list)  # primary keys and unique constraints
+    indexes: list[str] = field(default_factory=list)
+    foreign_keys: list[str] = field(default_factory=list)
+    drops: list[str] = field(default_factory=list)
+
+
+@dataclass
+class InitialLoad:
+    deferred: Deferred
+    ids: dict[str, Seen] = field(default_factory=lambda: {"household": Seen(), "person": Seen()})
+    keys: dict[str, Seen] = field(default_factory=lambda: {"household": Seen(), "person": Seen()})
+
+    def fresh_ids(self, kind: str, count: int, draw=new_ids) -> np.ndarray:
+        """`count` new registry IDs, none already drawn by this load (the registry was empty)."""
+        ids = draw(kind, count)
+        for _ in range(100):
+            taken = self.ids[kind].contains(ids)
+            if not taken.any():
+                self.ids[kind].add(ids)
+                return ids
+            replacements = draw(kind, int(taken.sum()))
+            candidate = ids.copy()
+            candidate[taken] = replacements
+            if len(np.unique(candidate)) == len(candidate):
+                ids = candidate
+        raise RuntimeError(f"could not draw free registry IDs for {kind} rows")
+
+    def maybe_seen(self, kind: str, keys: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+        """(hashes of `keys`, mask of those an earlier batch may have held): a mask hit is
+        confirmed against the rows themselves, since two keys can share a hash."""
+        hashes = key_hashes(keys)
+        return hashes, self.keys[kind].contains(hashes)
+
+
+def begin(connection) -> InitialLoad | None:
+    """Start the initial load in `connection`'s transaction, or None (and nothing held) when
+    the registry already has rows."""
+    cursor = connection.cursor()
+    tables = ", ".join(REGISTRY_TABLES)
+    cursor.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+    cursor.execute(
+        "SELECT " + " OR ".join(f"EXISTS (SELECT 1 FROM {table})" for table in REGISTRY_TABLES)
+    )
+    if cursor.fetchone()[0]:
+        connection.rollback()
+        return None
+    deferred = _read_definitions(cursor)
+    for statement in deferred.drops:
+        cursor.execute(statement)
+    return InitialLoad(deferred)
+
+
+def _read_definitions(cursor) -> Deferred:
+    deferred = Deferred()
+    registry = "ARRAY[" + ", ".join(f"'{t}'::regclass" for t in REGISTRY_TABLES) + "]"
+    cursor.execute(
+        "SELECT c.conrelid::regclass::text, quote_ident(c.conname), c.contype, "
+        "pg_get_constraintdef(c.oid) FROM pg_constraint c "
+        f"WHERE (c.conrelid = ANY({registry}) AND c.contype IN ('p', 'u', 'x', 'f')) "
+        f"OR (c.confrelid = ANY({registry}) AND c.contype = 'f') ORDER BY c.oid"
+    )
+    constraints = cursor.fetchall()
+    foreign = [row for row in constraints if row[2] == "f"]
+    keys = [row for row in constraints if row[2] != "f"]
+    # Foreign keys first: a primary key cannot go while another table's key points at it.
+    for table, name, _, _ in foreign + keys:
+        deferred.drops.append(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+    deferred.keys = [f"ALTER TABLE {t} ADD CONSTRAINT {n} {d}" for t, n, _, d in keys]
+    deferred.foreign_keys = [f"ALTER TABLE {t} ADD CONSTRAINT {n} {d}" for t, n, _, d in foreign]
+    cursor.execute(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        f"WHERE i.indrelid = ANY({registry}) AND NOT EXISTS (SELECT 1 FROM pg_constraint c "
+        "WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid) ORDER BY i.indexrelid"
+    )
+    for name, definition in cursor.fetchall():
+        deferred.drops.append(f"DROP INDEX {name}")
+        deferred.indexes.append(definition)
+    return deferred
+
+
+def finish(cursor, load: InitialLoad) -> None:
+    """Create the indexes and constraints again (checking every row against them) and gather
+    the planner's statistics; the caller commits."""
+    # The sorts that build the indexes are the heavy part; give them room for this transaction.
+    cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+    for statement in load.deferred.keys + load.deferred.indexes + load.deferred.foreign_keys:
+        cursor.execute(statement)
+    cursor.execute(f"ANALYZE {', '.join(REGISTRY_TABLES)}")
