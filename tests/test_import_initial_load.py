@@ -79,22 +79,22 @@ def test_a_failed_initial_load_leaves_the_registry_empty_and_whole(
 ):
     before = schema(pg)
     settings.import_batch_size = 100
-    original = writer_module.BatchWriter._load
+    original = writer_module.BatchWriter._copy
     calls = {"membership": 0}
 
-    def failing_load(self, cursor, table, frame, columns):
-        original(self, cursor, table, frame, columns)
+    def failing_copy(self, cursor, table, columns, data):
+        original(self, cursor, table, columns, data)
         if table == "membership":
             calls["membership"] += 1
             if calls["membership"] == 2:
                 raise RuntimeError("simulated crash after the second batch's rows")
 
-    monkeypatch.setattr(writer_module.BatchWriter, "_load", failing_load)
+    monkeypatch.setattr(writer_module.BatchWriter, "_copy", failing_copy)
     with pytest.raises(RuntimeError, match="simulated crash"):
         import_path(pg, settings, country(tmp_path))
     assert counts(pg) == (0, 0, 0)
     assert schema(pg) == before
-    monkeypatch.setattr(writer_module.BatchWriter, "_load", original)
+    monkeypatch.setattr(writer_module.BatchWriter, "_copy", original)
     report = import_path(pg, settings, country(tmp_path))
     assert report.counts.households_added == 250 and counts(pg) == (250, 500, 500)
 

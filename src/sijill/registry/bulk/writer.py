@@ -12,6 +12,8 @@ again before the batch commits.
 
 import datetime as dt
 import io
+import queue
+import threading
 from dataclasses import dataclass
 
 import polars as pl
@@ -119,8 +121,11 @@ class BatchWriter:
         # after the first conflict (a re-import) every batch takes the staging path.
         self._direct = True
         self.initial: initial_load.InitialLoad | None = None
+        self._sender: _Sender | None = None
         if initial_load_allowed and self.dialect == "postgresql":
             self.initial = initial_load.begin(self.connection)
+            if self.initial is not None:
+                self._sender = _Sender(self.connection, self._copy)
 
     @property
     def deferred(self) -> bool:
@@ -131,6 +136,7 @@ class BatchWriter:
         """Commit an initial load (indexes first); batches are otherwise committed already."""
         if self.initial is None:
             return
+        self._sender.drain()
         cursor = self.connection.cursor()
         try:
             initial_load.finish(cursor, self.initial)
@@ -143,6 +149,8 @@ class BatchWriter:
         self.initial = None
 
     def close(self) -> None:
+        if self._sender is not None:
+            self._sender.stop()
         # Closing without `finish` rolls an initial load back whole.
         self.connection.close()
 
@@ -203,8 +211,9 @@ class BatchWriter:
     def _write_initial(
         self, cursor, load: initial_load.InitialLoad, households, persons
     ) -> BatchCounts:
-        """Copy the batch in (no commit); a record key an earlier batch of this file already
-        brought is treated as the staging path treats a row already in the registry."""
+        """Prepare the batch's rows and hand them to the sender thread (no commit); a record key
+        an earlier batch of this file already brought is treated as the staging path treats a
+        row already in the registry."""
         present_homes = self._seen_earlier(cursor, load, "household", households)
         present_persons = self._seen_earlier(cursor, load, "person", persons)
         households = households.filter(~pl.col("source_key").is_in(list(present_homes)))
@@ -215,8 +224,6 @@ class BatchWriter:
         persons = protect_identifiers(
             persons.with_columns(pl.Series("id", load.fresh_ids("person", persons.height, new_ids)))
         )
-        self._load(cursor, "household", households, HOUSEHOLD_COLUMNS)
-        self._load(cursor, "person", persons, PERSON_COLUMNS)
         homes = pl.concat(
             [
                 households.select("source_key", "id"),
@@ -226,9 +233,20 @@ class BatchWriter:
                 ),
             ]
         ).select(
-            pl.col("source_key").alias("household_source_key"), pl.col("id").alias("household_id")
+            pl.col("source_key").alias("household_source_key"),
+            pl.col("id").alias("household_id"),
         )
-        self._load(cursor, "membership", _memberships(persons, homes), MEMBERSHIP_COLUMNS)
+        self._sender.submit(
+            [
+                ("household", HOUSEHOLD_COLUMNS, _csv(households, HOUSEHOLD_COLUMNS)),
+                ("person", PERSON_COLUMNS, _csv(persons, PERSON_COLUMNS)),
+                (
+                    "membership",
+                    MEMBERSHIP_COLUMNS,
+                    _csv(_memberships(persons, homes), MEMBERSHIP_COLUMNS),
+                ),
+            ]
+        )
         load.keys["household"].add(initial_load.key_hashes(households["source_key"]))
         load.keys["person"].add(initial_load.key_hashes(persons["source_key"]))
         return BatchCounts(
@@ -244,7 +262,9 @@ class BatchWriter:
         if not maybe.any():
             return {}
         candidates = frame.filter(pl.Series(maybe))["source_key"].to_list()
-        # No index on source_key yet: a scan, paid only by a file that repeats its keys.
+        # The earlier batches must be in before looking; and with no index on source_key yet,
+        # this is a scan, paid only by a file that repeats its keys.
+        self._sender.drain()
         cursor.execute(
             f"SELECT source_key, id FROM {table} WHERE source_key = ANY(%s)", (candidates,)
         )
@@ -346,19 +366,70 @@ class BatchWriter:
         return Inserted(rows=rows, added=added, present=present)
 
     def _load(self, cursor, table: str, frame: pl.DataFrame, columns) -> None:
-        frame = frame.select(list(columns))
         if self.dialect == "postgresql":
-            # Polars writes NULL as an empty field and an empty string as "", as COPY reads them.
-            buffer = io.BytesIO()
-            frame.write_csv(buffer, include_header=False, quote_style="necessary")
-            with cursor.copy(f"COPY {table} ({_cols(columns)}) FROM STDIN (FORMAT csv)") as copy:
-                copy.write(buffer.getbuffer())
+            self._copy(cursor, table, columns, _csv(frame, columns))
         else:
             placeholders = ", ".join("?" for _ in columns)
             cursor.executemany(
                 f"INSERT INTO {table} ({_cols(columns)}) VALUES ({placeholders})",
-                _sqlite_rows(frame),
+                _sqlite_rows(frame.select(list(columns))),
             )
+
+    def _copy(self, cursor, table: str, columns, data: bytes) -> None:
+        with cursor.copy(f"COPY {table} ({_cols(columns)}) FROM STDIN (FORMAT csv)") as copy:
+            copy.write(data)
+
+
+class _Sender:
+    """Copies prepared batches into the database on a thread of its own, in order, so that the
+    server works on one batch while Python prepares the next."""
+
+    def __init__(self, connection, copy):
+        self._connection = connection
+        self._copy = copy
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            tables = self._queue.get()
+            try:
+                if tables is None:
+                    return
+                if self._error is None:  # after a failure, drain without writing
+                    cursor = self._connection.cursor()
+                    for table, columns, data in tables:
+                        self._copy(cursor, table, columns, data)
+            except BaseException as error:  # handed to the writer's thread
+                self._error = error
+            finally:
+                self._queue.task_done()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, tables: list[tuple[str, tuple, bytes]]) -> None:
+        self._raise_if_failed()
+        self._queue.put(tables)
+
+    def drain(self) -> None:
+        """Wait until every submitted batch is in (or one failed)."""
+        self._queue.join()
+        self._raise_if_failed()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+
+def _csv(frame: pl.DataFrame, columns) -> bytes:
+    # Polars writes NULL as an empty field and an empty string as "", as COPY reads them.
+    buffer = io.BytesIO()
+    frame.select(list(columns)).write_csv(buffer, include_header=False, quote_style="necessary")
+    return buffer.getvalue()
 
 
 def _memberships(persons: pl.DataFrame, homes: pl.DataFrame) -> pl.DataFrame:
