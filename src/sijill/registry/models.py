@@ -32,6 +32,13 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 Timestamp = DateTime(timezone=True)
 
 
+def machine_text(length: int) -> String:
+    """Text that only machines read and that is only ever compared for equality (record keys,
+    digests): bytewise "C" collation on PostgreSQL, so its unique indexes build and insert
+    without the locale's collation rules (twice as fast for the import's index builds)."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 class Area(Base):
     __tablename__ = "area"
 
@@ -80,7 +87,7 @@ class Household(HouseholdState, Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     # "<source>:<the source's own record key>": makes re-importing a file a no-op.
-    source_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    source_key: Mapped[str | None] = mapped_column(machine_text(200), unique=True)
 
 
 class HouseholdVersion(HouseholdState, Base):
@@ -140,9 +147,9 @@ class Person(PersonState, Base):
     __tablename__ = "person"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    source_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    source_key: Mapped[str | None] = mapped_column(machine_text(200), unique=True)
     # Searches by national ID go to the current row only (history keeps the index unindexed).
-    national_id_index: Mapped[str | None] = mapped_column(String(32), index=True)
+    national_id_index: Mapped[str | None] = mapped_column(machine_text(32), index=True)
 
 
 class PersonVersion(PersonState, Base):
