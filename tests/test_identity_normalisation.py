@@ -4,7 +4,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from stdnum.tr import tckimlik
 
-from sijill.identity.names import normalise_name, normalise_name_column
+from sijill.identity.names import (
+    NAME_PARTS,
+    normalise_name,
+    normalise_name_column,
+    search_name,
+    search_name_column,
+)
 from sijill.identity.national_id import Scheme
 
 
@@ -30,6 +36,17 @@ def test_bulk_and_single_normalisation_agree(names):
         normalise_name_column(pl.col("n"))
     )
     assert bulk["n"].to_list() == [normalise_name(n) for n in names]
+
+
+_NAME_PART = st.none() | st.text(alphabet="ابتثأإآةىئؤ ًٌٍَُِّْـ abcéèAB-' ", max_size=12)
+
+
+@given(st.lists(st.fixed_dictionaries({part: _NAME_PART for part in NAME_PARTS}), max_size=15))
+def test_bulk_and_single_search_names_agree(people):
+    """Empty, blank and punctuation-only parts are left out alike (no doubled spaces)."""
+    frame = pl.DataFrame(people, schema={part: pl.String for part in NAME_PARTS})
+    bulk = frame.select(search_name_column(frame).alias("s"))["s"].to_list()
+    assert bulk == [search_name(parts) for parts in people]
 
 
 @given(st.text(alphabet="0123456789", min_size=11, max_size=11))

@@ -4,6 +4,7 @@ nothing twice, and a failure mid-import leaves no half-written batch."""
 import csv
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 from openpyxl import Workbook
@@ -374,3 +375,26 @@ def test_a_registry_id_collision_is_drawn_again(engine, settings, tmp_path, monk
             select(Membership.person_id).where(Membership.household_id == home.id)
         ).all()
         assert len(members) == 2 and taken_person not in members
+
+
+def test_text_is_cleaned_only_where_it_needs_it():
+    from sijill.registry.bulk.mapping import Mapping, apply_mapping
+
+    frame = pl.DataFrame(
+        {
+            "_row": [2, 3, 4, 5],
+            "household_key": ["H1", " H2 ", "H3", "H4"],
+            "dwelling_rooms": ["٣", "3", "", "   "],
+            "address": ["شارع ٥", "", None, "\tStreet 7 "],
+            "dwelling_walls": ["concrete", "mud", "stone", "concrete"],
+            "sanitation": ["private", "1", "x", "y"],
+        }
+    )
+    mapping = Mapping(values={"sanitation": {"1": "shared"}})
+    cleaned = apply_mapping(frame, mapping)
+    assert cleaned["household_key"].to_list() == ["H1", "H2", "H3", "H4"]
+    assert cleaned["dwelling_rooms"].to_list() == ["3", "3", None, None]
+    # Free text keeps its own digits; blanks become missing.
+    assert cleaned["address"].to_list() == ["شارع ٥", None, None, "Street 7"]
+    assert cleaned["dwelling_walls"].to_list() == ["concrete", "mud", "stone", "concrete"]
+    assert cleaned["sanitation"].to_list() == ["private", "shared", "x", "y"]

@@ -72,8 +72,13 @@ def search_name_column(frame: pl.DataFrame) -> pl.Expr:
         .drop_nulls()
         .unique()
     )
-    forms = distinct.select("name", normalise_name_column(pl.col("name")).alias("form"))
+    # A normalised form has no outer or doubled spaces; an empty one is left out, as
+    # `search_name` leaves out empty words.
+    forms = distinct.select("name", normalise_name_column(pl.col("name")).alias("form")).filter(
+        pl.col("form") != ""
+    )
     words = [
-        pl.col(part).replace_strict(forms["name"], forms["form"], default="") for part in NAME_PARTS
+        pl.col(part).replace_strict(forms["name"], forms["form"], default=None)
+        for part in NAME_PARTS
     ]
-    return pl.concat_str(words, separator=" ").str.replace_all(" +", " ").str.strip_chars(" ")
+    return pl.concat_str(words, separator=" ", ignore_nulls=True)

@@ -26,7 +26,27 @@ def _part(column: pl.Expr, pattern: str, group: int) -> pl.Expr:
 def parse_dates(
     frame: pl.DataFrame, name: str, date_order: str, allow_partial: bool, today: dt.date
 ) -> pl.DataFrame:
-    """Columns `<name>__date`, `<name>__precision` and `<name>__error` (null when fine)."""
+    """Columns `<name>__date`, `<name>__precision` and `<name>__error` (null when fine), a
+    row for each row of `frame`. A batch holds far fewer distinct dates than rows: each is
+    read once and the result joined back."""
+    distinct = frame.select(pl.col(name)).unique()
+    parsed = _parse(distinct, name, date_order, allow_partial, today)
+    return (
+        frame.select(name)
+        .join(
+            distinct.with_columns(parsed),
+            on=name,
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        )
+        .drop(name)
+    )
+
+
+def _parse(
+    frame: pl.DataFrame, name: str, date_order: str, allow_partial: bool, today: dt.date
+) -> pl.DataFrame:
     text = pl.col(name)
     iso = text.str.contains(_ISO)
     iso_month = text.str.contains(_ISO_MONTH)

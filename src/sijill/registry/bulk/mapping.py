@@ -81,31 +81,34 @@ def apply_mapping(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
             frame = frame.with_columns(pl.col(target).fill_null(pl.lit(value)))
         else:
             frame = frame.with_columns(pl.lit(value, dtype=pl.String).alias(target))
-    # Most sources write plain ASCII digits: find the columns that hold any local digit or
-    # separator in one pass, and translate only those.
+    # Most columns of most sources need no cleaning: find, in one pass, the columns that hold
+    # padding, empty text or a local digit or separator, and clean only those.
+    texts = [name for name in frame.columns if name != "_row"]
+    coded = {name for name in texts if name not in FREE_TEXT_FIELDS}
     local = "[" + "".join(_LOCAL_DIGITS) + "".join(_LOCAL_PUNCTUATION) + "]"
-    coded = [name for name in frame.columns if name != "_row" and name not in FREE_TEXT_FIELDS]
-    holding = (
-        frame.select(pl.col(name).str.contains(local).any() for name in coded).row(0)
-        if coded
-        else ()
-    )
-    translate = {name for name, found in zip(coded, holding, strict=True) if found}
+    found = frame.select(
+        *[pl.col(n).str.contains(r"^\s|\s$").any().alias(f"pad {n}") for n in texts],
+        *[(pl.col(n) == "").any().alias(f"empty {n}") for n in texts],
+        *[pl.col(n).str.contains(local).any().alias(f"local {n}") for n in coded],
+    ).row(0, named=True)
     cleaned = []
-    for name in frame.columns:
-        if name == "_row":
+    for name in texts:
+        padded, empty = found[f"pad {name}"], found[f"empty {name}"]
+        local_digits = found.get(f"local {name}", False)
+        if not (padded or empty or local_digits or name in mapping.values):
             continue
-        column = pl.col(name).str.strip_chars()
-        if name in translate:
+        column = pl.col(name).str.strip_chars() if padded else pl.col(name)
+        if local_digits:
             column = column.str.replace_many(_LOCAL_DIGITS, _ASCII_DIGITS)
             column = column.str.replace_many(
                 list(_LOCAL_PUNCTUATION), list(_LOCAL_PUNCTUATION.values())
             )
-        column = pl.when(column == "").then(None).otherwise(column)
+        if padded or empty:
+            column = pl.when(column == "").then(None).otherwise(column)
         if name in mapping.values:
             column = column.replace(mapping.values[name])
         cleaned.append(column.alias(name))
-    return frame.with_columns(cleaned)
+    return frame.with_columns(cleaned) if cleaned else frame
 
 
 def unmapped_columns(header: list[str], mapping: Mapping) -> list[str]:
