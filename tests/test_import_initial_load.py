@@ -3,6 +3,7 @@ leave exactly the schema the migrations made, all or nothing, and register the s
 batch path would, including a file that repeats a record key and random IDs that collide."""
 
 import numpy as np
+import polars as pl
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -141,19 +142,30 @@ def test_random_ids_colliding_across_batches_are_drawn_again(pg, settings, tmp_p
     assert counts(pg) == (250, 500, 500)
 
 
-def test_seen_set_finds_what_was_added_and_nothing_else():
-    seen = initial_load.Seen()
+class _TinySeen(initial_load.Seen):
+    _SLOT_BITS = 4  # 16 slots: nearly every lookup goes on to the exact search
+
+
+@pytest.mark.parametrize("kind", [initial_load.Seen, _TinySeen])
+def test_seen_set_finds_what_was_added_and_nothing_else(kind):
+    seen = kind()
     rng = np.random.default_rng(7)
     added = []
     for size in (5, 1, 40, 3, 200, 17, 1000):
-        values = rng.integers(0, 2**63, size, dtype=np.int64)
+        values = rng.integers(-(2**63), 2**63 - 1, size, dtype=np.int64)
         seen.add(values)
         added.append(values)
     everything = np.concatenate(added)
     assert seen.contains(everything).all()
     assert len(seen) == len(everything)
     assert len(seen._runs) <= 4  # merged as it grows
-    others = rng.integers(0, 2**63, 5000, dtype=np.int64)
-    expected = np.isin(others, everything)
-    assert (seen.contains(others) == expected).all()
-    assert not initial_load.Seen().contains(others).any()
+    others = np.concatenate(
+        [rng.integers(-(2**63), 2**63 - 1, 5000, dtype=np.int64), everything[:50]]
+    )
+    rng.shuffle(others)
+    assert (seen.contains(others) == np.isin(others, everything)).all()
+    assert not kind().contains(others).any()
+    keys = kind()
+    hashes = initial_load.key_hashes(pl.Series(["a", "b", "c"]))
+    keys.add(hashes[:2])
+    assert keys.contains(hashes).tolist() == [True, True, False]

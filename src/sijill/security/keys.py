@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 import polars as pl
@@ -315,32 +316,31 @@ class Keyring:
         """Each value encrypted for column `field` under the active key; None stays None."""
         return self.encrypt_column(field, values).to_list()
 
-    def encrypt_column(self, field: str, values: Sequence[str | None]) -> pl.Series:
+    def encrypt_column(self, field: str, values: Sequence[str | None] | pl.Series) -> pl.Series:
         """`encrypt_many` as a Polars string column: the bulk path's form. Only the AES-GCM
-        call is made per value; the tokens' text is built column-wise."""
+        call is made per value (through `map`, no Python loop); the tokens' text is built
+        column-wise."""
         self._refresh_if_changed()
         material, ciphers = self._state
         kid = material.active
-        seal = ciphers[kid].encrypt
-        associated = _associated(field, kid)
+        column = values if isinstance(values, pl.Series) else pl.Series(values, dtype=pl.String)
+        present = column.is_not_null()
+        plain = column.filter(present).cast(pl.Binary).to_list()
         # One system call for every nonce of the batch instead of one per value.
-        nonces = os.urandom(_NONCE_BYTES * len(values))
-        sealed = [
-            None if value is None else nonce + seal(nonce, value.encode(), associated)
-            for nonce, value in zip(
-                (nonces[i : i + _NONCE_BYTES] for i in range(0, len(nonces), _NONCE_BYTES)),
-                values,
-                strict=True,
-            )
-        ]
-        text = (
-            pl.Series(sealed, dtype=pl.Binary)
-            .bin.encode("base64")
-            .str.replace_all("+", "-", literal=True)
-            .str.replace_all("/", "_", literal=True)
-            .str.strip_chars_end("=")
-        )
-        return (f"{kid}." + text).rename(field)
+        pool = os.urandom(_NONCE_BYTES * len(plain))
+        nonces = [pool[i : i + _NONCE_BYTES] for i in range(0, len(pool), _NONCE_BYTES)]
+        sealed = map(ciphers[kid].encrypt, nonces, plain, repeat(_associated(field, kid)))
+        # A 12-byte nonce is four whole base64 groups, so base64(nonce + sealed) is
+        # base64(nonce) followed by base64(sealed): each is encoded as a column.
+        text = pl.Series(nonces, dtype=pl.Binary).bin.encode("base64") + pl.Series(
+            list(sealed), dtype=pl.Binary
+        ).bin.encode("base64")
+        # URL-safe alphabet, no padding ('=' only ever ends the text).
+        tokens = f"{kid}." + text.str.replace_many(["+", "/", "="], ["-", "_", ""])
+        if len(plain) == column.len():
+            return tokens.rename(field)
+        out = pl.Series(field, [None] * column.len(), dtype=pl.String)
+        return out.scatter(present.arg_true(), tokens)
 
     def decrypt(self, field: str, token: str) -> str:
         """The value `token` holds; DecryptionError if it was not made for `field` by a key of

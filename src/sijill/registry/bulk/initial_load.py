@@ -30,29 +30,46 @@ _KEY_HASH_SEED = 0x5EED
 
 
 class Seen:
-    """A set of 64-bit values, as sorted runs merged when they grow (a log-structured set):
-    membership tests are binary searches, adding a batch is amortised O(n log n)."""
+    """A set of 64-bit values: a bitmap of hashed slots answers "certainly not seen" for most
+    lookups; the rest are searched exactly in sorted runs, merged as they grow (a
+    log-structured set). 16 MB of bitmap plus 8 bytes a value."""
+
+    _SLOT_BITS = 27
 
     def __init__(self) -> None:
         self._runs: list[np.ndarray] = []
+        self._bitmap = np.zeros((1 << self._SLOT_BITS) // 8, dtype=np.uint8)
 
     def __len__(self) -> int:
         return sum(len(run) for run in self._runs)
 
+    def _slots(self, values: np.ndarray) -> np.ndarray:
+        # Fibonacci hashing: the top bits of value × 2^64/φ spread any values over the slots.
+        spread = values.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        return spread >> np.uint64(64 - self._SLOT_BITS)
+
     def contains(self, values: np.ndarray) -> np.ndarray:
-        # Searching for the values in order keeps each binary search near the last one's end
-        # (numpy narrows from the previous key): cache-friendly on runs of millions.
-        order = np.argsort(values, kind="stable")
-        wanted = values[order]
+        slots = self._slots(values)
+        maybe = (self._bitmap[slots >> np.uint64(3)] >> (slots & np.uint64(7)).astype(np.uint8)) & 1
         found = np.zeros(len(values), dtype=bool)
+        candidates = np.flatnonzero(maybe)
+        if not candidates.size:
+            return found
+        # Searching for the candidates in order keeps each binary search near the last one's
+        # end (numpy narrows from the previous key): cache-friendly on runs of millions.
+        order = np.argsort(values[candidates], kind="stable")
+        wanted = values[candidates][order]
+        hit = np.zeros(len(wanted), dtype=bool)
         for run in self._runs:
             at = np.minimum(np.searchsorted(run, wanted), len(run) - 1)
-            found |= run[at] == wanted
-        out = np.empty_like(found)
-        out[order] = found
-        return out
+            hit |= run[at] == wanted
+        found[candidates[order]] = hit
+        return found
 
     def add(self, values: np.ndarray) -> None:
+        slots = self._slots(values)
+        bits = np.left_shift(1, (slots & np.uint64(7)).astype(np.uint8)).astype(np.uint8)
+        np.bitwise_or.at(self._bitmap, slots >> np.uint64(3), bits)
         run = np.sort(values)
         # Runs of equal size merge, as a binary counter carries: log2(batches) runs at most,
         # each value merged log2(batches) times. A stable sort of two sorted runs is a merge.
