@@ -398,3 +398,31 @@ def test_text_is_cleaned_only_where_it_needs_it():
     assert cleaned["address"].to_list() == ["شارع ٥", None, None, "Street 7"]
     assert cleaned["dwelling_walls"].to_list() == ["concrete", "mud", "stone", "concrete"]
     assert cleaned["sanitation"].to_list() == ["private", "shared", "x", "y"]
+
+
+def test_typed_parquet_columns_are_read_as_the_text_a_csv_would_hold(tmp_path):
+    import datetime as dt
+
+    from sijill.registry.bulk.sources import read_batches
+
+    path = tmp_path / "typed.parquet"
+    pl.DataFrame(
+        {
+            "rooms": pl.Series([3, None, 12], dtype=pl.Int8),
+            "latitude": [31.95, None, -0.5],
+            "enrolled": [True, False, None],
+            "born": [dt.date(1980, 5, 3), None, dt.date(2012, 1, 31)],
+            "registered": [dt.datetime(2025, 1, 10, 9, 30), None, None],
+            "assets": [["tv", "fridge"], [], None],
+            "name": ["أحمد", None, " x "],
+        }
+    ).write_parquet(path)
+    batches = list(read_batches(path, 2))
+    assert [b.height for b in batches] == [2, 1]
+    frame = pl.concat(batches)
+    assert frame["_row"].to_list() == [1, 2, 3]
+    assert frame.drop("_row").rows() == [
+        ("3", "31.95", "true", "1980-05-03", "2025-01-10", "tv;fridge", "أحمد"),
+        (None, None, "false", None, None, "", None),
+        ("12", "-0.5", None, "2012-01-31", None, None, " x "),
+    ]

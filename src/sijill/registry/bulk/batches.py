@@ -31,8 +31,8 @@ class Batch:
 
 
 def _frames(path: Path, rows: int, mapping: Mapping) -> Iterator[pl.DataFrame]:
-    for table in read_batches(path, rows, sheet=mapping.sheet):
-        yield apply_mapping(pl.from_arrow(table), mapping)
+    for frame in read_batches(path, rows, sheet=mapping.sheet):
+        yield apply_mapping(frame, mapping)
 
 
 def _empty_like(frame: pl.DataFrame) -> pl.DataFrame:

@@ -109,7 +109,7 @@ def _check_header(plan: Plan) -> list[str]:
     first = next(read_batches(plan.households, 1, sheet=plan.mapping.sheet), None)
     if first is None:
         raise InvalidInput(f"{plan.households.name}: the file has no rows")
-    header = first.column_names
+    header = first.columns
     renamed = {plan.mapping.columns.get(c, c) for c in header} | set(plan.mapping.defaults)
     needed = [HOUSEHOLD_KEY, "area_code"] + ([] if plan.persons else [PERSON_KEY, "relationship"])
     missing = [c for c in needed if c not in renamed]
@@ -120,7 +120,7 @@ def _check_header(plan: Plan) -> list[str]:
         )
     if plan.persons is not None:
         persons_first = next(read_batches(plan.persons, 1), None)
-        person_header = persons_first.column_names if persons_first is not None else []
+        person_header = persons_first.columns if persons_first is not None else []
         names = {plan.mapping.columns.get(c, c) for c in person_header}
         lacking = [c for c in (PERSON_KEY, HOUSEHOLD_KEY, "relationship") if c not in names]
         if lacking:

@@ -1,4 +1,4 @@
-"""Reading agencies' files as streams of all-text Arrow batches, whatever their format.
+"""Reading agencies' files as streams of all-text batches (Polars frames), whatever their format.
 
 Everything is read as text: an agency's "numbers" carry Arabic-Indic digits, leading zeros
 and stray spaces, and its dates come in the formats its clerks use, so typing is done later by
@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -21,15 +22,15 @@ ROW = "_row"
 SUFFIXES = (".csv", ".parquet", ".xlsx")
 
 
-def read_batches(path: Path, batch_rows: int, sheet: str | None = None) -> Iterator[pa.Table]:
-    """Yield tables of at most `batch_rows` rows, every column a string, plus `_row`."""
+def read_batches(path: Path, batch_rows: int, sheet: str | None = None) -> Iterator[pl.DataFrame]:
+    """Yield frames of at most `batch_rows` rows, every column a string, plus `_row`."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        yield from _csv_batches(path, batch_rows)
+        yield from (pl.from_arrow(table) for table in _csv_batches(path, batch_rows))
     elif suffix == ".parquet":
         yield from _parquet_batches(path, batch_rows)
     elif suffix == ".xlsx":
-        yield from _xlsx_batches(path, batch_rows, sheet)
+        yield from (pl.from_arrow(table) for table in _xlsx_batches(path, batch_rows, sheet))
     else:
         raise InvalidInput(f"{path.name}: cannot read '{suffix}' files; use CSV, XLSX or Parquet")
 
@@ -47,24 +48,20 @@ def _with_row_numbers(table: pa.Table, first_row: int) -> pa.Table:
     return table.append_column(ROW, rows)
 
 
-def _as_text(table: pa.Table) -> pa.Table:
-    columns = []
-    for column in table.columns:
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            columns.append(column.cast(pa.string()))
-        elif pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
-            columns.append(column.cast(pa.date32()).cast(pa.string()))
-        elif pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-            columns.append(_join_lists(column))
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every column as text, as a CSV would give it: dates as ISO days, lists joined by ';'."""
+    converted = []
+    for name, dtype in frame.schema.items():
+        column = pl.col(name)
+        if dtype == pl.String:
+            continue
+        if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+            converted.append(column.cast(pl.Date).cast(pl.String))
+        elif isinstance(dtype, pl.List | pl.Array):
+            converted.append(column.cast(pl.List(pl.String)).list.join(";"))
         else:
-            columns.append(column.cast(pa.string()))
-    return pa.table(columns, names=table.column_names)
-
-
-def _join_lists(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    import pyarrow.compute as pc
-
-    return pc.binary_join(column.cast(pa.list_(pa.string())), ";")
+            converted.append(column.cast(pl.String))
+    return frame.with_columns(converted) if converted else frame
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -111,16 +108,18 @@ def _csv_batches(path: Path, batch_rows: int) -> Iterator[pa.Table]:
         yield _with_row_numbers(pa.Table.from_batches(pending), next_row)
 
 
-def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.Table]:
+def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
     try:
-        parquet = pq.ParquetFile(path)
+        total = pq.ParquetFile(path).metadata.num_rows
     except (pa.ArrowInvalid, OSError) as error:
         raise InvalidInput(f"{path.name}: cannot be read as Parquet ({error})") from None
-    next_row = 1
-    for record_batch in parquet.iter_batches(batch_size=batch_rows):
-        table = _as_text(pa.Table.from_batches([record_batch]))
-        yield _with_row_numbers(table, next_row)
-        next_row += table.num_rows
+    # Polars reads the row groups a slice needs, on every core.
+    source = pl.scan_parquet(path)
+    for offset in range(0, total, batch_rows):
+        frame = _as_text(source.slice(offset, batch_rows).collect())
+        yield frame.with_columns(
+            pl.int_range(offset + 1, offset + 1 + frame.height, dtype=pl.Int64).alias(ROW)
+        )
 
 
 def _cell_text(value) -> str | None:
