@@ -135,6 +135,10 @@ def begin(connection) -> InitialLoad | None:
     deferred = _read_definitions(cursor)
     for statement in deferred.drops:
         cursor.execute(statement)
+    # Emptied in this transaction (they are empty, and no key points at them now), the tables
+    # take `COPY ... FREEZE`: rows written frozen and pages marked all-visible, so the first
+    # reads and vacuums after the load do not rewrite every page to set hint bits.
+    cursor.execute(f"TRUNCATE {tables}")
     return InitialLoad(deferred)
 
 

@@ -376,7 +376,8 @@ class BatchWriter:
             )
 
     def _copy(self, cursor, table: str, columns, data: bytes) -> None:
-        with cursor.copy(f"COPY {table} ({_cols(columns)}) FROM STDIN (FORMAT csv)") as copy:
+        options = "FORMAT csv, FREEZE" if self.initial is not None else "FORMAT csv"
+        with cursor.copy(f"COPY {table} ({_cols(columns)}) FROM STDIN ({options})") as copy:
             copy.write(data)
 
 
