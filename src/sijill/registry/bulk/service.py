@@ -374,14 +374,14 @@ class _WriterThread:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._on_indexing = on_indexing
-        self.deferred = False
         self.counts = BatchCounts()
         self.committed = 0
         self._thread = threading.Thread(
             target=self._run, args=(engine, initial_load_allowed), daemon=True
         )
         self._thread.start()
-        # Know the mode (and fail early on a connection problem) before reading the source.
+        # Fail early on a connection problem (or a registry that cannot be locked), before the
+        # source is read.
         self._ready.wait()
         self._raise_if_failed()
 
@@ -389,7 +389,6 @@ class _WriterThread:
         writer = None
         try:
             writer = BatchWriter(engine, initial_load_allowed)
-            self.deferred = writer.deferred
             self._ready.set()
             written, counts = 0, BatchCounts()
             while True:

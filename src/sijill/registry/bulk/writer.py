@@ -214,10 +214,10 @@ class BatchWriter:
         """Prepare the batch's rows and hand them to the sender thread (no commit); a record key
         an earlier batch of this file already brought is treated as the staging path treats a
         row already in the registry."""
-        present_homes = self._seen_earlier(cursor, load, "household", households)
-        present_persons = self._seen_earlier(cursor, load, "person", persons)
-        households = households.filter(~pl.col("source_key").is_in(list(present_homes)))
-        persons = persons.filter(~pl.col("source_key").is_in(list(present_persons)))
+        households, household_hashes, present_homes = self._new_rows(
+            cursor, load, "household", households
+        )
+        persons, person_hashes, present_persons = self._new_rows(cursor, load, "person", persons)
         households = households.with_columns(
             pl.Series("id", load.fresh_ids("household", households.height, new_ids))
         )
@@ -247,8 +247,8 @@ class BatchWriter:
                 ),
             ]
         )
-        load.keys["household"].add(initial_load.key_hashes(households["source_key"]))
-        load.keys["person"].add(initial_load.key_hashes(persons["source_key"]))
+        load.keys["household"].add(household_hashes)
+        load.keys["person"].add(person_hashes)
         return BatchCounts(
             households_added=households.height,
             households_present=len(present_homes),
@@ -256,11 +256,12 @@ class BatchWriter:
             persons_present=len(present_persons),
         )
 
-    def _seen_earlier(self, cursor, load, table: str, frame: pl.DataFrame) -> dict[str, int]:
-        """Record key → registry ID of the rows of `frame` an earlier batch already loaded."""
-        _, maybe = load.maybe_seen(table, frame["source_key"])
+    def _new_rows(self, cursor, load, table: str, frame: pl.DataFrame):
+        """(the rows of `frame` no earlier batch loaded, their record keys' hashes, record key →
+        registry ID of the rows an earlier batch did load)."""
+        hashes, maybe = load.maybe_seen(table, frame["source_key"])
         if not maybe.any():
-            return {}
+            return frame, hashes, {}
         candidates = frame.filter(pl.Series(maybe))["source_key"].to_list()
         # The earlier batches must be in before looking; and with no index on source_key yet,
         # this is a scan, paid only by a file that repeats its keys.
@@ -268,7 +269,9 @@ class BatchWriter:
         cursor.execute(
             f"SELECT source_key, id FROM {table} WHERE source_key = ANY(%s)", (candidates,)
         )
-        return dict(cursor.fetchall())
+        present = dict(cursor.fetchall())
+        new = ~frame["source_key"].is_in(list(present))
+        return frame.filter(new), hashes[new.to_numpy()], present
 
     def _write_direct(self, cursor, households, persons) -> BatchCounts | None:
         """Load the batch straight into the registry; None (and nothing written) on a conflict."""
