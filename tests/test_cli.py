@@ -140,24 +140,33 @@ def _imported_sizes(database_url) -> dict[str, int]:
     return dict(rows)
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
-def test_interrupted_import_leaves_whole_batches_and_resumes(stop, country, database_url, sessions):
+def _importer_env(sessions, database_url, **extra) -> dict[str, str]:
+    """An administrator's service account importing in batches of 100 households."""
     key = make_user(sessions, "importer", "administrator", service=True)
-    env = {
+    return {
         **os.environ,
         "SIJILL_DATABASE_URL": database_url,
         "SIJILL_IMPORT_BATCH_SIZE": "100",
         "SIJILL_SERVICE_KEY": f"importer:{key}",
-        # The batch path; an initial load is stopped in the next test.
-        "SIJILL_IMPORT_INITIAL_LOAD": "false",
+        **extra,
     }
-    process = subprocess.Popen(
+
+
+def _start_import(country: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
         [*SIJILL, "import", str(country)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def test_interrupted_import_leaves_whole_batches_and_resumes(stop, country, database_url, sessions):
+    # The batch path; an initial load is stopped in the next test.
+    env = _importer_env(sessions, database_url, SIJILL_IMPORT_INITIAL_LOAD="false")
+    process = _start_import(country, env)
     # Stop it as soon as the first batch is in: a 5,000-household source in batches of 100
     # is then far from done.
     from sijill.core.db import make_engine
@@ -213,23 +222,11 @@ def test_interrupted_initial_load_keeps_whole_batches_or_nothing(
     leaves the registry empty with its schema whole. Either way the same command finishes."""
     if not database_url.startswith("postgresql"):
         pytest.skip("the initial load is PostgreSQL's bulk path")
-    key = make_user(sessions, "importer", "administrator", service=True)
-    env = {
-        **os.environ,
-        "SIJILL_DATABASE_URL": database_url,
-        "SIJILL_IMPORT_BATCH_SIZE": "100",
-        "SIJILL_SERVICE_KEY": f"importer:{key}",
-    }
+    env = _importer_env(sessions, database_url)
     engine = make_engine(database_url)
     with engine.connect() as connection:
         indexes = connection.execute(text("SELECT indexdef FROM pg_indexes")).scalars().all()
-    process = subprocess.Popen(
-        [*SIJILL, "import", str(country)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = _start_import(country, env)
     # The registry is locked until the end: watch the load's COPY of memberships instead, the
     # last table of each batch, and stop it there.
     deadline = time.monotonic() + 60
