@@ -34,8 +34,8 @@ from bench_import import drop_pg, fresh_pg, fresh_sqlite, pg_url, remove_sqlite
 from common import SIJILL, bench_user, median, record, run_measured
 
 from sijill.core.db import make_engine, session_factory
-from sijill.security.audit import AuditEntry, AuditWriter, append_now, verify
-from sijill.security.audit_models import HASHED_FIELDS
+from sijill.security.audit.models import HASHED_FIELDS
+from sijill.security.audit.service import AuditEntry, AuditWriter, append_now, verify
 
 DATABASE = "sijill_bench_audit"
 # `sijill audit verify` runs as a signed-in auditor: a service account, keyring kept here.

@@ -56,7 +56,7 @@ def stored_values(url: str) -> tuple[int, int]:
 def service_key(url: str) -> str:
     """A key-administrator service account for the `sijill keys` commands, as `user:secret`."""
     from sijill.core.db import make_engine, session_factory, transaction
-    from sijill.security.audit import append
+    from sijill.security.audit.service import append
     from sijill.security.principal import Principal
     from sijill.security.users import GrantSpec, create_user
 

@@ -284,7 +284,7 @@ def make_users(url: str, district: str) -> dict:
     """An administrator, a registrar of `district` and an auditor service account, made through
     the service layer; the first two's access tokens and the auditor's key."""
     from sijill.core.settings import Settings
-    from sijill.security.keys import install_keyring
+    from sijill.security.keys.keyring import install_keyring
 
     settings = Settings(database_url=url, key_file=KEY_FILE, _env_file=None)
     out: dict = {"keyring": install_keyring(settings)}

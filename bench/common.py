@@ -100,8 +100,8 @@ def bench_user(
     from sijill.core.db import make_engine, session_factory, transaction
     from sijill.core.settings import Settings
     from sijill.security import tokens
-    from sijill.security.audit import append
-    from sijill.security.keys import install_keyring
+    from sijill.security.audit.service import append
+    from sijill.security.keys.keyring import install_keyring
     from sijill.security.models import User
     from sijill.security.principal import Principal
     from sijill.security.users import GrantSpec, create_user, user_grants

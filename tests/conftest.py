@@ -51,7 +51,7 @@ def migrated_url(request, tmp_path_factory):
 @pytest.fixture
 def database_url(migrated_url):
     """A migrated, empty registry; emptied again after the test, whatever it committed."""
-    from sijill.security.audit_models import GENESIS_HASH
+    from sijill.security.audit.models import GENESIS_HASH
 
     audit_tables = "'audit_record', 'audit_head'"
     engine = make_engine(migrated_url)

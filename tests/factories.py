@@ -5,8 +5,8 @@ from typing import Any
 
 from stdnum.tr import tckimlik
 
+from sijill.core.areas import Area
 from sijill.core.db import transaction
-from sijill.registry.models import Area
 from sijill.registry.schemas import HouseholdFields, MemberUpdate
 
 # country -> governorate -> district -> locality, two branches so area searches can exclude.
@@ -181,9 +181,9 @@ def auth_headers(
     from sqlalchemy import select
 
     from sijill.core import clock
-    from sijill.registry.models import Area
+    from sijill.core.areas import Area
     from sijill.security import tokens
-    from sijill.security.keys import install_keyring
+    from sijill.security.keys.keyring import install_keyring
     from sijill.security.models import RoleGrant, User
     from sijill.security.users import user_grants
 

@@ -5,7 +5,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import polars as pl
@@ -152,36 +152,41 @@ def _importer_env(sessions, database_url, **extra) -> dict[str, str]:
     }
 
 
-def _start_import(country: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
+def _start_paused_import(country: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """Start `sijill import` and wait until it has written its first batch and paused with the
+    next one in hand (SIJILL_IMPORT_PAUSE_AFTER_BATCH), so a signal sent now always finds it
+    part way; return the process and what it has said on stderr so far."""
+    process = subprocess.Popen(
         [*SIJILL, "import", str(country)],
-        env=env,
+        env={**env, "SIJILL_IMPORT_PAUSE_AFTER_BATCH": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    said = ""
+    watchdog = threading.Timer(120, process.kill)  # an import that never pauses fails the test
+    watchdog.start()
+    try:
+        for line in process.stderr:
+            said += line
+            if line.startswith("paused after batch 1"):
+                return process, said
+    finally:
+        watchdog.cancel()
+    process.wait()
+    pytest.fail(f"the import ended (exit {process.returncode}) without pausing:\n{said}")
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
 def test_interrupted_import_leaves_whole_batches_and_resumes(stop, country, database_url, sessions):
     # The batch path; an initial load is stopped in the next test.
     env = _importer_env(sessions, database_url, SIJILL_IMPORT_INITIAL_LOAD="false")
-    process = _start_import(country, env)
-    # Stop it as soon as the first batch is in: a 5,000-household source in batches of 100
+    # Stop it once the first batch is committed: a 5,000-household source in batches of 100
     # is then far from done.
-    from sijill.core.db import make_engine
-
-    engine = make_engine(database_url)
-    deadline = time.monotonic() + 60
-    with engine.connect() as connection:
-        while time.monotonic() < deadline:
-            if connection.execute(text("SELECT count(*) FROM household")).scalar():
-                break
-            connection.rollback()
-            time.sleep(0.01)
-    engine.dispose()
+    process, said = _start_paused_import(country, env)
     process.send_signal(stop)
     _, stderr = process.communicate(timeout=60)
+    stderr = said + stderr
     assert "Traceback" not in stderr
     if stop == signal.SIGINT:
         assert process.returncode == 130
@@ -201,19 +206,6 @@ def test_interrupted_import_leaves_whole_batches_and_resumes(stop, country, data
     engine.dispose()
 
 
-def _copying_into(database_url: str, table: str) -> bool:
-    from sijill.core.db import make_engine
-
-    engine = make_engine(database_url)
-    with engine.connect() as connection:
-        found = connection.execute(
-            text("SELECT count(*) FROM pg_stat_progress_copy WHERE relid = CAST(:t AS regclass)"),
-            {"t": table},
-        ).scalar()
-    engine.dispose()
-    return bool(found)
-
-
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
 def test_interrupted_initial_load_keeps_whole_batches_or_nothing(
     stop, country, database_url, sessions
@@ -226,14 +218,12 @@ def test_interrupted_initial_load_keeps_whole_batches_or_nothing(
     engine = make_engine(database_url)
     with engine.connect() as connection:
         indexes = connection.execute(text("SELECT indexdef FROM pg_indexes")).scalars().all()
-    process = _start_import(country, env)
-    # The registry is locked until the end: watch the load's COPY of memberships instead, the
-    # last table of each batch, and stop it there.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not _copying_into(database_url, "membership"):
-        time.sleep(0.005)
+    # Stop it once its first batch is sent, inside the load's one transaction (the registry is
+    # locked until the end, so the test cannot look).
+    process, said = _start_paused_import(country, env)
     process.send_signal(stop)
     _, stderr = process.communicate(timeout=60)
+    stderr = said + stderr
     assert "Traceback" not in stderr
     expected = _source_sizes(country, "synth-5")
     imported = _imported_sizes(database_url)

@@ -12,9 +12,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from stdnum.tr import tckimlik
 
+from sijill.core.areas import load_areas
 from sijill.core.errors import InvalidInput
 from sijill.registry import identifiers
-from sijill.registry.areas import load_areas
 from sijill.registry.bulk import writer as writer_module
 from sijill.registry.bulk.service import import_path
 from sijill.registry.identifiers import Identifiers

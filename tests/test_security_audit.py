@@ -15,11 +15,13 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
-import sijill.security.audit_cli as audit_cli
+import sijill.security.audit.cli as audit_cli
 from sijill.core.db import MIGRATIONS, session_factory, transaction
 from sijill.core.errors import InvalidInput
 from sijill.core.settings import get_settings
-from sijill.security.audit import (
+from sijill.security.audit.models import HASH_SQL, HASHED_FIELDS, AuditHead, AuditRecord
+from sijill.security.audit.models import record_hash as hash_of
+from sijill.security.audit.service import (
     GENESIS_HASH,
     AuditEntry,
     AuditFailed,
@@ -29,8 +31,6 @@ from sijill.security.audit import (
     latest,
     verify,
 )
-from sijill.security.audit_models import HASH_SQL, HASHED_FIELDS, AuditHead, AuditRecord
-from sijill.security.audit_models import record_hash as hash_of
 
 READ = AuditEntry("amina", "registrar", "household.read", "ok", "household", "1000561627")
 

@@ -14,12 +14,12 @@ from sqlalchemy import text
 
 from factories import auth_headers, household, make_areas, make_user, national_id, person
 from sijill.api import create_app
+from sijill.core.areas import load_areas
 from sijill.core.db import transaction
 from sijill.core.errors import Unauthenticated
 from sijill.core.settings import Settings
-from sijill.registry.areas import load_areas
 from sijill.security import principal, tokens
-from sijill.security.keys import current_keyring
+from sijill.security.keys.keyring import current_keyring
 
 PASSWORD = "a new password 42"
 

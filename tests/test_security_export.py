@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import select
 
 from factories import OTHER_LOCALITY, child, household, make_areas, make_user, person, spouse
+from sijill.analytics.export import FILES, export_pseudonymised
 from sijill.core.db import transaction
 from sijill.core.errors import Conflict, Forbidden
 from sijill.registry.schemas import HouseholdCreate
 from sijill.registry.service import register_household
-from sijill.security.audit_models import AuditRecord
-from sijill.security.export import FILES, export_pseudonymised
-from sijill.security.keys import current_keyring, install_keyring
+from sijill.security.audit.models import AuditRecord
+from sijill.security.keys.keyring import current_keyring, install_keyring
 from sijill.security.principal import Grant, Principal
 from sijill.security.roles import Permission
 

@@ -12,9 +12,9 @@ from sijill.core.settings import get_settings
 from sijill.registry import identifiers
 from sijill.registry.identifiers import Identifiers
 from sijill.registry.models import Person, PersonVersion
-from sijill.security import keys
-from sijill.security.keys import Keyring, KeyringError, add_key
-from sijill.security.rotation import retire_key, rotate, update_rows, usage
+from sijill.security.keys.keyring import Keyring, KeyringError, add_key
+from sijill.security.keys import keyring as keys
+from sijill.security.keys.rotation import retire_key, rotate, update_rows, usage
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -182,7 +182,7 @@ def test_rotation_leaves_a_row_changed_meanwhile_to_the_next_pass(engine, sessio
 
 
 def test_keys_commands(engine, sessions, keyring, monkeypatch, database_url):
-    from sijill.security.keys_cli import keys_app
+    from sijill.security.keys.cli import keys_app
 
     expected = make_persons(sessions, 25)
     key = make_user(sessions, "keyadmin", "administrator", service=True)

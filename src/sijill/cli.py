@@ -24,12 +24,12 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
+    from sijill.analytics.cli import register as register_export
     from sijill.demo import demo
     from sijill.registry.cli import register as register_registry
-    from sijill.security.audit_cli import register as register_audit
+    from sijill.security.audit.cli import register as register_audit
     from sijill.security.cli import register as register_users
-    from sijill.security.export_cli import register as register_export
-    from sijill.security.keys_cli import register as register_keys
+    from sijill.security.keys.cli import register as register_keys
     from sijill.synth.cli import synth
 
     app.command("synth")(synth)
@@ -39,6 +39,26 @@ def _register_commands() -> None:
     register_export(app)
     register_audit(app)
     register_keys(app)
+    app.command("serve")(serve_command)
+
+
+def serve_command(
+    workers: int = typer.Option(1, min=1, help="uvicorn worker processes (one per core)"),
+    access_log: bool = typer.Option(False, help="log each request (no query strings)"),
+) -> None:
+    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs).
+
+    Example: SIJILL_PORT=8080 sijill serve --workers 2
+    """
+    from sijill.api import serve
+    from sijill.core.db import upgrade
+    from sijill.core.settings import get_settings
+    from sijill.security.cli_common import console
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    console.print(f"API on http://{settings.host}:{settings.port}/ (docs at /docs)")
+    serve(settings, workers=workers, access_log=access_log)
 
 
 def main() -> None:

@@ -59,7 +59,7 @@ def _demo_users(settings) -> list[tuple[str, str, str, str]]:
     """Create (or, on a second run, reset) the demo users; their passwords are usable at once
     (not one-time) so the demo can be tried straight away. Only for a demo registry."""
     from sijill.core.db import session_factory, transaction
-    from sijill.security.audit import append
+    from sijill.security.audit.service import append
     from sijill.security.models import User
     from sijill.security.passwords import hash_password
     from sijill.security.principal import Principal
@@ -139,8 +139,8 @@ def _import(settings, out: Path) -> None:
 
 
 def _print_summary(settings) -> None:
-    from sijill.registry.service import registry_summary
-    from sijill.security.audit import append
+    from sijill.analytics.summary import registry_summary
+    from sijill.security.audit.service import append
     from sijill.security.principal import Principal
 
     engine = make_engine(settings.database_url)
@@ -175,7 +175,7 @@ def demo(
 
     Example: sijill demo --no-serve
     """
-    from sijill.registry.cli import create_first_administrator
+    from sijill.security.users import create_first_administrator
 
     started = time.perf_counter()
     settings = get_settings()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, create_engine, event
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -14,6 +15,11 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 class Base(DeclarativeBase):
     pass
+
+
+# Column types every stage's tables share.
+Json = JSON().with_variant(JSONB(), "postgresql")
+Timestamp = DateTime(timezone=True)
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -24,6 +24,13 @@ class Settings(BaseSettings):
         True,
         description="load an empty PostgreSQL registry in one transaction, indexes built last",
     )
+    import_pause_after_batch: int | None = Field(
+        None,
+        ge=1,
+        description="for testing interruptions: after batch N is written (committed; in an "
+        "initial load, sent), with another batch waiting, say `paused after batch N` on stderr "
+        "and wait for Ctrl-C or a kill",
+    )
     page_size_max: int = Field(500, ge=1)
     host: str = "127.0.0.1"
     port: int = 8000

@@ -10,16 +10,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from sijill.api import (
-    LoopSessionDep,
-    PrincipalDep,
-    SessionDep,
-    SettingsDep,
-    problem_responses,
-    record_audit,
-)
 from sijill.core.errors import FieldError, InvalidInput
 from sijill.core.ids import parse_id
+from sijill.core.problems import problem_responses
 from sijill.registry import service
 from sijill.registry.schemas import (
     HouseholdCreate,
@@ -27,14 +20,19 @@ from sijill.registry.schemas import (
     HouseholdPublic,
     HouseholdsPublic,
     HouseholdUpdate,
-    RegistrySummaryPublic,
     parse_as_of,
+)
+from sijill.security.deps import (
+    LoopSessionDep,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    record_audit,
 )
 
 router = APIRouter(prefix="/households", tags=["households"])
 # Text the database can store: PostgreSQL refuses NUL characters.
 NO_NUL = r"^[^\x00]*$"
-summary_router = APIRouter(prefix="/registry", tags=["registry"])
 
 
 async def household_id_path(
@@ -208,15 +206,3 @@ def read_household_history(
     household_id: HouseholdId, session: SessionDep, principal: PrincipalDep
 ) -> HouseholdHistoryPublic:
     return service.household_history(session, principal, household_id)
-
-
-@summary_router.get(
-    "/summary",
-    operation_id="registry_summary",
-    summary="Households and persons by governorate, within the user's areas",
-)
-def registry_summary(
-    session: SessionDep, principal: PrincipalDep, settings: SettingsDep
-) -> RegistrySummaryPublic:
-    summary = service.registry_summary(session, principal, min_cell=settings.min_cell_size)
-    return RegistrySummaryPublic.model_validate(summary, from_attributes=True)

@@ -1,4 +1,4 @@
-"""Registry commands: `sijill db upgrade`, `sijill areas load`, `sijill import`, `sijill serve`."""
+"""Registry commands: `sijill db upgrade`, `sijill areas load`, `sijill import`."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sijill.core.db import make_engine, upgrade
+from sijill.core.db import upgrade
 from sijill.core.settings import get_settings
 
 console = Console(stderr=True)
@@ -20,6 +20,8 @@ def db_upgrade() -> None:
 
     Example: SIJILL_DATABASE_URL=postgresql+psycopg://user:pw@host/db sijill db upgrade
     """
+    from sijill.security.users import create_first_administrator
+
     settings = get_settings()
     upgrade(settings.database_url)
     console.print("Registry schema is up to date.")
@@ -34,21 +36,6 @@ def db_upgrade() -> None:
         )
 
 
-def create_first_administrator(settings) -> str | None:
-    """On a registry without users, the first administrator; their one-time password."""
-    from sijill.core.db import session_factory, transaction
-    from sijill.security.keys import install_keyring
-    from sijill.security.users import bootstrap_administrator
-
-    install_keyring(settings)
-    engine = make_engine(settings.database_url)
-    try:
-        with transaction(session_factory(engine)) as session:
-            return bootstrap_administrator(session)
-    finally:
-        engine.dispose()
-
-
 @areas_app.command("load")
 def areas_load(
     csv_path: Path = typer.Argument(..., help="areas CSV: code, parent_code, level, names"),
@@ -58,8 +45,8 @@ def areas_load(
 
     Example: sijill areas load demo-data/areas.csv
     """
-    from sijill.registry.areas import load_areas
-    from sijill.security.cli import acting_user, audited_transaction
+    from sijill.core.areas import load_areas
+    from sijill.security.cli_common import acting_user, audited_transaction
     from sijill.security.roles import Permission
 
     with acting_user() as (sessions, principal):
@@ -95,7 +82,7 @@ def import_command(
     Example: sijill import beneficiaries.xlsx --mapping moh-mapping.yaml
     """
     from sijill.registry.bulk.service import import_path
-    from sijill.security.cli import acting_user
+    from sijill.security.cli_common import acting_user
 
     settings = get_settings()
     with (
@@ -152,20 +139,3 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.add_typer(areas_app, name="areas")
     app.command("import")(import_command)
-    app.command("serve")(serve_command)
-
-
-def serve_command(
-    workers: int = typer.Option(1, min=1, help="uvicorn worker processes (one per core)"),
-    access_log: bool = typer.Option(False, help="log each request (no query strings)"),
-) -> None:
-    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs).
-
-    Example: SIJILL_PORT=8080 sijill serve --workers 2
-    """
-    from sijill.api import serve
-
-    settings = get_settings()
-    upgrade(settings.database_url)
-    console.print(f"API on http://{settings.host}:{settings.port}/ (docs at /docs)")
-    serve(settings, workers=workers, access_log=access_log)

@@ -3,8 +3,6 @@
 One definition serves the API's schemas, the bulk importer's checks and the synthetic country.
 """
 
-AREA_LEVELS = ("country", "governorate", "district", "locality")
-
 HOUSEHOLD_CODES: dict[str, tuple[str, ...]] = {
     "dwelling_tenure": ("owned", "rented", "free_use", "informal_settlement", "camp"),
     "dwelling_walls": ("concrete", "brick", "stone", "mud", "wood", "tin", "tent"),
@@ -42,8 +40,6 @@ HOUSEHOLD_LISTS: dict[str, tuple[str, ...]] = {
     ),
 }
 LIVESTOCK = ("cattle", "sheep", "goats", "camels", "poultry")
-CONSENT_PURPOSES = ("eligibility_assessment", "payment", "research")
-DATA_SHARING_PREFIX = "data_sharing:"
 
 PERSON_CODES: dict[str, tuple[str, ...]] = {
     "relationship": (

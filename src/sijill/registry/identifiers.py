@@ -2,7 +2,8 @@
 
 `person.national_id`, `person.national_id_type`, `person.phone` and `person.national_id_index`
 are read and written here and nowhere else. The number and the phone are stored encrypted
-(`sijill.security.keys`); `national_id_index` is the number's blind index, a keyed digest that
+(`sijill.security.keys.keyring`); `national_id_index` is the number's blind index, a keyed
+digest that
 finds a holder by exact number without the number being stored in clear. The document type
 stays clear: it is a code, not personal data. Everything else asks this module: to check a
 number (`national_id_problem`, `normalise_phone`), to store it (`write`), to show it (`read`),
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from sijill.identity.national_id import Scheme, other_id_problem
 from sijill.registry.models import Person, PersonState
-from sijill.security.keys import current_keyring
+from sijill.security.keys.keyring import current_keyring
 
 # Digits as clerks type them on Arabic keyboards (U+0660..U+0669) read as ASCII digits.
 _ARABIC_INDIC_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789")

@@ -1,4 +1,4 @@
-"""Registry tables: areas, households, persons, their memberships and their history.
+"""Registry tables: households, persons, their memberships and their history.
 
 History is never overwritten. `household` and `person` hold the current state; every earlier
 state is a row in `household_version` / `person_version` with the interval it was valid for
@@ -9,11 +9,9 @@ record and "as of DATE" reads union the two.
 from datetime import date, datetime
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Date,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -23,13 +21,10 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from sijill.core.db import Base
-
-Json = JSON().with_variant(JSONB(), "postgresql")
-Timestamp = DateTime(timezone=True)
+from sijill.core.areas import Area  # noqa: F401  (households point at areas)
+from sijill.core.db import Base, Json, Timestamp
 
 
 def machine_text(length: int) -> String:
@@ -37,19 +32,6 @@ def machine_text(length: int) -> String:
     digests): bytewise "C" collation on PostgreSQL, so its unique indexes build and insert
     without the locale's collation rules (twice as fast for the import's index builds)."""
     return String(length).with_variant(String(length, collation="C"), "postgresql")
-
-
-class Area(Base):
-    __tablename__ = "area"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("area.id"), index=True)
-    level: Mapped[str] = mapped_column(String(16))
-    name_ar: Mapped[str | None] = mapped_column(String(200))
-    name_en: Mapped[str | None] = mapped_column(String(200))
-    urban: Mapped[bool | None] = mapped_column(Boolean)
-    geometry: Mapped[dict | None] = mapped_column(Json)
 
 
 class HouseholdState:

@@ -27,6 +27,7 @@ from sijill.core.errors import InvalidInput
 from sijill.core.ids import parse_id
 from sijill.registry import codes
 from sijill.registry.identifiers import normalise_phone
+from sijill.security.consent import consent_purpose_problem
 
 # Literal[tuple] spells out every value, so the OpenAPI document lists each code list.
 Tenure = Literal[codes.HOUSEHOLD_CODES["dwelling_tenure"]]
@@ -57,7 +58,6 @@ Name = Annotated[str, Field(min_length=1, max_length=100)]
 Day = date
 
 _PARTIAL_DATE = re.compile(r"^([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?$")
-_AGENCY_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
 
 # --- small parsers shared by the schemas, the service and the API ---------------------------
@@ -158,14 +158,9 @@ class Consent(_Input):
     @classmethod
     def _known_purposes(cls, purposes: list[str]) -> list[str]:
         for purpose in purposes:
-            agency = purpose.removeprefix(codes.DATA_SHARING_PREFIX)
-            if purpose not in codes.CONSENT_PURPOSES and not (
-                purpose.startswith(codes.DATA_SHARING_PREFIX) and _AGENCY_CODE.match(agency)
-            ):
-                raise ValueError(
-                    f"'{purpose}' is not a consent purpose: use "
-                    f"{', '.join(codes.CONSENT_PURPOSES)} or {codes.DATA_SHARING_PREFIX}<agency>"
-                )
+            problem = consent_purpose_problem(purpose)
+            if problem:
+                raise ValueError(problem)
         return list(dict.fromkeys(purposes))
 
     @model_validator(mode="after")
@@ -440,22 +435,4 @@ class HouseholdHistoryPublic(BaseModel):
     count: int
     memberships: list[MembershipPublic] = Field(
         description="every membership the household has had, in the order they were recorded"
-    )
-
-
-class RegionSummaryPublic(BaseModel):
-    code: str
-    name: str
-    households: int | None = Field(description="null when suppressed (a small cell)")
-    persons: int | None
-
-
-class RegistrySummaryPublic(BaseModel):
-    households: int | None
-    persons: int | None
-    refugees: int | None
-    persons_with_disability: int | None
-    regions: list[RegionSummaryPublic]
-    min_cell: int | None = Field(
-        description="counts below this many were suppressed (null: nothing suppressed)"
     )

@@ -11,12 +11,12 @@ from sqlalchemy import ColumnElement, and_, cast, column, exists, func, literal,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
+from sijill.core.areas import Area, areas_within
 from sijill.core.errors import FieldError, InvalidInput
 from sijill.core.ids import PAYLOAD_DIGITS, parse_id
 from sijill.identity.names import normalise_name
 from sijill.registry import identifiers
-from sijill.registry.areas import areas_within
-from sijill.registry.models import Area, Household, Membership, Person
+from sijill.registry.models import Household, Membership, Person
 from sijill.registry.read import households_public
 from sijill.registry.schemas import HouseholdPublic
 from sijill.security.principal import Scope

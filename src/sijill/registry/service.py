@@ -23,15 +23,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
+from sijill.core.areas import Area
 from sijill.core.errors import Conflict, ErrorCollector, FieldError, NotFound
 from sijill.core.ids import Kind, new_ids
 from sijill.core.settings import Settings
 from sijill.registry import identifiers, read, search
-from sijill.registry import summary as _summary
 from sijill.registry.history import household_history as _household_history
 from sijill.registry.history import new_household_version
 from sijill.registry.identifiers import Identifiers
-from sijill.registry.models import Area, Household, Membership, Person
+from sijill.registry.models import Household, Membership, Person
 from sijill.registry.roster import Roster, listed_id, open_membership, person_values
 from sijill.registry.schemas import (
     HouseholdCreate,
@@ -361,15 +361,3 @@ def _checked_identifiers(
                 "person into this household, list them by their person_id",
             )
     return values
-
-
-def registry_summary(session: Session, principal: Principal, *, min_cell: int):
-    """Totals by governorate over the principal's areas. Suppressed small cells for anyone
-    who may not see households one by one (analysts)."""
-    action = Permission.AGGREGATES
-    principal.require(action)
-    scope = principal.scope(session, action)
-    suppress = None if principal.may(Permission.HOUSEHOLD_READ) else min_cell
-    summary = _summary.registry_summary(session, scope.condition, suppress)
-    principal.audit(action, "ok", "summary", None)
-    return summary

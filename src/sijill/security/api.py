@@ -1,25 +1,19 @@
 """`/auth`: sign in, refresh, choose a password, who am I.
 
-Every attempt to sign in is audited (the user name typed, never the password). Failed
-attempts are limited per user name and per client address, so a password cannot be guessed
-at speed.
+Every attempt to sign in is audited and failures are rate-limited, by `sijill.security.signin`,
+the same service `sijill login` calls.
 """
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, Field
 
-from sijill.api import PrincipalDep, SettingsDep, problem_responses
-from sijill.core.db import transaction
-from sijill.core.errors import SijillError, TooManyRequests
-from sijill.security import tokens, users
-from sijill.security.audit import AuditEntry, append_now
-from sijill.security.keys import current_keyring
+from sijill.core.problems import problem_responses
+from sijill.security import signin, tokens, users
+from sijill.security.deps import PrincipalDep, SettingsDep
 from sijill.security.principal import Principal
+from sijill.security.signin import LoginLimiter
 
 router = APIRouter(prefix="/auth", tags=["authentication"])
 
@@ -54,25 +48,6 @@ class Me(BaseModel):
     grants: list[GrantPublic]
 
 
-class LoginLimiter:
-    """Failed sign-ins allowed per minute, per user name and per client address."""
-
-    def __init__(self, per_minute: int):
-        self.limit = RateLimitItemPerMinute(per_minute)
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
-
-    def check(self, username: str, address: str) -> None:
-        for key in (f"user:{username.lower()}", f"address:{address}"):
-            if not self.limiter.test(self.limit, key):
-                raise TooManyRequests(
-                    "Too many failed attempts to sign in; wait a minute and try again"
-                )
-
-    def failed(self, username: str, address: str) -> None:
-        self.limiter.hit(self.limit, f"user:{username.lower()}")
-        self.limiter.hit(self.limit, f"address:{address}")
-
-
 def _limiter(request: Request) -> LoginLimiter:
     state = request.app.state
     if getattr(state, "login_limiter", None) is None:
@@ -81,42 +56,16 @@ def _limiter(request: Request) -> LoginLimiter:
 
 
 def _signed_in(request: Request, username: str, action: str, attempt) -> Tokens:
-    """Run a sign-in `attempt` (returning a TokenPair), audited, with failures rate-limited."""
-    limiter = _limiter(request)
-    address = request.client.host if request.client else "unknown"
-    limiter.check(username, address)
-    request_id = getattr(request.state, "request_id", None)
-    outcome = "ok"
-    try:
-        with transaction(request.app.state.sessions) as session:
-            pair = attempt(session)
-    except SijillError as error:
-        outcome = "denied" if error.status in (401, 403) else "invalid"
-        if error.status == 401:
-            limiter.failed(username, address)
-        raise
-    finally:
-        name = username if outcome == "ok" else known_or_pseudonym(request, username)
-        entry = AuditEntry(
-            actor=name,
-            role=None,
-            action=action,
-            outcome=outcome,
-            record_type="user",
-            record_id=name,
-            request_id=request_id,
-        )
-        append_now(request.app.state.sessions, [entry])
+    pair = signin.signed_in(
+        request.app.state.sessions,
+        _limiter(request),
+        username,
+        request.client.host if request.client else "unknown",
+        action,
+        attempt,
+        request_id=getattr(request.state, "request_id", None),
+    )
     return Tokens(**pair.__dict__)
-
-
-def known_or_pseudonym(request: Request, username: str) -> str:
-    """The name typed in a failed sign-in, if it is a user's; else a keyed pseudonym of it:
-    people type all sorts there (their national ID, a password), none of it for the audit."""
-    with request.app.state.sessions() as session:
-        if users.user_exists(session, username):
-            return username
-    return "unknown:" + current_keyring().pseudonym("username", username)[:16]
 
 
 _AUTH_ERRORS = problem_responses(401, 403, 429)

@@ -1,55 +1,21 @@
 """`sijill login | logout | whoami` and `sijill users ...`: the CLI acts as a named user."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session, sessionmaker
 
-from sijill.core.db import make_engine, session_factory, transaction
+from sijill.core.db import make_engine, session_factory
 from sijill.core.errors import InvalidInput
-from sijill.core.settings import Settings, get_settings
-from sijill.security import tokens, users
-from sijill.security.audit import AuditEntry, append, append_now
-from sijill.security.cli_auth import cli_principal, forget_session, save_session
-from sijill.security.keys import current_keyring, install_keyring
-from sijill.security.principal import Principal
+from sijill.core.settings import get_settings
+from sijill.security import signin, tokens, users
+from sijill.security.cli_auth import forget_session, save_session
+from sijill.security.cli_common import acting_user, audited_transaction, console
+from sijill.security.keys.keyring import install_keyring
+from sijill.security.signin import LoginLimiter
 
-console = Console(stderr=True)
 users_app = typer.Typer(help="Users, their roles and areas.", no_args_is_help=True)
 
 ROLE_HELP = "role, or role:AREA_CODE for one area and all below it (repeat for several)"
-
-
-@contextmanager
-def acting_user(settings: Settings | None = None) -> Iterator[tuple[sessionmaker, Principal]]:
-    """The signed-in user (or service account) running this command. Entries the command
-    notes but does not append itself (refusals) are appended when it ends."""
-    settings = settings or get_settings()
-    install_keyring(settings)
-    engine = make_engine(settings.database_url)
-    sessions = session_factory(engine)
-    try:
-        with sessions() as session:
-            principal = cli_principal(settings, session)
-        try:
-            yield sessions, principal
-        finally:
-            entries = principal.take_audit()
-            if entries:
-                append_now(sessions, entries)
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def audited_transaction(sessions: sessionmaker, principal: Principal) -> Iterator[Session]:
-    """A write and its audit entries, committed together."""
-    with transaction(sessions) as session:
-        yield session
-        append(session, principal.take_audit())
 
 
 def login(
@@ -64,27 +30,26 @@ def login(
     install_keyring(settings)
     password = typer.prompt("Password", hide_input=True)
     engine = make_engine(settings.database_url)
-    sessions = session_factory(engine)
-    outcome = "denied"
+    granted = []
+
+    def attempt(session):
+        account, grants = users.authenticate(session, user, password, allow_one_time=True)
+        if account.password_one_time:
+            console.print("This is a one-time password: choose your own.")
+            new = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+            users.change_password(session, user, password, new)
+        granted.extend(grants)
+        return tokens.issue(settings, account.username, account.token_version, grants)
+
     try:
-        with transaction(sessions) as session:
-            account, grants = users.authenticate(session, user, password, allow_one_time=True)
-            if account.password_one_time:
-                console.print("This is a one-time password: choose your own.")
-                new = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
-                users.change_password(session, user, password, new)
-            pair = tokens.issue(settings, account.username, account.token_version, grants)
-        outcome = "ok"
+        limiter = LoginLimiter(settings.login_attempts_per_minute)
+        pair = signin.signed_in(
+            session_factory(engine), limiter, user, "cli", "auth.sign_in", attempt
+        )
     finally:
-        name = user
-        if outcome != "ok":
-            with sessions() as session:
-                if not users.user_exists(session, user):
-                    name = "unknown:" + current_keyring().pseudonym("username", user)[:16]
-        append_now(sessions, [AuditEntry(name, None, "auth.sign_in", outcome, "user", name)])
         engine.dispose()
     save_session(settings, pair)
-    roles = ", ".join(f"{g.role}:{g.area_code or 'national'}" for g in grants)
+    roles = ", ".join(f"{g.role}:{g.area_code or 'national'}" for g in granted)
     console.print(f"Signed in as {user} ({roles}).")
 
 

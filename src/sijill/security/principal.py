@@ -6,17 +6,16 @@ do at all (403 if not), `scope` for where (a record outside it is answered as mi
 `check_consent` for whether the household agreed to this use of its data.
 """
 
-import re
 from dataclasses import dataclass, field
 from time import monotonic
 
 from sqlalchemy import URL, ColumnElement, true
 from sqlalchemy.orm import Session
 
+from sijill.core.areas import areas_within, tree_changes
 from sijill.core.errors import Forbidden, InvalidInput
-from sijill.registry.areas import areas_within, tree_changes
-from sijill.registry.codes import CONSENT_PURPOSES, DATA_SHARING_PREFIX
-from sijill.security.audit import AuditEntry
+from sijill.security.audit.service import AuditEntry
+from sijill.security.consent import CONSENT_PURPOSES, DATA_SHARING_PREFIX, is_consent_purpose
 from sijill.security.roles import (
     DEFAULT_PURPOSE,
     PURPOSES_WITHOUT_CONSENT,
@@ -27,15 +26,8 @@ from sijill.security.roles import (
 PURPOSES = (*sorted(PURPOSES_WITHOUT_CONSENT), *CONSENT_PURPOSES)
 
 
-# Sharing with a named agency: `data_sharing:` and the agency's short name.
-AGENCY = re.compile(r"[A-Za-z0-9_.-]{1,40}")
-
-
 def purpose_problem(purpose: str) -> str | None:
-    if purpose in PURPOSES:
-        return None
-    agency = purpose.removeprefix(DATA_SHARING_PREFIX)
-    if agency != purpose and AGENCY.fullmatch(agency):
+    if purpose in PURPOSES_WITHOUT_CONSENT or is_consent_purpose(purpose):
         return None
     return (
         f"'{purpose}' is not a purpose: use one of {', '.join(PURPOSES)}, "

@@ -20,7 +20,7 @@ import jwt
 
 from sijill.core.errors import Unauthenticated
 from sijill.core.settings import Settings
-from sijill.security.keys import current_keyring
+from sijill.security.keys.keyring import current_keyring
 from sijill.security.principal import Grant
 
 ISSUER = "sijill"

@@ -10,8 +10,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
+from sijill.core.areas import Area
 from sijill.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from sijill.registry.models import Area
 from sijill.security.models import RoleGrant, User
 from sijill.security.passwords import (
     generate_password,
@@ -256,7 +256,21 @@ def bootstrap_administrator(session: Session) -> str | None:
         return None
     installer = Principal.system("install")
     password = create_user(session, installer, FIRST_ADMINISTRATOR, [GrantSpec("administrator")])
-    from sijill.security.audit import append
+    from sijill.security.audit.service import append
 
     append(session, installer.take_audit())
     return password
+
+
+def create_first_administrator(settings) -> str | None:
+    """On a registry without users, the first administrator; their one-time password."""
+    from sijill.core.db import make_engine, session_factory, transaction
+    from sijill.security.keys.keyring import install_keyring
+
+    install_keyring(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(session_factory(engine)) as session:
+            return bootstrap_administrator(session)
+    finally:
+        engine.dispose()

@@ -15,7 +15,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # sha256("sijill audit chain v1"): a literal, so this migration means the same thing forever
-# (sijill.security.audit_models.GENESIS_HASH is tested against it).
+# (sijill.security.audit.models.GENESIS_HASH is tested against it).
 GENESIS_HASH = "26f22358b90252cf05268b7d1c7f79db988255e5f19b2aaee082782716a2b48f"
 
 # The triggers stop mistakes and anyone without owner rights; an owner can disable them, and

@@ -43,7 +43,7 @@ def _refuse_sqlite_foreign_keys() -> None:
 
 def _keyring():
     from sijill.core.settings import Settings
-    from sijill.security.keys import Keyring
+    from sijill.security.keys.keyring import Keyring
 
     return Keyring.load(Settings().key_file)
 
@@ -74,7 +74,7 @@ def _batches(table: str, keys, where: str) -> Iterator[list]:
 
 
 def _convert(transform: Callable[[list, list], dict]) -> None:
-    from sijill.security.rotation import update_rows
+    from sijill.security.keys.rotation import update_rows
 
     bind = op.get_bind()
     present = "national_id IS NOT NULL OR phone IS NOT NULL"
@@ -136,7 +136,7 @@ def upgrade() -> None:
 def _clear(keyring, field: str, values: list) -> list:
     """Values in clear: one that already decrypts (an earlier, interrupted run of this upgrade
     on SQLite) is taken back to clear first, so nothing is encrypted twice."""
-    from sijill.security.keys import DecryptionError
+    from sijill.security.keys.keyring import DecryptionError
 
     known = set(keyring.key_ids)
     out = []

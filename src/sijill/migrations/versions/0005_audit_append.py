@@ -3,7 +3,7 @@
 `audit_append(...)` advances the chain's head, hashes and inserts a batch of records and
 moves the head's hash, all inside the server: one round trip instead of four, and the head's
 row lock is held for the function and the commit only, not across network round trips while
-other appenders queue behind it. The hash is the one `sijill.security.audit_models.canonical`
+other appenders queue behind it. The hash is the one `sijill.security.audit.models.canonical`
 defines (tests check the two against each other). SQLite keeps appending from Python.
 
 Revision ID: 0005

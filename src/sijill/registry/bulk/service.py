@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,19 +24,18 @@ import pyarrow as pa
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from sijill.core.areas import Area, load_areas
 from sijill.core.clock import utcnow
 from sijill.core.errors import InvalidInput
 from sijill.core.settings import Settings
 from sijill.identity.national_id import Scheme
-from sijill.registry.areas import load_areas
 from sijill.registry.bulk.batches import ORPHAN_MESSAGE, Batch, flat_batches, paired_batches
 from sijill.registry.bulk.fields import HOUSEHOLD_KEY, PERSON_KEY
 from sijill.registry.bulk.mapping import Mapping, load_mapping, unmapped_columns
 from sijill.registry.bulk.sources import SUFFIXES, count_rows, read_batches
 from sijill.registry.bulk.validate import REJECT_SCHEMA, Context, check_households, check_persons
 from sijill.registry.bulk.writer import BatchCounts, BatchWriter, stamp
-from sijill.registry.models import Area
-from sijill.security.audit import append_now
+from sijill.security.audit.service import append_now
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 
@@ -302,14 +302,18 @@ def import_path(
         total = None
     started = time.perf_counter()
     now = utcnow()
+    ctrl_c = threading.Event()
     pipeline = _WriterThread(
         engine,
         settings.import_initial_load,
         on_indexing=lambda: stage and stage("building the registry's indexes"),
+        between_batches=lambda written: _pause_after_batch(
+            written, settings.import_pause_after_batch, ctrl_c
+        ),
     )
     outcome = "ok"
     try:
-        with _stop_on_ctrl_c() as stop_requested:
+        with _stop_on_ctrl_c(ctrl_c) as stop_requested:
             for batch in batches:
                 if stop_requested():
                     raise KeyboardInterrupt
@@ -324,6 +328,7 @@ def import_path(
     except KeyboardInterrupt:
         report.interrupted = True
         outcome = "failed"
+        ctrl_c.set()  # a Ctrl-C once the source was read: it also ends a pause (see below)
         pipeline.finish()
     except BaseException:
         pipeline.abandon()
@@ -343,12 +348,22 @@ def import_path(
     return report
 
 
+def _pause_after_batch(written: int, pause_after: int | None, ctrl_c: threading.Event) -> None:
+    """SIJILL_IMPORT_PAUSE_AFTER_BATCH=N: once N batches are written (committed; in an initial
+    load, sent) and the next one is already in hand, say `paused after batch N` on stderr and
+    wait for Ctrl-C (or a kill). This hook is deliberate: it is how the tests interrupt an
+    import at a known batch with more to come; a timer or a poll of the database races an
+    import that may finish first on a busy machine."""
+    if pause_after is not None and written == pause_after:
+        print(f"paused after batch {written}", file=sys.stderr, flush=True)
+        ctrl_c.wait()
+
+
 @contextlib.contextmanager
-def _stop_on_ctrl_c():
-    """Ctrl-C asks the import to stop after the batch in hand, rather than raising wherever the
-    main thread happens to be: inside Polars' native code a KeyboardInterrupt can be turned
-    into another error, or lost."""
-    requested = threading.Event()
+def _stop_on_ctrl_c(requested: threading.Event):
+    """Ctrl-C sets `requested`, asking the import to stop after the batch in hand, rather than
+    raising wherever the main thread happens to be: inside Polars' native code a
+    KeyboardInterrupt can be turned into another error, or lost."""
     if threading.current_thread() is not threading.main_thread():
         yield requested.is_set
         return
@@ -368,12 +383,14 @@ class _WriterThread:
         engine: Engine,
         initial_load_allowed: bool = True,
         on_indexing: Callable[[], None] = lambda: None,
+        between_batches: Callable[[int], None] = lambda written: None,
     ):
         self._queue: queue.Queue = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._on_indexing = on_indexing
+        self._between_batches = between_batches
         self.counts = BatchCounts()
         self.committed = 0
         self._thread = threading.Thread(
@@ -397,6 +414,7 @@ class _WriterThread:
                     return
                 if item is None:
                     break
+                self._between_batches(written)  # told how many are written, with one more here
                 counts += writer.write(*item)
                 written += 1
                 if not writer.deferred:

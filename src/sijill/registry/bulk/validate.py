@@ -11,13 +11,16 @@ from sijill.identity.national_id import Scheme
 from sijill.registry.bulk.dates import parse_dates
 from sijill.registry.bulk.fields import HOUSEHOLD_FIELDS, HOUSEHOLD_KEY, PERSON_FIELDS, PERSON_KEY
 from sijill.registry.codes import (
-    CONSENT_PURPOSES,
-    DATA_SHARING_PREFIX,
     HOUSEHOLD_CODES,
     HOUSEHOLD_LISTS,
     LIVESTOCK,
     PERSON_CODES,
     WG_DOMAINS,
+)
+from sijill.security.consent import (
+    CONSENT_PURPOSES,
+    DATA_SHARING_PREFIX,
+    SHARING_PURPOSE_PATTERN,
 )
 
 ROW = "_row"
@@ -174,7 +177,7 @@ def _check_list(rejects: Rejects, field: str, allowed, prefix: str | None = None
     items = _list_items(field)
     ok = pl.element().is_in(allowed)
     if prefix:
-        ok = ok | pl.element().str.contains(f"^{prefix}[A-Za-z0-9_]+$")
+        ok = ok | pl.element().str.contains(SHARING_PURPOSE_PATTERN)
     wrong = items.list.eval(pl.element().filter(~ok)).list.join(", ")
     rejects.add(
         pl.col(field).is_not_null() & (wrong != ""),

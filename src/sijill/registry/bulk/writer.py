@@ -23,7 +23,7 @@ from sijill.core.ids import new_ids
 from sijill.identity.names import NAME_PARTS
 from sijill.registry.bulk import initial_load
 from sijill.registry.codes import WG_DOMAINS
-from sijill.security.keys import current_keyring
+from sijill.security.keys.keyring import current_keyring
 
 HOUSEHOLD_COLUMNS = (
     "id",

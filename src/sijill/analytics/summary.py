@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select, true
 from sqlalchemy.orm import Session
 
+from sijill.core.areas import Area
 from sijill.registry.codes import WG_DISABILITY_THRESHOLD, WG_DOMAINS
-from sijill.registry.models import Area, Household, Membership, Person
+from sijill.registry.models import Household, Membership, Person
+from sijill.security.principal import Principal
+from sijill.security.roles import Permission
 
 
 @dataclass
@@ -38,9 +41,7 @@ def _disability():
     return or_(*[getattr(Person, d) >= WG_DISABILITY_THRESHOLD for d in WG_DOMAINS])
 
 
-def registry_summary(
-    session: Session, in_scope=None, min_cell: int | None = None
-) -> RegistrySummary:
+def totals(session: Session, in_scope=None, min_cell: int | None = None) -> RegistrySummary:
     """Totals over the households for which `in_scope(Household.area_id)` holds (all if None)."""
     scoped = in_scope(Household.area_id) if in_scope is not None else true()
     current = Membership.end_date.is_(None)
@@ -125,3 +126,15 @@ def _governorate_of(areas: dict[int, Area], area_id: int) -> int:
     while area.level not in ("governorate", "country") and area.parent_id is not None:
         area = areas[area.parent_id]
     return area.id
+
+
+def registry_summary(session: Session, principal: Principal, *, min_cell: int):
+    """Totals by governorate over the principal's areas. Suppressed small cells for anyone
+    who may not see households one by one (analysts)."""
+    action = Permission.AGGREGATES
+    principal.require(action)
+    scope = principal.scope(session, action)
+    suppress = None if principal.may(Permission.HOUSEHOLD_READ) else min_cell
+    summary = totals(session, scope.condition, suppress)
+    principal.audit(action, "ok", "summary", None)
+    return summary

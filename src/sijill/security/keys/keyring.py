@@ -529,7 +529,7 @@ def add_key(path: Path | str) -> str:
 
 
 def remove_key(path: Path | str, kid: str) -> None:
-    """Delete key `kid` from the key file. Only `sijill.security.rotation.retire_key` should
+    """Delete key `kid` from the key file. Only `sijill.security.keys.rotation.retire_key` should
     call this: it first makes sure no stored value still needs the key."""
     path = Path(path)
     with _locked(path):

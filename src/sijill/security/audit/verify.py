@@ -18,8 +18,8 @@ from sqlalchemy import Engine, inspect
 
 from sijill.core.db import make_engine
 from sijill.core.errors import SijillError
-from sijill.security.audit_chunks import ChainReader, open_reader
-from sijill.security.audit_models import GENESIS_HASH, HASH_SQL
+from sijill.security.audit.chunks import ChainReader, open_reader
+from sijill.security.audit.models import GENESIS_HASH, HASH_SQL
 
 Progress = Callable[[int, int], None]
 

@@ -40,8 +40,8 @@ def export_command(
         raise InvalidInput(
             "Only pseudonymised exports exist for now: run it again with --pseudonymise"
         )
-    from sijill.security.cli import acting_user
-    from sijill.security.export import export_pseudonymised
+    from sijill.analytics.export import export_pseudonymised
+    from sijill.security.cli_common import acting_user
 
     settings = get_settings()
     with (

@@ -15,14 +15,14 @@ audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=
 
 
 def require_auditor(action: str) -> None:
-    """Only a signed-in user who may read the audit log runs these; that they did is audited
-    (before the verification, so its own record is part of what it checks)."""
-    from sijill.security.cli import acting_user
-    from sijill.security.roles import Permission
+    """Only a signed-in user who may read the audit log runs these (`require_log_reader`, the
+    API's rule); that they did is audited (before the verification, so its own record is part
+    of what it checks)."""
+    from sijill.security.audit.log import require_log_reader
+    from sijill.security.cli_common import acting_user
 
-    with acting_user() as (_, principal):
-        principal.require(Permission.AUDIT_READ)
-        principal.audit(action, "ok", "audit", None, permission=Permission.AUDIT_READ)
+    with acting_user() as (sessions, principal), sessions() as session:
+        require_log_reader(session, principal, action)
 
 
 @audit_app.command("verify")
@@ -42,7 +42,7 @@ def verify_command(
 
     Example: sijill audit verify --anchor 1200345:9f2c...e1
     """
-    from sijill.security.audit_verify import parse_anchor, verify
+    from sijill.security.audit.verify import parse_anchor, verify
 
     try:
         anchors = [parse_anchor(text) for text in anchor]
@@ -94,7 +94,7 @@ def show_command(
     Example: sijill audit show --record-id 1000561627 --since 2026-01-01
     """
     from sijill.core.db import make_engine, session_factory
-    from sijill.security.audit import latest
+    from sijill.security.audit.service import latest
 
     require_auditor("audit.show")
     engine = make_engine(get_settings().database_url)

@@ -1,16 +1,34 @@
-"""Administrative areas: a hierarchy with codes (country → governorate → district → locality),
-loaded from a CSV, with optional GeoJSON polygons."""
+"""The area tree: administrative areas in a hierarchy with codes (country → governorate →
+district → locality), loaded from a CSV, with optional GeoJSON polygons.
+
+It lives in `core` because every layer scopes by it: users' grants (security), households
+(registry), and every report and payment batch after them."""
 
 import csv
 import json
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Boolean, ForeignKey, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from sijill.core.db import Base, Json
 from sijill.core.errors import ErrorCollector, InvalidInput
-from sijill.registry.codes import AREA_LEVELS
-from sijill.registry.models import Area
+
+AREA_LEVELS = ("country", "governorate", "district", "locality")
+
+
+class Area(Base):
+    __tablename__ = "area"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("area.id"), index=True)
+    level: Mapped[str] = mapped_column(String(16))
+    name_ar: Mapped[str | None] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    urban: Mapped[bool | None] = mapped_column(Boolean)
+    geometry: Mapped[dict | None] = mapped_column(Json)
+
 
 _TRUE = {"true", "1", "yes"}
 _tree_changes = 0

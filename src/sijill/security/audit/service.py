@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sijill.core import clock
 from sijill.core.db import transaction
 from sijill.core.errors import SijillError
-from sijill.security.audit_models import GENESIS_HASH, AuditRecord, record_hash
-from sijill.security.audit_verify import VerifyReport, verify
+from sijill.security.audit.models import GENESIS_HASH, AuditRecord, record_hash
+from sijill.security.audit.verify import VerifyReport, verify
 
 __all__ = [
     "GENESIS_HASH",

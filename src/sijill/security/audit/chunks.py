@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy import Engine
 
-from sijill.security.audit_models import HASHED_FIELDS
+from sijill.security.audit.models import HASHED_FIELDS
 
 COLUMNS = ("seq", *HASHED_FIELDS, "hash")
 SCHEMA = pa.schema([("seq", pa.int64())] + [(name, pa.string()) for name in COLUMNS[1:]])

@@ -60,11 +60,12 @@ import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, Integer, cast, extract, func, select
 from sqlalchemy.orm import Session
 
+from sijill.core.areas import Area
 from sijill.core.errors import Conflict, InvalidInput
 from sijill.registry.codes import LIVESTOCK, WG_DOMAINS
-from sijill.registry.models import Area, Household, Membership, Person
+from sijill.registry.models import Household, Membership, Person
 from sijill.registry.search import consent_covers
-from sijill.security.keys import Keyring, current_keyring
+from sijill.security.keys.keyring import Keyring, current_keyring
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 

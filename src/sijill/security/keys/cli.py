@@ -30,7 +30,7 @@ keys_app = typer.Typer(
 def require_key_administrator(command: str) -> None:
     """Whoever runs a `sijill keys` command must be a signed-in user allowed to manage keys;
     that they ran it is audited before it starts."""
-    from sijill.security.cli import acting_user
+    from sijill.security.cli_common import acting_user
     from sijill.security.roles import Permission
 
     with acting_user() as (_, principal):
@@ -51,14 +51,14 @@ def show_command(
     Example: sijill keys show --no-usage
     """
     require_key_administrator("show")
-    from sijill.security.keys import Keyring
+    from sijill.security.keys.keyring import Keyring
 
     settings = get_settings()
     keyring = Keyring.load(settings.key_file)
     counts: dict[str, int] = {}
     if usage:
         from sijill.core.db import upgrade
-        from sijill.security.rotation import usage as key_usage
+        from sijill.security.keys.rotation import usage as key_usage
 
         upgrade(settings.database_url)
         counts = key_usage(settings.database_url)
@@ -89,7 +89,7 @@ def add_command() -> None:
     Example: sijill keys add && sijill keys rotate
     """
     require_key_administrator("add")
-    from sijill.security.keys import add_key
+    from sijill.security.keys.keyring import add_key
 
     settings = get_settings()
     kid = add_key(settings.key_file)
@@ -113,8 +113,8 @@ def rotate_command(
     """
     require_key_administrator("rotate")
     from sijill.core.db import upgrade
-    from sijill.security.keys import Keyring
-    from sijill.security.rotation import rotate
+    from sijill.security.keys.keyring import Keyring
+    from sijill.security.keys.rotation import rotate
 
     settings = get_settings()
     upgrade(settings.database_url)
@@ -163,7 +163,7 @@ def retire_command(
     """
     require_key_administrator("retire")
     from sijill.core.db import upgrade
-    from sijill.security.rotation import retire_key
+    from sijill.security.keys.rotation import retire_key
 
     settings = get_settings()
     upgrade(settings.database_url)

@@ -1,0 +1,1 @@
+"""Analytics: what the registry holds, in aggregates and pseudonymised releases."""

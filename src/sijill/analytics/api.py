@@ -1,0 +1,22 @@
+"""Analytics routes: aggregates over the registry within the user's areas."""
+
+from fastapi import APIRouter
+
+from sijill.analytics import summary
+from sijill.analytics.schemas import RegistrySummaryPublic
+from sijill.security.deps import PrincipalDep, SessionDep, SettingsDep
+
+# Under /registry: the route predates this stage, and clients already call it there.
+router = APIRouter(prefix="/registry", tags=["registry"])
+
+
+@router.get(
+    "/summary",
+    operation_id="registry_summary",
+    summary="Households and persons by governorate, within the user's areas",
+)
+def registry_summary(
+    session: SessionDep, principal: PrincipalDep, settings: SettingsDep
+) -> RegistrySummaryPublic:
+    totals = summary.registry_summary(session, principal, min_cell=settings.min_cell_size)
+    return RegistrySummaryPublic.model_validate(totals, from_attributes=True)

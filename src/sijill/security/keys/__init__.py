@@ -1,0 +1,1 @@
+"""Keys: the keyring that encrypts personal identifiers and signs tokens, and its rotation."""

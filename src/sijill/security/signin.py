@@ -1,0 +1,85 @@
+"""Signing in, for the API and the CLI alike: every attempt audited (the user name typed,
+never the password; an unknown name only as a keyed pseudonym), failed attempts limited per
+user name and per client address, so a password cannot be guessed at speed."""
+
+from collections.abc import Callable
+
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy.orm import Session, sessionmaker
+
+from sijill.core.db import transaction
+from sijill.core.errors import SijillError, TooManyRequests
+from sijill.security import users
+from sijill.security.audit.service import AuditEntry, append_now
+from sijill.security.keys.keyring import current_keyring
+from sijill.security.tokens import TokenPair
+
+
+class LoginLimiter:
+    """Failed sign-ins allowed per minute, per user name and per client address."""
+
+    def __init__(self, per_minute: int):
+        self.limit = RateLimitItemPerMinute(per_minute)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def check(self, username: str, address: str) -> None:
+        for key in (f"user:{username.lower()}", f"address:{address}"):
+            if not self.limiter.test(self.limit, key):
+                raise TooManyRequests(
+                    "Too many failed attempts to sign in; wait a minute and try again"
+                )
+
+    def failed(self, username: str, address: str) -> None:
+        self.limiter.hit(self.limit, f"user:{username.lower()}")
+        self.limiter.hit(self.limit, f"address:{address}")
+
+
+def signed_in(
+    sessions: sessionmaker[Session],
+    limiter: LoginLimiter,
+    username: str,
+    address: str,
+    action: str,
+    attempt: Callable[[Session], TokenPair],
+    *,
+    request_id: str | None = None,
+) -> TokenPair:
+    """Run a sign-in `attempt` (in one transaction, returning tokens), audited whatever its
+    outcome, with failures counted against the user name and the address."""
+    limiter.check(username, address)
+    outcome = "ok"
+    try:
+        with transaction(sessions) as session:
+            pair = attempt(session)
+    except SijillError as error:
+        outcome = "denied" if error.status in (401, 403) else "invalid"
+        if error.status == 401:
+            limiter.failed(username, address)
+        raise
+    except BaseException:
+        outcome = "failed"
+        raise
+    finally:
+        name = username if outcome == "ok" else known_or_pseudonym(sessions, username)
+        entry = AuditEntry(
+            actor=name,
+            role=None,
+            action=action,
+            outcome=outcome,
+            record_type="user",
+            record_id=name,
+            request_id=request_id,
+        )
+        append_now(sessions, [entry])
+    return pair
+
+
+def known_or_pseudonym(sessions: sessionmaker[Session], username: str) -> str:
+    """The name typed in a failed sign-in, if it is a user's; else a keyed pseudonym of it:
+    people type all sorts there (their national ID, a password), none of it for the audit."""
+    with sessions() as session:
+        if users.user_exists(session, username):
+            return username
+    return "unknown:" + current_keyring().pseudonym("username", username)[:16]
