@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select, true
 from sqlalchemy.orm import Session
 
+from sijill.core import clock
 from sijill.core.areas import Area
-from sijill.registry.codes import WG_DISABILITY_THRESHOLD, WG_DOMAINS
+from sijill.registry.codes import WG_DOMAINS, wg_disability_threshold
 from sijill.registry.models import Household, Membership, Person
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
@@ -38,7 +39,8 @@ class RegistrySummary:
 
 
 def _disability():
-    return or_(*[getattr(Person, d) >= WG_DISABILITY_THRESHOLD for d in WG_DOMAINS])
+    threshold = wg_disability_threshold().value_at(clock.utcnow().date())
+    return or_(*[getattr(Person, d) >= threshold for d in WG_DOMAINS])
 
 
 def totals(session: Session, in_scope=None, min_cell: int | None = None) -> RegistrySummary:

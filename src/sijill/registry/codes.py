@@ -1,7 +1,14 @@
 """The registry's code lists: the values each coded field may take (docs/data-format.md).
 
 One definition serves the API's schemas, the bulk importer's checks and the synthetic country.
+Thresholds that policy sets (and may change) are dated parameters in `parameters/`.
 """
+
+from pathlib import Path
+
+from sijill.core.parameters import Parameter, parameters_in
+
+PARAMETERS = Path(__file__).with_name("parameters")
 
 HOUSEHOLD_CODES: dict[str, tuple[str, ...]] = {
     "dwelling_tenure": ("owned", "rented", "free_use", "informal_settlement", "camp"),
@@ -85,8 +92,15 @@ WG_DOMAINS = (
     "wg_communication",
 )
 WG_LEVELS = (1, 2, 3, 4)
-# The WG disability identifier: "a lot of difficulty" or "cannot do at all" in any domain.
-WG_DISABILITY_THRESHOLD = 3
+
+
+def wg_disability_threshold() -> Parameter:
+    """The WG disability identifier's cut-off, dated and referenced
+    (parameters/wg_disability_threshold.yaml): a person answering at least this level in any
+    domain counts as having a disability."""
+    return parameters_in(PARAMETERS)["wg_disability_threshold"]
+
+
 BIRTH_DATE_PRECISIONS = ("day", "month", "year")
 MEMBERSHIP_END_REASONS = (
     "death",
