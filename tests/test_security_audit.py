@@ -571,3 +571,30 @@ def test_cli_show_lists_the_latest_records(sessions, cli):
 def test_the_audit_table_holds_no_personal_fields():
     columns = set(AuditRecord.__table__.c.keys())
     assert not columns & {"name", "national_id", "phone", "given_name_ar", "birth_date"}
+
+
+def test_cli_audit_log_is_for_national_auditors_as_the_api(database_url, sessions, monkeypatch):
+    """The rule once for both ways in: a district auditor is refused the log (and that is
+    audited), as `GET /audit/records` refuses them."""
+    from factories import make_areas, make_user
+
+    from sijill.core.errors import Forbidden
+
+    make_areas(sessions)
+    key = make_user(sessions, "district-auditor", "auditor", "SJ0101", service=True)
+    monkeypatch.setenv("SIJILL_DATABASE_URL", database_url)
+    monkeypatch.setenv("SIJILL_SERVICE_KEY", f"district-auditor:{key}")
+    get_settings.cache_clear()
+    try:
+        for command in ("show", "verify"):
+            result = CliRunner().invoke(audit_cli.audit_app, [command])
+            assert isinstance(result.exception, Forbidden), result.output
+            assert "auditors of the whole country" in result.exception.detail
+    finally:
+        get_settings.cache_clear()
+    with sessions() as session:
+        refused = latest(session, actor="district-auditor")
+    assert [(r.action, r.outcome) for r in refused] == [
+        ("audit.verify", "denied"),
+        ("audit.show", "denied"),
+    ]
