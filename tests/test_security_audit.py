@@ -577,7 +577,6 @@ def test_cli_audit_log_is_for_national_auditors_as_the_api(database_url, session
     """The rule once for both ways in: a district auditor is refused the log (and that is
     audited), as `GET /audit/records` refuses them."""
     from factories import make_areas, make_user
-
     from sijill.core.errors import Forbidden
 
     make_areas(sessions)
