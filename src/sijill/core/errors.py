@@ -1,6 +1,11 @@
-"""Errors a user can act on. The API renders them as RFC 9457 problems, the CLI as one line."""
+"""Errors a user can act on. The API renders them as RFC 9457 problems, the CLI as one line.
+
+A `title` is marked with `N_` and translated when the problem is answered, into the request's
+language (`sijill.core.problems`)."""
 
 from dataclasses import dataclass, field
+
+from sijill.core.i18n import N_
 
 
 @dataclass
@@ -12,7 +17,7 @@ class FieldError:
 
 class SijillError(Exception):
     status = 400
-    title = "Bad request"
+    title = N_("Bad request")
 
     def __init__(self, detail: str, errors: list[FieldError] | None = None):
         super().__init__(detail)
@@ -22,24 +27,24 @@ class SijillError(Exception):
 
 class InvalidInput(SijillError):
     status = 422
-    title = "Invalid input"
+    title = N_("Invalid input")
 
 
 class NotFound(SijillError):
     status = 404
-    title = "Not found"
+    title = N_("Not found")
 
 
 class Conflict(SijillError):
     status = 409
-    title = "Conflict"
+    title = N_("Conflict")
 
 
 class Unauthenticated(SijillError):
     """No valid credentials: the client must sign in (again)."""
 
     status = 401
-    title = "Unauthorized"
+    title = N_("Unauthorized")
 
 
 class Forbidden(SijillError):
@@ -50,12 +55,12 @@ class Forbidden(SijillError):
     """
 
     status = 403
-    title = "Forbidden"
+    title = N_("Forbidden")
 
 
 class TooManyRequests(SijillError):
     status = 429
-    title = "Too many requests"
+    title = N_("Too many requests")
 
 
 @dataclass

@@ -1,6 +1,10 @@
 """RFC 9457 problems: every error the API answers is `application/problem+json` with the
 problem of each field. `install_problem_handlers` makes an app answer so; `problem` builds one
-answer; `problem_responses` documents them in the OpenAPI document."""
+answer; `problem_responses` documents them in the OpenAPI document.
+
+A problem's `title` (and the fixed messages below) is answered in the request's language, with
+a `Content-Language` header (`sijill.core.i18n`: the Accept-Language header, else the
+`language` setting, else English); `detail` and field messages are English for now."""
 
 from http import HTTPStatus
 from typing import Any
@@ -13,6 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sijill.core.errors import SijillError
+from sijill.core.i18n import N_, current_locale, gettext, ngettext
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -49,6 +54,36 @@ _PROBLEM_DESCRIPTIONS = {
 }
 
 
+# Titles of the statuses the API answers without a SijillError (routing, the body size limit,
+# a crash), by their RFC 9110 names, which do not change with the Python version (HTTPStatus
+# says "Request Entity Too Large" and "Unprocessable Entity" before 3.13).
+_STATUS_TITLES = {
+    400: N_("Bad Request"),
+    401: N_("Unauthorized"),
+    403: N_("Forbidden"),
+    404: N_("Not Found"),
+    405: N_("Method Not Allowed"),
+    406: N_("Not Acceptable"),
+    409: N_("Conflict"),
+    413: N_("Content Too Large"),
+    415: N_("Unsupported Media Type"),
+    422: N_("Unprocessable Content"),
+    429: N_("Too Many Requests"),
+    500: N_("Internal Server Error"),
+    503: N_("Service Unavailable"),
+}
+_NOT_JSON = N_("the body is not valid JSON")
+
+
+def _invalid_fields(count: int, locale: str) -> str:
+    return ngettext(
+        "The request has {count} invalid field",
+        "The request has {count} invalid fields",
+        count,
+        locale,
+    ).format(count=count)
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` documenting problem+json answers with these statuses."""
     return {status: _problem_response(status, _PROBLEM_DESCRIPTIONS[status]) for status in statuses}
@@ -69,10 +104,15 @@ def problem(
     errors: list[dict[str, Any]] | None = None,
     instance: str | None = None,
     headers: dict[str, str] | None = None,
+    locale: str | None = None,
 ) -> ProblemResponse:
+    """A problem answer; `title` is an English msgid (by default the status's name), answered
+    in `locale`, by default the request's language."""
+    locale = locale or current_locale()
+    title = title or _STATUS_TITLES.get(status) or HTTPStatus(status).phrase
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": title or HTTPStatus(status).phrase,
+        "title": gettext(title, locale),
         "status": status,
     }
     if detail:
@@ -80,6 +120,7 @@ def problem(
     if instance:
         body["instance"] = instance
     body["errors"] = errors or []
+    headers = {**(headers or {}), "Content-Language": locale}
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
@@ -113,23 +154,35 @@ async def _sijill_error(request: Request, error: SijillError) -> ProblemResponse
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> ProblemResponse:
+    locale = current_locale()
     errors = []
     for item in error.errors():
         if item.get("type") == "json_invalid":
-            errors.append({"field": "body", "message": "the body is not valid JSON"})
+            errors.append({"field": "body", "message": gettext(_NOT_JSON, locale)})
             continue
         errors.append({"field": _field_path(tuple(item["loc"])), "message": _message(item)})
-    count = len(errors)
-    detail = f"The request has {count} invalid field{'s' if count != 1 else ''}"
-    return problem(422, detail, title="Invalid input", errors=errors, instance=request.url.path)
+    detail = _invalid_fields(len(errors), locale)
+    return problem(422, detail, title=N_("Invalid input"), errors=errors, instance=request.url.path)
 
 
 async def _http_error(request: Request, error: StarletteHTTPException) -> ProblemResponse:
     if error.status_code == 400 and error.detail == "There was an error parsing the body":
         # FastAPI's own answer to a body that is not UTF-8: the same problem as bad JSON.
-        errors = [{"field": "body", "message": "the body is not valid JSON"}]
-        detail = "The request has 1 invalid field"
-        return problem(422, detail, title="Invalid input", errors=errors, instance=request.url.path)
+        locale = current_locale()
+        errors = [{"field": "body", "message": gettext(_NOT_JSON, locale)}]
+        detail = _invalid_fields(1, locale)
+        return problem(
+            422, detail, title=N_("Invalid input"), errors=errors, instance=request.url.path
+        )
+    content_type = request.headers.get("content-type", "")
+    if error.status_code == 400 and content_type.lower().startswith("multipart/form-data"):
+        # Starlette's answer to an upload whose body it cannot parse ("Invalid multipart
+        # data.", "Missing boundary in multipart.", ...): invalid input too.
+        errors = [{"field": "body", "message": str(error.detail)}]
+        detail = _invalid_fields(1, current_locale())
+        return problem(
+            422, detail, title=N_("Invalid input"), errors=errors, instance=request.url.path
+        )
     phrase = HTTPStatus(error.status_code).phrase
     detail = error.detail if error.detail and error.detail != phrase else None
     return problem(error.status_code, detail, instance=request.url.path, headers=error.headers)

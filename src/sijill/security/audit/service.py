@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sijill.core import clock
 from sijill.core.db import transaction
 from sijill.core.errors import SijillError
+from sijill.core.i18n import N_
 from sijill.security.audit.models import GENESIS_HASH, AuditRecord, record_hash
 from sijill.security.audit.verify import VerifyReport, verify
 
@@ -68,7 +69,7 @@ class AuditFailed(SijillError):
     """The audit record could not be committed, so the action it records must not succeed."""
 
     status = 503
-    title = "Service unavailable"
+    title = N_("Service unavailable")
 
 
 # Some fields carry what a client sent (the user name of a failed sign-in, a request ID), so

@@ -46,6 +46,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sijill.core.errors import SijillError
+from sijill.core.i18n import N_
 
 # Key ids are letters and digits only: they prefix every ciphertext and are matched with SQL
 # `LIKE 'kid.%'`, where `_` and `%` would be wildcards (and SQLite's LIKE ignores case, hence
@@ -69,14 +70,14 @@ class KeyringError(SijillError):
     """The key file is missing a piece, damaged, or not private; or a key is in use."""
 
     status = 500
-    title = "Key configuration error"
+    title = N_("Key configuration error")
 
 
 class DecryptionError(SijillError):
     """A stored identifier cannot be decrypted. The message never contains the value."""
 
     status = 500
-    title = "Stored identifier cannot be decrypted"
+    title = N_("Stored identifier cannot be decrypted")
 
 
 @dataclass(frozen=True)
