@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from sijill.core.db import alembic_config, make_engine, upgrade
 from sijill.registry import identifiers
-from sijill.security.keys.keyring import Keyring
 from sijill.security.keys import keyring as keys
+from sijill.security.keys.keyring import Keyring
 
 PG_URL = os.environ.get("SIJILL_TEST_DATABASE_URL")
 PG_DATABASE = "sijill_migration_test"

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sijill.core.settings import Settings
-from sijill.security.keys.keyring import DecryptionError, Keyring, KeyringError, add_key, remove_key
 from sijill.security.keys import keyring as keys
+from sijill.security.keys.keyring import DecryptionError, Keyring, KeyringError, add_key, remove_key
 
 NUMBER = "10000000146"
 PHONE = "+962791234567"

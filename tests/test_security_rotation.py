@@ -12,8 +12,8 @@ from sijill.core.settings import get_settings
 from sijill.registry import identifiers
 from sijill.registry.identifiers import Identifiers
 from sijill.registry.models import Person, PersonVersion
-from sijill.security.keys.keyring import Keyring, KeyringError, add_key
 from sijill.security.keys import keyring as keys
+from sijill.security.keys.keyring import Keyring, KeyringError, add_key
 from sijill.security.keys.rotation import retire_key, rotate, update_rows, usage
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)

@@ -16,6 +16,11 @@ Never exported: names (nor their search form), national ID numbers and their typ
 numbers, addresses, coordinates, enumerators, registry IDs, exact dates. Name and identifier
 columns are not even selected: they never leave the database.
 
+What happens to each field is declared in the field catalogue (`registry.fields`, each field's
+`export`: kept, pseudonymised, coarsened to the year or to area codes, or dropped); this module
+builds its queries and its files' columns from those declarations, so a new field is dropped
+until its entry says otherwise.
+
 Pseudonyms are a keyed HMAC of the registry ID (`Keyring.pseudonym`): the same household has
 the same pseudonym in every export, so an analyst can follow it over time, and without the
 key nobody can tell which registry record a pseudonym stands for. Rows are written in
@@ -62,7 +67,8 @@ from sqlalchemy.orm import Session
 
 from sijill.core.areas import Area
 from sijill.core.errors import Conflict, InvalidInput
-from sijill.registry.codes import LIVESTOCK, WG_DOMAINS
+from sijill.registry import fields
+from sijill.registry.fields import Export, Field, Kind
 from sijill.registry.models import Household, Membership, Person
 from sijill.registry.search import consent_covers
 from sijill.security.keys.keyring import Keyring, current_keyring
@@ -80,69 +86,74 @@ CHUNK_ROWS = 50_000
 
 Progress = Callable[[int, int], None]
 
-_DWELLING = (
-    "dwelling_tenure",
-    "dwelling_walls",
-    "dwelling_roof",
-    "dwelling_floor",
-    "dwelling_rooms",
-    "water_source",
-    "sanitation",
-    "cooking_fuel",
-    "electricity",
-)
 _TEXT_LIST = pl.List(pl.Utf8)
-HOUSEHOLD_SCHEMA = pl.Schema(
-    {
-        "household_pid": pl.Utf8,
-        "governorate_code": pl.Utf8,
-        "district_code": pl.Utf8,
-        "locality_code": pl.Utf8,
-        **{name: pl.Int16 if name == "dwelling_rooms" else pl.Utf8 for name in _DWELLING},
-        "assets": _TEXT_LIST,
-        **{f"livestock_{kind}": pl.Int32 for kind in LIVESTOCK},
-        "income_sources": _TEXT_LIST,
-        "registration_source": pl.Utf8,
-        "registration_year": pl.Int16,
-        "consent_purposes": _TEXT_LIST,
-        "members": pl.Int16,
+_AREA_CODES = ("governorate_code", "district_code", "locality_code")
+
+
+def _integer_type(low: float, high: float) -> pl.DataType:
+    """The smallest integer type holding ten times a field's bounds: a bound widened later
+    does not change the files' schema under the analysts' feet."""
+    for dtype, bits in ((pl.Int8, 8), (pl.Int16, 16), (pl.Int32, 32)):
+        if -(2 ** (bits - 1)) <= 10 * low and 10 * high < 2 ** (bits - 1):
+            return dtype
+    return pl.Int64
+
+
+def _year(field: Field) -> str:
+    return field.name.removesuffix("_date") + "_year"
+
+
+def _pseudonym(field: Field) -> str:
+    return field.name.removesuffix("_id") + "_pid"
+
+
+def _exported(field: Field) -> dict[str, pl.DataType]:
+    """The columns a field becomes in the export, with their types (none when dropped)."""
+    if field.export is Export.PSEUDONYMISE:
+        return {_pseudonym(field): pl.Utf8}
+    if field.export is Export.AREAS:
+        return dict.fromkeys(_AREA_CODES, pl.Utf8)
+    if field.export is Export.YEAR:
+        precision = {column.name: pl.Utf8 for column in field.columns[1:]}
+        return {_year(field): pl.Int16, **precision}
+    if field.export is not Export.KEEP:
+        return {}
+    if field.kind is Kind.COUNTS:
+        count = _integer_type(field.minimum, field.maximum)
+        return {f"{field.name}_{kind}": count for kind in field.codes}
+    if field.kind in (Kind.CODES, Kind.PURPOSES):
+        return {field.name: _TEXT_LIST}
+    if field.kind is Kind.INTEGER:
+        return {field.name: _integer_type(field.minimum, field.maximum)}
+    return {
+        field.name: {Kind.BOOLEAN: pl.Boolean, Kind.DECIMAL: pl.Float64}.get(field.kind, pl.Utf8)
     }
-)
-_PERSON_FIELDS = (
-    "relationship",
-    "sex",
-    "birth_year",
-    "birth_date_precision",
-    "death_year",
-    "marital_status",
-    "nationality",
-    "residency_status",
-    *WG_DOMAINS,
-    "education_level",
-    "enrolled",
-    "employment_status",
-    "employment_sector",
-)
-_PERSON_TYPES = {
-    "birth_year": pl.Int16,
-    "death_year": pl.Int16,
-    "enrolled": pl.Boolean,
-    **dict.fromkeys(WG_DOMAINS, pl.Int8),
-}
-PERSON_SCHEMA = pl.Schema(
-    {
-        "person_pid": pl.Utf8,
-        "household_pid": pl.Utf8,
-        **{name: _PERSON_TYPES.get(name, pl.Utf8) for name in _PERSON_FIELDS},
-    }
+
+
+def _schema(catalogue: fields.Catalogue, **after_pseudonym: pl.DataType) -> dict:
+    columns: dict[str, pl.DataType] = {}
+    for field in catalogue:
+        columns.update(_exported(field))
+        if field.export is Export.PSEUDONYMISE:
+            columns.update(after_pseudonym)
+    return columns
+
+
+HOUSEHOLD_SCHEMA = pl.Schema({**_schema(fields.HOUSEHOLD), "members": pl.Int16})
+# Each person also carries their household's pseudonym.
+PERSON_SCHEMA = pl.Schema(_schema(fields.PERSON, household_pid=pl.Utf8))
+_COUNTS = fields.HOUSEHOLD.of_kind(Kind.COUNTS)
+_SETS = tuple(
+    field.name
+    for field in fields.HOUSEHOLD.of_kind(Kind.CODES, Kind.PURPOSES)
+    if field.export is Export.KEEP
 )
 # Columns read from the database under another name or type than they are written with.
 _READ_TYPES = {
-    "id": pl.Int64,
-    "person_id": pl.Int64,
     "household_id": pl.Int64,
+    "person_id": pl.Int64,
     "area_id": pl.Int64,
-    "livestock": pl.Struct({kind: pl.Int32 for kind in LIVESTOCK}),
+    **{field.name: pl.Struct(dict.fromkeys(field.codes, pl.Int32)) for field in _COUNTS},
 }
 SUMMARY_SCHEMA = pl.Schema(
     {
@@ -316,15 +327,7 @@ def _write(
     if progress is not None:
         progress(0, total)
     household_rows = select(
-        Household.id,
-        Household.area_id,
-        *(getattr(Household, name) for name in _DWELLING),
-        Household.assets,
-        Household.livestock,
-        Household.income_sources,
-        Household.registration_source,
-        cast(extract("year", Household.registration_date), Integer).label("registration_year"),
-        Household.consent_purposes,
+        *_selected(fields.HOUSEHOLD, Household),
         func.coalesce(members.c.members, 0).label("members"),
     )
     household_rows = household_rows.outerjoin(
@@ -350,23 +353,7 @@ def _write(
     )
 
     person_rows = (
-        select(
-            Person.id.label("person_id"),
-            Membership.household_id,
-            Membership.relationship,
-            Person.sex,
-            cast(extract("year", Person.birth_date), Integer).label("birth_year"),
-            Person.birth_date_precision,
-            cast(extract("year", Person.death_date), Integer).label("death_year"),
-            Person.marital_status,
-            Person.nationality,
-            Person.residency_status,
-            *(getattr(Person, domain) for domain in WG_DOMAINS),
-            Person.education_level,
-            Person.enrolled,
-            Person.employment_status,
-            Person.employment_sector,
-        )
+        select(*_selected(fields.PERSON, Person, household_id=Membership.household_id))
         .join(Membership, Membership.person_id == Person.id)
         .join(Household, Household.id == Membership.household_id)
         .where(Membership.end_date.is_(None), scoped, consented)
@@ -434,17 +421,36 @@ def _pseudonyms(keyring: Keyring, kind: str, ids: pl.Series) -> pl.Series:
     return pl.Series([pseudonym(kind, str(i)) for i in ids.to_list()], dtype=pl.Utf8)
 
 
+def _selected(catalogue: fields.Catalogue, model: type, **after_id) -> list:
+    """The columns to read for the export: only those of fields it does not drop, coarsened
+    in the query where it can (a date's year), so what is dropped never leaves the database."""
+    selected = []
+    for field in catalogue:
+        if field.export is Export.PSEUDONYMISE:
+            selected.append(model.id.label(field.name))
+            selected += [column.label(name) for name, column in after_id.items()]
+        elif field.export is Export.AREAS:
+            selected.append(model.area_id)
+        elif field.export is Export.YEAR:
+            stored = getattr(model, field.name)
+            selected.append(cast(extract("year", stored), Integer).label(_year(field)))
+            selected += [getattr(model, column.name) for column in field.columns[1:]]
+        elif field.export is Export.KEEP:
+            table = Membership if field.membership else model
+            selected.append(getattr(table, field.name))
+    return selected
+
+
 def _households(chunk: pl.DataFrame, keyring: Keyring, geography: pl.DataFrame) -> pl.DataFrame:
     return (
         chunk.with_columns(
-            household_pid=_pseudonyms(keyring, "household", chunk["id"]),
-            assets=pl.col("assets").list.sort(),
-            income_sources=pl.col("income_sources").list.sort(),
-            consent_purposes=pl.col("consent_purposes").list.sort(),
+            _pseudonyms(keyring, "household", chunk["household_id"]).alias("household_pid"),
+            *(pl.col(name).list.sort() for name in _SETS),
         )
         .with_columns(
-            pl.col("livestock").struct.field(kind).fill_null(0).alias(f"livestock_{kind}")
-            for kind in LIVESTOCK
+            pl.col(field.name).struct.field(kind).fill_null(0).alias(f"{field.name}_{kind}")
+            for field in _COUNTS
+            for kind in field.codes
         )
         .join(geography, on="area_id", how="left")
         .sort("household_pid")

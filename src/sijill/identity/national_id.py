@@ -6,9 +6,12 @@ The scheme is a setting (`SIJILL_NATIONAL_ID_SCHEME`): the name of a python-stdn
 against it; refugees' UNHCR case numbers, passports and residence permits have formats of
 their own, checked loosely because they are issued by many authorities.
 
-The bulk path validates millions of numbers at once; per-value stdnum calls would cost more
-than the import itself, so schemes used in bulk have a numpy version here that tests hold
-equal to stdnum's.
+Each rule is written once for both paths: `normalise_number` and `number_problem` read and
+check one number as typed (the API), `normalise_number_column` and `valid_numbers` a whole
+column (the bulk import); a property test holds them equal. The bulk path validates millions
+of numbers at once; per-value stdnum calls would cost more than the import itself, so schemes
+used in bulk have a numpy version here that tests hold equal to stdnum's (other schemes are
+called once per distinct number).
 """
 
 import importlib
@@ -17,14 +20,28 @@ from collections.abc import Callable
 
 import numpy as np
 import polars as pl
+from stdnum import util as stdnum_util
 from stdnum.exceptions import ValidationError
 
+from sijill.identity.digits import PLAIN, SPACE, WITHOUT_SPACES, CharacterMap
+
 ID_TYPES = ("national_id", "unhcr", "passport", "residence_permit")
-_OTHER_FORMATS = {
-    "unhcr": re.compile(r"^[0-9]{3}-[0-9]{2}[A-Z][0-9]{5}$"),
-    "passport": re.compile(r"^[A-Z0-9]{6,12}$"),
-    "residence_permit": re.compile(r"^[A-Z0-9-]{6,20}$"),
+# The formats of the other documents, over whole normalised numbers (upper case, no spaces).
+OTHER_FORMATS = {
+    "unhcr": r"[0-9]{3}-[0-9]{2}[A-Z][0-9]{5}",
+    "passport": r"[A-Z0-9]{6,12}",
+    "residence_permit": r"[A-Z0-9-]{6,20}",
 }
+_OTHER_FORMATS = {kind: re.compile(pattern) for kind, pattern in OTHER_FORMATS.items()}
+_SPACE_OR_DASH = SPACE[:-1] + "-]"
+# What a document number is read through first: local digits, no marks, no spaces at all
+# (some stdnum schemes keep inner spaces; no document number has one).
+_TYPED = PLAIN | WITHOUT_SPACES
+# What python-stdnum's `clean` reads as ASCII (fullwidth digits, Unicode dashes...), for the
+# vectorised `compact` of the schemes below; a property test holds it equal to stdnum's.
+_LOOKALIKES = CharacterMap(
+    {char: ascii for char, ascii in getattr(stdnum_util, "_char_map", {}).items() if char != ascii}
+)
 
 
 class Scheme:
@@ -46,7 +63,21 @@ class Scheme:
     def compact(self, number: str) -> str:
         if self._module is not None:
             return self._module.compact(number)
-        return re.sub(r"[\s-]", "", number)
+        return re.sub(_SPACE_OR_DASH, "", number)
+
+    def compact_column(self, numbers: pl.Expr) -> pl.Expr:
+        """`compact` of every row: column-wise for `digits:N` and the schemes vectorised below,
+        else stdnum's own `compact` once per distinct number."""
+        if self._module is None:
+            return numbers.str.replace_all(_SPACE_OR_DASH, "")
+        if self.name in _VECTORISED:
+            return numbers.map_batches(_clean_lookalikes, return_dtype=pl.String)
+        return numbers.map_batches(self._compact_distinct, return_dtype=pl.String)
+
+    def _compact_distinct(self, numbers: pl.Series) -> pl.Series:
+        distinct = numbers.drop_nulls().unique()
+        compacted = [self._module.compact(number) for number in distinct.to_list()]
+        return numbers.replace_strict(distinct, compacted, default=None, return_dtype=pl.String)
 
     def problem(self, number: str) -> str | None:
         """None if valid, else what a clerk should be told."""
@@ -76,13 +107,71 @@ class Scheme:
         return pl.Series(numbers.name, result)
 
 
+def _clean_lookalikes(numbers: pl.Series) -> pl.Series:
+    """stdnum's `clean(number).strip()`, the `compact` of the schemes vectorised here, for a
+    column: only text beyond ASCII has look-alikes to read."""
+    beyond_ascii = numbers.str.len_bytes() != numbers.str.len_chars()
+    if not beyond_ascii.any():
+        return numbers
+    cleaned = numbers.to_frame("n").select(_LOOKALIKES.column(pl.col("n")).str.strip_chars(" "))
+    return cleaned["n"].rename(numbers.name)
+
+
 def other_id_problem(id_type: str, number: str) -> str | None:
     pattern = _OTHER_FORMATS.get(id_type)
     if pattern is None:
         return f"'{id_type}' is not an identity document type ({', '.join(ID_TYPES)})"
-    if not pattern.match(number):
+    if not pattern.fullmatch(number):
         return f"{id_type.replace('_', ' ')} number '{number}' is not in the expected format"
     return None
+
+
+# --- one rule for both paths: a number per value, a column of numbers per batch --------------
+
+
+def normalise_number(scheme: Scheme, id_type: str, number: str) -> str:
+    """The stored form of a document number: direction marks, spaces and local digits read
+    away; then compact for the national scheme, upper case for the other documents."""
+    value = _TYPED.value(number)
+    if id_type == "national_id":
+        return scheme.compact(value)
+    return value.upper()
+
+
+def normalise_number_column(scheme: Scheme, id_type: pl.Expr, number: pl.Expr) -> pl.Expr:
+    """`normalise_number` of every row (null where the number is null)."""
+    value = _TYPED.column(number)
+    national = scheme.compact_column(value)
+    return pl.when(id_type == "national_id").then(national).otherwise(value.str.to_uppercase())
+
+
+def number_problem(scheme: Scheme, id_type: str, number: str) -> str | None:
+    """None if the number, as typed, is valid for its document type, else what to tell the
+    clerk."""
+    value = normalise_number(scheme, id_type, number)
+    if not value:
+        return "the document number is empty"
+    if id_type == "national_id":
+        return scheme.problem(value)
+    return other_id_problem(id_type, value)
+
+
+def valid_numbers(scheme: Scheme, id_types: pl.Series, numbers: pl.Series) -> pl.Series:
+    """Per row, whether an already normalised number is valid for its document type (as
+    `number_problem` decides): True where there is no number, False for an unknown type."""
+    present = numbers.is_not_null().to_numpy()
+    valid = ~present
+    for id_type in ID_TYPES:
+        rows = ((id_types == id_type).fill_null(False).to_numpy()) & present
+        if not rows.any():
+            continue
+        mine = numbers.filter(pl.Series(rows))
+        if id_type == "national_id":
+            valid[rows] = scheme.valid_column(mine).to_numpy()
+        else:
+            shaped = mine.str.contains(f"^(?:{OTHER_FORMATS[id_type]})$")
+            valid[rows] = shaped.to_numpy()
+    return pl.Series(numbers.name, valid)
 
 
 def _digit_matrix(numbers: pl.Series, width: int) -> tuple[np.ndarray, np.ndarray]:

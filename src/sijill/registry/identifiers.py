@@ -6,8 +6,12 @@ are read and written here and nowhere else. The number and the phone are stored 
 digest that
 finds a holder by exact number without the number being stored in clear. The document type
 stays clear: it is a code, not personal data. Everything else asks this module: to check a
-number (`national_id_problem`, `normalise_phone`), to store it (`write`), to show it (`read`),
-or to find who holds it (`find_by_national_id`, `national_id_matches`).
+number (`national_id_problem`, `normalise_phone`), to store it (`write`, or `write_batch` for a
+bulk batch), to show it (`read`, `public`), or to find who holds it (`find_by_national_id`,
+`national_id_matches`).
+
+The rules themselves (digits, phones, document numbers) live in `sijill.identity`, once per
+value and once per column, so this path and the bulk path cannot read a number differently.
 """
 
 import re
@@ -15,19 +19,32 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import polars as pl
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from sijill.identity.national_id import Scheme, other_id_problem
+from sijill.identity import national_id as documents
+from sijill.identity.digits import plain
+from sijill.identity.national_id import Scheme
+from sijill.identity.phones import normalise_phone
 from sijill.registry.models import Person, PersonState
 from sijill.security.keys.keyring import current_keyring
 
-# Digits as clerks type them on Arabic keyboards (U+0660..U+0669) read as ASCII digits.
-_ARABIC_INDIC_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789")
-# Invisible direction marks that text copied from Arabic documents carries around numbers.
-_BIDI_MARKS = re.compile("[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
-_PHONE_SEPARATORS = re.compile(r"[\s\-]")
-_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+__all__ = [
+    "Identifiers",
+    "find_by_national_id",
+    "holders_of_national_ids",
+    "national_id_matches",
+    "national_id_problem",
+    "normalise_national_id",
+    "normalise_phone",
+    "public",
+    "read",
+    "scheme_for",
+    "write",
+    "write_batch",
+]
+
 # What separates groups of digits in document numbers as people write them.
 _DOCUMENT_SEPARATORS = re.compile(r"[\s\-./]")
 
@@ -46,52 +63,14 @@ def scheme_for(name: str) -> Scheme:
     return Scheme(name)
 
 
-def _plain(text: str) -> str:
-    return _BIDI_MARKS.sub("", text).translate(_ARABIC_INDIC_DIGITS).strip()
-
-
 def normalise_national_id(scheme: Scheme, id_type: str, number: str) -> str:
     """The stored form of a document number: compact for the national scheme, else upper case."""
-    # Whitespace never belongs to a document number (some stdnum schemes keep inner spaces).
-    value = re.sub(r"\s", "", _plain(number))
-    if id_type == "national_id":
-        return scheme.compact(value)
-    return value.upper()
+    return documents.normalise_number(scheme, id_type, number)
 
 
 def national_id_problem(scheme: Scheme, id_type: str, number: str) -> str | None:
     """None if the number is valid for its document type, else what the clerk should be told."""
-    value = normalise_national_id(scheme, id_type, number)
-    if not value:
-        return "the document number is empty"
-    if id_type == "national_id":
-        return scheme.problem(value)
-    return other_id_problem(id_type, value)
-
-
-def normalise_phone(text: str) -> str:
-    """E.164 form (`+` and 8 to 15 digits) of a phone number, or ValueError saying what is wrong.
-
-    Spaces and dashes are ignored, Arabic-Indic digits read as digits and a leading `00` read
-    as `+`; anything else is refused rather than guessed at.
-    """
-    value = _PHONE_SEPARATORS.sub("", _plain(text))
-    if value.startswith("00"):
-        value = "+" + value[2:]
-    if not value.startswith("+"):
-        raise ValueError(
-            "a phone number must start with + and the country code, e.g. +962791234567"
-        )
-    digits = value[1:]
-    if not (digits.isascii() and digits.isdigit()):
-        raise ValueError("a phone number may contain only digits, spaces and dashes after the +")
-    if not _E164.fullmatch(value):
-        if digits.startswith("0"):
-            raise ValueError("a phone number's country code cannot start with 0")
-        raise ValueError(
-            f"a phone number must have 8 to 15 digits after the +, this one has {len(digits)}"
-        )
-    return value
+    return documents.number_problem(scheme, id_type, number)
 
 
 def read(values: Any) -> Identifiers:
@@ -112,6 +91,13 @@ def read(values: Any) -> Identifiers:
     )
 
 
+def public(values: Any) -> dict[str, Any]:
+    """The identifiers of a person row as the API shows them (`national_id`, `phone`)."""
+    ids = read(values)
+    document = {"type": ids.national_id_type, "number": ids.national_id}
+    return {"national_id": document if ids.national_id else None, "phone": ids.phone}
+
+
 def write(person: Person, identifiers: Identifiers) -> None:
     """Store already validated and normalised identifiers on a person, encrypted."""
     keyring = current_keyring()
@@ -122,9 +108,22 @@ def write(person: Person, identifiers: Identifiers) -> None:
     person.phone = None if phone is None else keyring.encrypt("phone", phone)
 
 
+def write_batch(persons: pl.DataFrame) -> pl.DataFrame:
+    """`write` for a bulk batch of validated and normalised persons: `national_id` and `phone`
+    encrypted and the number's blind index added. One cipher for the whole batch; the
+    per-value work is the AES-GCM call itself."""
+    keyring = current_keyring()
+    numbers = persons["national_id"].to_list()
+    return persons.with_columns(
+        keyring.encrypt_column("national_id", numbers),
+        pl.Series("national_id_index", keyring.blind_index_many(numbers), pl.String),
+        keyring.encrypt_column("phone", persons["phone"].to_list()),
+    )
+
+
 def _search_forms(number: str) -> list[str]:
-    plain = _plain(number)
-    forms = {re.sub(r"\s", "", plain).upper(), _DOCUMENT_SEPARATORS.sub("", plain).upper()}
+    typed = plain(number).strip()
+    forms = {re.sub(r"\s", "", typed).upper(), _DOCUMENT_SEPARATORS.sub("", typed).upper()}
     return sorted(form for form in forms if form)
 
 

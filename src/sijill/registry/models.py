@@ -1,5 +1,9 @@
 """Registry tables: households, persons, their memberships and their history.
 
+The columns that hold a household's or a person's fields come from the field catalogue
+(`registry.fields`); this module declares the keys, the area, the bookkeeping of versions and
+the derived columns (the search form of names, the blind index of a document number).
+
 History is never overwritten. `household` and `person` hold the current state; every earlier
 state is a row in `household_version` / `person_version` with the interval it was valid for
 (the same layout as SQL:2011 system-versioned tables), so a bulk import writes one row per
@@ -25,6 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from sijill.core.areas import Area  # noqa: F401  (households point at areas)
 from sijill.core.db import Base, Json, Timestamp
+from sijill.registry import fields
 
 
 def machine_text(length: int) -> String:
@@ -34,34 +39,36 @@ def machine_text(length: int) -> String:
     return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
+_COLUMN_TYPES = {
+    "text": Text(),
+    "small_integer": SmallInteger(),
+    "float": Float(),
+    "boolean": Boolean(),
+    "date": Date(),
+    "json": Json,
+}
+
+
+def _add_field_columns(state: type, catalogue: fields.Catalogue) -> None:
+    """Declare on a state mixin the columns of its catalogue's fields (before the tables that
+    use the mixin are declared)."""
+    for column in catalogue.columns():
+        kind = String(column.length) if column.type == "string" else _COLUMN_TYPES[column.type]
+        nullable = column.default is None
+        setattr(state, column.name, mapped_column(kind, nullable=nullable, default=column.default))
+
+
 class HouseholdState:
-    """What a household version records (shared by the current row and its history)."""
+    """What a household version records (shared by the current row and its history): the
+    columns of the fields in `registry.fields.HOUSEHOLD` (added below), and these."""
 
     area_id: Mapped[int] = mapped_column(ForeignKey("area.id"), index=True)
-    address: Mapped[str | None] = mapped_column(Text)
-    latitude: Mapped[float | None] = mapped_column(Float)
-    longitude: Mapped[float | None] = mapped_column(Float)
-    dwelling_tenure: Mapped[str | None] = mapped_column(String(24))
-    dwelling_walls: Mapped[str | None] = mapped_column(String(24))
-    dwelling_roof: Mapped[str | None] = mapped_column(String(24))
-    dwelling_floor: Mapped[str | None] = mapped_column(String(24))
-    dwelling_rooms: Mapped[int | None] = mapped_column(SmallInteger)
-    water_source: Mapped[str | None] = mapped_column(String(24))
-    sanitation: Mapped[str | None] = mapped_column(String(24))
-    cooking_fuel: Mapped[str | None] = mapped_column(String(24))
-    electricity: Mapped[str | None] = mapped_column(String(24))
-    assets: Mapped[list] = mapped_column(Json, default=list)
-    livestock: Mapped[dict] = mapped_column(Json, default=dict)
-    income_sources: Mapped[list] = mapped_column(Json, default=list)
-    registration_source: Mapped[str | None] = mapped_column(String(24))
-    registration_date: Mapped[date | None] = mapped_column(Date)
-    enumerator: Mapped[str | None] = mapped_column(String(64))
-    consent_given: Mapped[bool] = mapped_column(Boolean, default=False)
-    consent_date: Mapped[date | None] = mapped_column(Date)
-    consent_purposes: Mapped[list] = mapped_column(Json, default=list)
     version: Mapped[int] = mapped_column(Integer, default=1)
     valid_from: Mapped[datetime] = mapped_column(Timestamp)
     recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+_add_field_columns(HouseholdState, fields.HOUSEHOLD)
 
 
 class Household(HouseholdState, Base):
@@ -83,46 +90,25 @@ class HouseholdVersion(HouseholdState, Base):
 
 
 class PersonState:
-    given_name_ar: Mapped[str | None] = mapped_column(String(100))
-    father_name_ar: Mapped[str | None] = mapped_column(String(100))
-    grandfather_name_ar: Mapped[str | None] = mapped_column(String(100))
-    family_name_ar: Mapped[str | None] = mapped_column(String(100))
-    given_name_lat: Mapped[str | None] = mapped_column(String(100))
-    father_name_lat: Mapped[str | None] = mapped_column(String(100))
-    grandfather_name_lat: Mapped[str | None] = mapped_column(String(100))
-    family_name_lat: Mapped[str | None] = mapped_column(String(100))
+    """What a person version records: the columns of the fields in `registry.fields.PERSON`
+    (added below), and these.
+
+    A date of birth may be known only to the month or the year: `birth_date` is the first day
+    of what is known and `birth_date_precision` says how much of it to believe. Identifiers
+    (`national_id_type`, `national_id`, its blind index `national_id_index`, `phone`) are read
+    and written only through `sijill.registry.identifiers`: the number and the phone encrypted
+    (a key id and base64url AES-GCM, up to 64 and 40 characters in clear), the index beside
+    them for exact search.
+    """
+
     # Normalised Arabic and Latin forms of all name parts, for search and matching.
     search_name: Mapped[str | None] = mapped_column(Text)
-    sex: Mapped[str | None] = mapped_column(String(1))
-    # A date of birth may be known only to the month or the year: the date stored is the first
-    # day of what is known and the precision says how much of it to believe.
-    birth_date: Mapped[date | None] = mapped_column(Date)
-    birth_date_precision: Mapped[str | None] = mapped_column(String(5))
-    death_date: Mapped[date | None] = mapped_column(Date)
-    marital_status: Mapped[str | None] = mapped_column(String(16))
-    nationality: Mapped[str | None] = mapped_column(String(3))
-    residency_status: Mapped[str | None] = mapped_column(String(16))
-    # Identifiers live in these columns only and are read and written through
-    # sijill.registry.identifiers: the number and the phone encrypted (a key id and
-    # base64url AES-GCM, up to 64 and 40 characters in clear), the number's blind index beside
-    # them for exact search. The document type is a code, kept clear.
-    national_id_type: Mapped[str | None] = mapped_column(String(24))
-    national_id: Mapped[str | None] = mapped_column(String(160))
-    national_id_index: Mapped[str | None] = mapped_column(String(32))
-    phone: Mapped[str | None] = mapped_column(String(120))
-    wg_seeing: Mapped[int | None] = mapped_column(SmallInteger)
-    wg_hearing: Mapped[int | None] = mapped_column(SmallInteger)
-    wg_walking: Mapped[int | None] = mapped_column(SmallInteger)
-    wg_cognition: Mapped[int | None] = mapped_column(SmallInteger)
-    wg_selfcare: Mapped[int | None] = mapped_column(SmallInteger)
-    wg_communication: Mapped[int | None] = mapped_column(SmallInteger)
-    education_level: Mapped[str | None] = mapped_column(String(24))
-    enrolled: Mapped[bool | None] = mapped_column(Boolean)
-    employment_status: Mapped[str | None] = mapped_column(String(24))
-    employment_sector: Mapped[str | None] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(Integer, default=1)
     valid_from: Mapped[datetime] = mapped_column(Timestamp)
     recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+_add_field_columns(PersonState, fields.PERSON)
 
 
 class Person(PersonState, Base):

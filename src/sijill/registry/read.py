@@ -13,7 +13,7 @@ version valid at that instant. Versions never change once written, so these few 
 need no shared snapshot either, but for a change committed between them on that very day.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -21,7 +21,8 @@ from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from sijill.core.errors import NotFound
-from sijill.registry import identifiers
+from sijill.registry import fields, identifiers
+from sijill.registry.fields import Kind
 from sijill.registry.models import (
     Area,
     Household,
@@ -231,77 +232,73 @@ def household_public(
     return HouseholdPublic.model_validate({**household_state_public(state), "members": roster})
 
 
+def _shown(
+    catalogue: fields.Catalogue, group: str | None = None
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """How the API shows the catalogue's fields from a row as stored: all but identifiers
+    (`identifiers.public`), partial dates and nested ones (or only the members of `group`).
+    Built once, so that reading a row (the hottest read) is one dict comprehension."""
+    shown = [
+        field
+        for field in catalogue
+        if field.api
+        and field.group == group
+        and field.columns
+        and not field.identifier
+        and field.kind is not Kind.PARTIAL_DATE
+    ]
+    plain = tuple((f.member_name, f.name) for f in shown if f.default is None)
+    # Lists and counts show empty, a flag False, rather than null.
+    defaulted = tuple(
+        (f.member_name, f.name, f.default if callable(f.default) else lambda v=f.default: v)
+        for f in shown
+        if f.default is not None
+    )
+
+    def show(row: Mapping[str, Any]) -> dict[str, Any]:
+        values = {name: row[column] for name, column in plain}
+        for name, column, default in defaulted:
+            value = row[column]
+            values[name] = default() if value is None else value
+        return values
+
+    return show
+
+
+_HOUSEHOLD_SHOWN = _shown(fields.HOUSEHOLD)
+_CONSENT_SHOWN = _shown(fields.HOUSEHOLD, "consent")
+_PERSON_SHOWN_AS_STORED = _shown(fields.PERSON)
+_PARTIAL_DATES = tuple(
+    (field.name, field.columns[1].name) for field in fields.PERSON.of_kind(Kind.PARTIAL_DATE)
+)
+
+
 def household_state_public(state: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "household_id": str(state["id"]),
-        "version": state["version"],
-        "valid_from": state["valid_from"],
-        "valid_to": state.get("valid_to"),
-        "recorded_by": state["recorded_by"],
-        "area_code": state["area_code"],
-        "address": state["address"],
-        "latitude": state["latitude"],
-        "longitude": state["longitude"],
-        "dwelling_tenure": state["dwelling_tenure"],
-        "dwelling_walls": state["dwelling_walls"],
-        "dwelling_roof": state["dwelling_roof"],
-        "dwelling_floor": state["dwelling_floor"],
-        "dwelling_rooms": state["dwelling_rooms"],
-        "water_source": state["water_source"],
-        "sanitation": state["sanitation"],
-        "cooking_fuel": state["cooking_fuel"],
-        "electricity": state["electricity"],
-        "assets": state["assets"] or [],
-        "livestock": state["livestock"] or {},
-        "income_sources": state["income_sources"] or [],
-        "registration_source": state["registration_source"],
-        "registration_date": state["registration_date"],
-        "enumerator": state["enumerator"],
-        "consent": {
-            "given": bool(state["consent_given"]),
-            "date": state["consent_date"],
-            "purposes": state["consent_purposes"] or [],
-        },
-    }
+    public = _HOUSEHOLD_SHOWN(state)
+    public.update(
+        household_id=str(state["id"]),
+        version=state["version"],
+        valid_from=state["valid_from"],
+        valid_to=state.get("valid_to"),
+        recorded_by=state["recorded_by"],
+        area_code=state["area_code"],
+        consent=_CONSENT_SHOWN(state),
+    )
+    return public
 
 
 def member_public(member: Mapping[str, Any]) -> dict[str, Any]:
-    ids = identifiers.read(member)
-    national_id = (
-        {"type": ids.national_id_type, "number": ids.national_id} if ids.national_id else None
+    public = _PERSON_SHOWN_AS_STORED(member)
+    for name, precision in _PARTIAL_DATES:
+        public[name] = format_partial_date(member[name], member[precision])
+    public.update(
+        identifiers.public(member),
+        person_id=str(member["id"]),
+        version=member["version"],
+        valid_from=member["valid_from"],
+        relationship=member["relationship"],
+        membership_start=member["start_date"],
+        membership_end=member["end_date"],
+        end_reason=member["end_reason"],
     )
-    return {
-        "person_id": str(member["id"]),
-        "version": member["version"],
-        "valid_from": member["valid_from"],
-        "given_name_ar": member["given_name_ar"],
-        "father_name_ar": member["father_name_ar"],
-        "grandfather_name_ar": member["grandfather_name_ar"],
-        "family_name_ar": member["family_name_ar"],
-        "given_name_lat": member["given_name_lat"],
-        "father_name_lat": member["father_name_lat"],
-        "grandfather_name_lat": member["grandfather_name_lat"],
-        "family_name_lat": member["family_name_lat"],
-        "sex": member["sex"],
-        "birth_date": format_partial_date(member["birth_date"], member["birth_date_precision"]),
-        "death_date": member["death_date"],
-        "marital_status": member["marital_status"],
-        "nationality": member["nationality"],
-        "residency_status": member["residency_status"],
-        "national_id": national_id,
-        "phone": ids.phone,
-        "wg_seeing": member["wg_seeing"],
-        "wg_hearing": member["wg_hearing"],
-        "wg_walking": member["wg_walking"],
-        "wg_cognition": member["wg_cognition"],
-        "wg_selfcare": member["wg_selfcare"],
-        "wg_communication": member["wg_communication"],
-        "education_level": member["education_level"],
-        "enrolled": member["enrolled"],
-        "employment_status": member["employment_status"],
-        "employment_sector": member["employment_sector"],
-        "relationship": member["relationship"],
-        "membership_start": member["start_date"],
-        "membership_end": member["end_date"],
-        "end_reason": member["end_reason"],
-    }
+    return public

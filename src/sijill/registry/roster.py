@@ -14,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sijill.core.errors import ErrorCollector
-from sijill.identity.names import NAME_PARTS, search_name
-from sijill.registry import identifiers
+from sijill.identity.names import search_name
+from sijill.registry import fields, identifiers
 from sijill.registry.history import new_household_version, new_person_version
 from sijill.registry.identifiers import Identifiers
 from sijill.registry.models import Household, Membership, Person
-from sijill.registry.schemas import Departure, HouseholdUpdate, PersonCreate
+from sijill.registry.schemas import Departure, HouseholdUpdate, PersonCreate, column_values
 
 # A membership closed because the member's relationship to the head changed; the member
 # continues in the same household under a new membership.
@@ -215,26 +215,6 @@ def update_person(
 
 def person_values(member: PersonCreate) -> dict:
     """A person's recorded state as columns, but for the identifiers (see `identifiers`)."""
-    names = {part: getattr(member, part) for part in NAME_PARTS}
-    birth_date, precision = member.birth()
-    return {
-        **names,
-        "search_name": search_name(names),
-        "sex": member.sex,
-        "birth_date": birth_date,
-        "birth_date_precision": precision,
-        "death_date": member.death_date,
-        "marital_status": member.marital_status,
-        "nationality": member.nationality,
-        "residency_status": member.residency_status,
-        "wg_seeing": member.wg_seeing,
-        "wg_hearing": member.wg_hearing,
-        "wg_walking": member.wg_walking,
-        "wg_cognition": member.wg_cognition,
-        "wg_selfcare": member.wg_selfcare,
-        "wg_communication": member.wg_communication,
-        "education_level": member.education_level,
-        "enrolled": member.enrolled,
-        "employment_status": member.employment_status,
-        "employment_sector": member.employment_sector,
-    }
+    values = column_values(member, fields.PERSON)
+    values["search_name"] = search_name(values)
+    return values

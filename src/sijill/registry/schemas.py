@@ -1,9 +1,14 @@
 """What the registry accepts and shows: households with their members, and their history.
 
-Inputs (`*Create`, `*Update`) check every coded field against `registry.codes` and refuse
-unknown fields, so a misspelt field name is an error rather than lost data. Outputs (`*Public`)
-are typed loosely (plain strings for codes) so that a record loaded in bulk with a value the
-API would refuse today can still be read.
+The fields, their types, code lists and bounds come from the field catalogue
+(`registry.fields`): `_input_field` and `_output_field` turn each catalogue entry into a
+Pydantic field, and the models below add only what a catalogue entry cannot say (checks across
+fields, the shape of nested objects, the bookkeeping of versions).
+
+Inputs (`*Create`, `*Update`) check every coded field against its code list and refuse unknown
+fields, so a misspelt field name is an error rather than lost data. Outputs (`*Public`) are typed
+loosely (plain strings for codes) so that a record loaded in bulk with a value the API would
+refuse today can still be read.
 
 Checks that need the database or the settings (area codes, national ID schemes, who is a
 member) are made by `registry.service`, with the same dotted field names.
@@ -18,44 +23,21 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    create_model,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from sijill.core import clock
 from sijill.core.errors import InvalidInput
 from sijill.core.ids import parse_id
-from sijill.registry import codes
-from sijill.registry.identifiers import normalise_phone
+from sijill.identity.phones import normalise_phone
+from sijill.registry import codes, fields
+from sijill.registry.fields import Kind
 from sijill.security.consent import consent_purpose_problem
 
-# Literal[tuple] spells out every value, so the OpenAPI document lists each code list.
-Tenure = Literal[codes.HOUSEHOLD_CODES["dwelling_tenure"]]
-Walls = Literal[codes.HOUSEHOLD_CODES["dwelling_walls"]]
-Roof = Literal[codes.HOUSEHOLD_CODES["dwelling_roof"]]
-Floor = Literal[codes.HOUSEHOLD_CODES["dwelling_floor"]]
-WaterSource = Literal[codes.HOUSEHOLD_CODES["water_source"]]
-Sanitation = Literal[codes.HOUSEHOLD_CODES["sanitation"]]
-CookingFuel = Literal[codes.HOUSEHOLD_CODES["cooking_fuel"]]
-Electricity = Literal[codes.HOUSEHOLD_CODES["electricity"]]
-RegistrationSource = Literal[codes.HOUSEHOLD_CODES["registration_source"]]
-Asset = Literal[codes.HOUSEHOLD_LISTS["assets"]]
-IncomeSource = Literal[codes.HOUSEHOLD_LISTS["income_sources"]]
-Livestock = Literal[codes.LIVESTOCK]
-Relationship = Literal[codes.PERSON_CODES["relationship"]]
-Sex = Literal[codes.PERSON_CODES["sex"]]
-MaritalStatus = Literal[codes.PERSON_CODES["marital_status"]]
-ResidencyStatus = Literal[codes.PERSON_CODES["residency_status"]]
-IdType = Literal[codes.PERSON_CODES["national_id_type"]]
-EducationLevel = Literal[codes.PERSON_CODES["education_level"]]
-EmploymentStatus = Literal[codes.PERSON_CODES["employment_status"]]
-EmploymentSector = Literal[codes.PERSON_CODES["employment_sector"]]
 EndReason = Literal[codes.MEMBERSHIP_END_REASONS]
-WgLevel = Annotated[int, Field(ge=min(codes.WG_LEVELS), le=max(codes.WG_LEVELS))]
-Name = Annotated[str, Field(min_length=1, max_length=100)]
-
-# For fields named `date`, whose name would hide the type inside their class.
-Day = date
 
 _PARTIAL_DATE = re.compile(r"^([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?$")
 
@@ -122,6 +104,97 @@ PersonRegistryId = Annotated[
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
+# --- catalogue fields as Pydantic fields ---------------------------------------------------
+
+# Shown on outputs, where a date of birth is as precise as it was known.
+_PARTIAL_DATE_SHOWN = "YYYY-MM-DD, YYYY-MM or YYYY: as much as is known"
+
+
+def _described(field: fields.Field, **constraints: Any) -> dict[str, Any]:
+    if field.description:
+        constraints["description"] = field.description
+    return constraints
+
+
+def _input_field(field: fields.Field, *, required: bool | None = None) -> tuple[Any, FieldInfo]:
+    """(annotation, FieldInfo) of a catalogue field in the input models. Literal[tuple] spells
+    out every value, so the OpenAPI document lists each code list."""
+    required = field.required if required is None else required
+    kind, extra = field.kind, _described(field)
+    optional = {} if required else {"default": None}
+    if kind is Kind.CODES:
+        return list[Literal[field.codes]], Field(default_factory=list, **extra)
+    if kind is Kind.PURPOSES:
+        return list[str], Field(default_factory=list, **extra)
+    if kind is Kind.COUNTS:
+        count = Annotated[int, Field(ge=field.minimum, le=field.maximum)]
+        return dict[Literal[field.codes], count], Field(default_factory=dict, **extra)
+    if kind is Kind.BOOLEAN and field.default is not None:
+        return bool, Field(default=field.default, **extra)
+    if kind is Kind.NAME:
+        # The bounds on the string itself, as the OpenAPI document has always shown them.
+        name = Annotated[str, Field(min_length=1, max_length=field.max_length)]
+        return name if required else name | None, Field(**optional, **extra)
+    if kind is Kind.AREA or kind is Kind.DOCUMENT_NUMBER:
+        extra.update(min_length=1, max_length=field.max_length)
+        annotation: Any = str
+    elif kind is Kind.CODE:
+        annotation = Literal[field.codes]
+    elif kind in (Kind.TEXT, Kind.PHONE):
+        annotation, extra["max_length"] = str, field.max_length
+    elif kind is Kind.COUNTRY:
+        annotation, extra["pattern"] = str, fields.COUNTRY_PATTERN
+    elif kind in (Kind.INTEGER, Kind.DECIMAL):
+        annotation = int if kind is Kind.INTEGER else float
+        extra.update(ge=field.minimum, le=field.maximum)
+    else:
+        annotation = {Kind.BOOLEAN: bool, Kind.DATE: date, Kind.PARTIAL_DATE: str}[kind]
+    return (annotation if required else annotation | None), Field(**optional, **extra)
+
+
+def _output_field(field: fields.Field, *, required: bool | None = None) -> tuple[Any, FieldInfo]:
+    """(annotation, FieldInfo) of a catalogue field in the output models: loosely typed."""
+    required = field.required if required is None else required
+    kind = field.kind
+    if kind in (Kind.CODES, Kind.PURPOSES):
+        return list[str], Field()
+    if kind is Kind.COUNTS:
+        return dict[str, int], Field()
+    if kind is Kind.BOOLEAN and field.default is not None:
+        return bool, Field()
+    if kind is Kind.PARTIAL_DATE:
+        return str | None, Field(description=_PARTIAL_DATE_SHOWN)
+    annotation = {
+        Kind.INTEGER: int,
+        Kind.DECIMAL: float,
+        Kind.BOOLEAN: bool,
+        Kind.DATE: date,
+    }.get(kind, str)
+    return (annotation if required else annotation | None), Field()
+
+
+def _flat(catalogue: fields.Catalogue, make, *, output: bool = False) -> dict[str, Any]:
+    """The catalogue's API fields that are not nested, by name, in catalogue order; each nested
+    group's place is held by its name (filled in by the caller)."""
+    declared: dict[str, Any] = {}
+    for field in catalogue:
+        if not field.api or (output and field.membership):
+            continue
+        if field.group:
+            declared.setdefault(field.group, None)
+        else:
+            declared[field.name] = make(field)
+    return declared
+
+
+def _group(
+    name: str, group: str, catalogue: fields.Catalogue, make, base: type[BaseModel] = BaseModel
+) -> type[BaseModel]:
+    """A nested object of the API (`consent`, `national_id`) made of a catalogue group."""
+    members = {field.member_name: make(field) for field in catalogue.group(group)}
+    return create_model(name, __base__=base, **members)
+
+
 # --- inputs ----------------------------------------------------------------------------------
 
 
@@ -140,21 +213,20 @@ class _Input(BaseModel):
         return value
 
 
-class NationalIdIn(_Input):
-    type: IdType = Field(description="the kind of identity document")
-    number: str = Field(min_length=1, max_length=64)
+def _required_input(field: fields.Field) -> tuple[Any, FieldInfo]:
+    return _input_field(field, required=True)
 
 
-class Consent(_Input):
-    given: bool = False
-    date: Day | None = None
-    purposes: list[str] = Field(
-        default_factory=list,
-        description="`eligibility_assessment`, `payment`, `research` or "
-        "`data_sharing:<agency code>`",
-    )
+def _required_output(field: fields.Field) -> tuple[Any, FieldInfo]:
+    return _output_field(field, required=True)
 
-    @field_validator("purposes")
+
+# A document is its type and its number, both given.
+NationalIdIn = _group("NationalIdIn", "national_id", fields.PERSON, _required_input, _Input)
+
+
+class _ConsentChecks(_Input):
+    @field_validator("purposes", check_fields=False)
     @classmethod
     def _known_purposes(cls, purposes: list[str]) -> list[str]:
         for purpose in purposes:
@@ -164,44 +236,17 @@ class Consent(_Input):
         return list(dict.fromkeys(purposes))
 
     @model_validator(mode="after")
-    def _purposes_need_consent(self) -> "Consent":
+    def _purposes_need_consent(self):
         if self.purposes and not self.given:
             raise ValueError("consent purposes are listed but consent is not given")
         return self
 
 
-class PersonCreate(_Input):
-    relationship: Relationship = Field(description="relationship to the head of household")
-    given_name_ar: Name | None = None
-    father_name_ar: Name | None = None
-    grandfather_name_ar: Name | None = None
-    family_name_ar: Name | None = None
-    given_name_lat: Name | None = None
-    father_name_lat: Name | None = None
-    grandfather_name_lat: Name | None = None
-    family_name_lat: Name | None = None
-    sex: Sex | None = None
-    birth_date: str | None = Field(
-        None, description="YYYY-MM-DD, or YYYY-MM (day unknown), or YYYY (only the year known)"
-    )
-    death_date: date | None = None
-    marital_status: MaritalStatus | None = None
-    nationality: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="ISO 3166-1 alpha-3")
-    residency_status: ResidencyStatus | None = None
-    national_id: NationalIdIn | None = None
-    phone: str | None = Field(None, max_length=40, description="E.164, e.g. +962791234567")
-    wg_seeing: WgLevel | None = None
-    wg_hearing: WgLevel | None = None
-    wg_walking: WgLevel | None = None
-    wg_cognition: WgLevel | None = None
-    wg_selfcare: WgLevel | None = None
-    wg_communication: WgLevel | None = None
-    education_level: EducationLevel | None = None
-    enrolled: bool | None = None
-    employment_status: EmploymentStatus | None = None
-    employment_sector: EmploymentSector | None = None
+Consent = _group("Consent", "consent", fields.HOUSEHOLD, _input_field, _ConsentChecks)
 
-    @field_validator("birth_date")
+
+class _PersonChecks(_Input):
+    @field_validator("birth_date", check_fields=False)
     @classmethod
     def _partial_birth_date(cls, value: str | None) -> str | None:
         if value is None:
@@ -211,20 +256,20 @@ class PersonCreate(_Input):
             raise ValueError("a date of birth cannot be in the future")
         return format_partial_date(born, precision)
 
-    @field_validator("death_date")
+    @field_validator("death_date", check_fields=False)
     @classmethod
     def _past_death(cls, value: date | None) -> date | None:
         if value is not None and value > clock.utcnow().date():
             raise ValueError("a date of death cannot be in the future")
         return value
 
-    @field_validator("phone")
+    @field_validator(*(f.name for f in fields.PERSON.of_kind(Kind.PHONE)), check_fields=False)
     @classmethod
     def _e164(cls, value: str | None) -> str | None:
         return None if value is None else normalise_phone(value)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "PersonCreate":
+    def _consistent(self):
         if not (self.given_name_ar or self.given_name_lat):
             raise ValueError("a member needs a given name, in Arabic or Latin script")
         if self.employment_sector and self.employment_status != "employed":
@@ -236,6 +281,11 @@ class PersonCreate(_Input):
 
     def birth(self) -> tuple[date | None, str | None]:
         return parse_partial_date(self.birth_date) if self.birth_date else (None, None)
+
+
+_person_fields = _flat(fields.PERSON, _input_field)
+_person_fields["national_id"] = (NationalIdIn | None, Field(None))
+PersonCreate = create_model("PersonCreate", __base__=_PersonChecks, **_person_fields)
 
 
 class MemberUpdate(PersonCreate):
@@ -260,47 +310,34 @@ class Departure(_Input):
         return self
 
 
-class HouseholdFields(_Input):
-    area_code: str = Field(min_length=1, max_length=32, description="a locality code")
-    address: str | None = Field(None, max_length=500)
-    latitude: float | None = Field(None, ge=-90, le=90)
-    longitude: float | None = Field(None, ge=-180, le=180)
-    dwelling_tenure: Tenure | None = None
-    dwelling_walls: Walls | None = None
-    dwelling_roof: Roof | None = None
-    dwelling_floor: Floor | None = None
-    dwelling_rooms: int | None = Field(None, ge=0, le=100, description="sleeping rooms")
-    water_source: WaterSource | None = None
-    sanitation: Sanitation | None = None
-    cooking_fuel: CookingFuel | None = None
-    electricity: Electricity | None = None
-    assets: list[Asset] = Field(default_factory=list)
-    livestock: dict[Livestock, Annotated[int, Field(ge=0, le=1_000_000)]] = Field(
-        default_factory=dict, description="number of animals of each kind"
-    )
-    income_sources: list[IncomeSource] = Field(default_factory=list)
-    registration_source: RegistrationSource | None = None
-    registration_date: date | None = None
-    enumerator: str | None = Field(None, max_length=64)
-    consent: Consent = Field(default_factory=Consent)
+_SETS = tuple(field.name for field in fields.HOUSEHOLD.of_kind(Kind.CODES))
+_HERDS = tuple(field.name for field in fields.HOUSEHOLD.of_kind(Kind.COUNTS))
 
-    @field_validator("assets", "income_sources")
+
+class _HouseholdChecks(_Input):
+    @field_validator(*_SETS, check_fields=False)
     @classmethod
     def _as_set(cls, values: list[str], info) -> list[str]:
         # Lists are sets: kept in code-list order so reordering is not a change.
-        order = codes.HOUSEHOLD_LISTS[info.field_name]
+        order = fields.HOUSEHOLD[info.field_name].codes
         return sorted(set(values), key=order.index)
 
-    @field_validator("livestock")
+    @field_validator(*_HERDS, check_fields=False)
     @classmethod
-    def _no_zero_herds(cls, herds: dict[str, int]) -> dict[str, int]:
-        return {kind: herds[kind] for kind in codes.LIVESTOCK if herds.get(kind)}
+    def _no_zero_herds(cls, herds: dict[str, int], info) -> dict[str, int]:
+        kinds = fields.HOUSEHOLD[info.field_name].codes
+        return {kind: herds[kind] for kind in kinds if herds.get(kind)}
 
     @model_validator(mode="after")
     def _both_coordinates(self):
         if (self.latitude is None) != (self.longitude is None):
             raise ValueError("give both latitude and longitude, or neither")
         return self
+
+
+_household_fields = _flat(fields.HOUSEHOLD, _input_field)
+_household_fields["consent"] = (Consent, Field(default_factory=Consent))
+HouseholdFields = create_model("HouseholdFields", __base__=_HouseholdChecks, **_household_fields)
 
 
 def _one_head(members: list[PersonCreate]) -> list[PersonCreate]:
@@ -330,50 +367,42 @@ class HouseholdUpdate(HouseholdFields):
     _one_head = field_validator("members")(_one_head)
 
 
+def column_values(data: BaseModel, catalogue: fields.Catalogue) -> dict[str, Any]:
+    """An input's fields as the columns that store them (`Field.columns`), but for the
+    identifiers, which only `registry.identifiers` writes, and the membership's own fields."""
+    values: dict[str, Any] = {}
+    for field in catalogue:
+        if not field.columns or field.identifier:
+            continue
+        holder = getattr(data, field.group) if field.group else data
+        value = getattr(holder, field.member_name)
+        if field.kind is Kind.PARTIAL_DATE:
+            date_column, precision_column = (column.name for column in field.columns)
+            known, precision = parse_partial_date(value) if value else (None, None)
+            values[date_column], values[precision_column] = known, precision
+        elif isinstance(value, list | dict):
+            values[field.name] = type(value)(value)  # a copy: the row must not share the input's
+        else:
+            values[field.name] = value
+    return values
+
+
 # --- outputs ---------------------------------------------------------------------------------
 
 
-class NationalIdPublic(BaseModel):
-    type: str
-    number: str
+NationalIdPublic = _group("NationalIdPublic", "national_id", fields.PERSON, _required_output)
+ConsentPublic = _group("ConsentPublic", "consent", fields.HOUSEHOLD, _output_field)
 
 
-class ConsentPublic(BaseModel):
-    given: bool
-    date: Day | None
-    purposes: list[str]
-
-
-class PersonPublic(BaseModel):
+class _PersonShown(BaseModel):
     person_id: str
     version: int
     valid_from: UtcDatetime
-    given_name_ar: str | None
-    father_name_ar: str | None
-    grandfather_name_ar: str | None
-    family_name_ar: str | None
-    given_name_lat: str | None
-    father_name_lat: str | None
-    grandfather_name_lat: str | None
-    family_name_lat: str | None
-    sex: str | None
-    birth_date: str | None = Field(description="YYYY-MM-DD, YYYY-MM or YYYY: as much as is known")
-    death_date: date | None
-    marital_status: str | None
-    nationality: str | None
-    residency_status: str | None
-    national_id: NationalIdPublic | None
-    phone: str | None
-    wg_seeing: int | None
-    wg_hearing: int | None
-    wg_walking: int | None
-    wg_cognition: int | None
-    wg_selfcare: int | None
-    wg_communication: int | None
-    education_level: str | None
-    enrolled: bool | None
-    employment_status: str | None
-    employment_sector: str | None
+
+
+_person_shown = _flat(fields.PERSON, _output_field, output=True)
+_person_shown["national_id"] = (NationalIdPublic | None, Field())
+PersonPublic = create_model("PersonPublic", __base__=_PersonShown, **_person_shown)
 
 
 class MemberPublic(PersonPublic):
@@ -383,32 +412,19 @@ class MemberPublic(PersonPublic):
     end_reason: str | None
 
 
-class HouseholdStatePublic(BaseModel):
+class _HouseholdShown(BaseModel):
     household_id: str
     version: int
     valid_from: UtcDatetime
     valid_to: UtcDatetime | None = Field(description="when this version was replaced, if it was")
     recorded_by: str
-    area_code: str
-    address: str | None
-    latitude: float | None
-    longitude: float | None
-    dwelling_tenure: str | None
-    dwelling_walls: str | None
-    dwelling_roof: str | None
-    dwelling_floor: str | None
-    dwelling_rooms: int | None
-    water_source: str | None
-    sanitation: str | None
-    cooking_fuel: str | None
-    electricity: str | None
-    assets: list[str]
-    livestock: dict[str, int]
-    income_sources: list[str]
-    registration_source: str | None
-    registration_date: date | None
-    enumerator: str | None
-    consent: ConsentPublic
+
+
+_household_shown = _flat(fields.HOUSEHOLD, _output_field, output=True)
+_household_shown["consent"] = (ConsentPublic, Field())
+HouseholdStatePublic = create_model(
+    "HouseholdStatePublic", __base__=_HouseholdShown, **_household_shown
+)
 
 
 class HouseholdPublic(HouseholdStatePublic):

@@ -27,7 +27,7 @@ from sijill.core.areas import Area
 from sijill.core.errors import Conflict, ErrorCollector, FieldError, NotFound
 from sijill.core.ids import Kind, new_ids
 from sijill.core.settings import Settings
-from sijill.registry import identifiers, read, search
+from sijill.registry import fields, identifiers, read, search
 from sijill.registry.history import household_history as _household_history
 from sijill.registry.history import new_household_version
 from sijill.registry.identifiers import Identifiers
@@ -40,6 +40,7 @@ from sijill.registry.schemas import (
     HouseholdPublic,
     HouseholdUpdate,
     PersonCreate,
+    column_values,
 )
 from sijill.security.principal import Principal, Scope
 from sijill.security.roles import Permission
@@ -288,29 +289,7 @@ def _fresh_ids(session: Session, model: type, kind: Kind, count: int) -> list[in
 
 
 def _household_values(data: HouseholdFields) -> dict:
-    return {
-        "address": data.address,
-        "latitude": data.latitude,
-        "longitude": data.longitude,
-        "dwelling_tenure": data.dwelling_tenure,
-        "dwelling_walls": data.dwelling_walls,
-        "dwelling_roof": data.dwelling_roof,
-        "dwelling_floor": data.dwelling_floor,
-        "dwelling_rooms": data.dwelling_rooms,
-        "water_source": data.water_source,
-        "sanitation": data.sanitation,
-        "cooking_fuel": data.cooking_fuel,
-        "electricity": data.electricity,
-        "assets": list(data.assets),
-        "livestock": dict(data.livestock),
-        "income_sources": list(data.income_sources),
-        "registration_source": data.registration_source,
-        "registration_date": data.registration_date,
-        "enumerator": data.enumerator,
-        "consent_given": data.consent.given,
-        "consent_date": data.consent.date,
-        "consent_purposes": list(data.consent.purposes),
-    }
+    return column_values(data, fields.HOUSEHOLD)
 
 
 def _checked_identifiers(

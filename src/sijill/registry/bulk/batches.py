@@ -12,9 +12,9 @@ from pathlib import Path
 
 import polars as pl
 
-from sijill.registry.bulk.fields import HOUSEHOLD_FIELDS, HOUSEHOLD_KEY
 from sijill.registry.bulk.mapping import Mapping, apply_mapping
 from sijill.registry.bulk.sources import read_batches
+from sijill.registry.fields import HOUSEHOLD, HOUSEHOLD_KEY
 
 ROW = "_row"
 ORPHAN_MESSAGE = (
@@ -116,7 +116,7 @@ def _trailing_run_start(flags: pl.Series) -> int:
 
 
 def _split_flat(frame: pl.DataFrame) -> Batch:
-    household_columns = [c for c in frame.columns if c in HOUSEHOLD_FIELDS or c == ROW]
+    household_columns = [c for c in frame.columns if c in HOUSEHOLD.exchange or c == ROW]
     households = (
         frame.filter(pl.col(HOUSEHOLD_KEY).is_not_null())
         .unique(HOUSEHOLD_KEY, keep="first", maintain_order=True)

@@ -9,15 +9,10 @@ import polars as pl
 import yaml
 
 from sijill.core.errors import InvalidInput
-from sijill.registry.bulk.fields import ALL_FIELDS, FREE_TEXT_FIELDS
+from sijill.identity.digits import LOCAL_NUMBER_CHARACTERS, ascii_number_column
+from sijill.registry.fields import EXCHANGE_FIELDS, exchange_field
 
 DateOrder = Literal["dmy", "mdy", "auto"]
-
-# Arabic-Indic (٠-٩) and Eastern Arabic-Indic (۰-۹, used in Persian and Urdu) digits.
-_LOCAL_DIGITS = [chr(0x0660 + i) for i in range(10)] + [chr(0x06F0 + i) for i in range(10)]
-_ASCII_DIGITS = [str(i) for i in range(10)] * 2
-# The Arabic decimal separator and thousands separator.
-_LOCAL_PUNCTUATION = {"\u066b": ".", "\u066c": ""}
 
 
 @dataclass
@@ -33,7 +28,7 @@ class Mapping:
 def load_mapping(path: Path) -> Mapping:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise InvalidInput(f"{path.name}: cannot read the mapping ({error})") from None
     if not isinstance(raw, dict):
         raise InvalidInput(f"{path.name}: a mapping is a YAML dictionary")
@@ -44,16 +39,18 @@ def load_mapping(path: Path) -> Mapping:
     problems += [
         f"columns: '{src}' maps to '{target}', which is not a registry field"
         for src, target in columns.items()
-        if target not in ALL_FIELDS
+        if target not in EXCHANGE_FIELDS
     ]
     values = {
         str(target): {str(k): str(v) for k, v in (codes or {}).items()}
         for target, codes in (raw.get("values") or {}).items()
     }
-    problems += [f"values: '{t}' is not a registry field" for t in values if t not in ALL_FIELDS]
+    problems += [
+        f"values: '{t}' is not a registry field" for t in values if t not in EXCHANGE_FIELDS
+    ]
     defaults = {str(k): str(v) for k, v in (raw.get("defaults") or {}).items()}
     problems += [
-        f"defaults: '{t}' is not a registry field" for t in defaults if t not in ALL_FIELDS
+        f"defaults: '{t}' is not a registry field" for t in defaults if t not in EXCHANGE_FIELDS
     ]
     date_order = raw.get("date_order", "dmy")
     if date_order not in ("dmy", "mdy", "auto"):
@@ -74,7 +71,7 @@ def apply_mapping(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
     """Rename to registry fields, fill defaults, translate code values, clean text."""
     renamed = {src: target for src, target in mapping.columns.items() if src in frame.columns}
     frame = frame.rename(renamed)
-    keep = [c for c in frame.columns if c in ALL_FIELDS or c == "_row"]
+    keep = [c for c in frame.columns if c in EXCHANGE_FIELDS or c == "_row"]
     frame = frame.select(keep)
     for target, value in mapping.defaults.items():
         if target in frame.columns:
@@ -82,10 +79,11 @@ def apply_mapping(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
         else:
             frame = frame.with_columns(pl.lit(value, dtype=pl.String).alias(target))
     # Most columns of most sources need no cleaning: find, in one pass, the columns that hold
-    # padding, empty text or a local digit or separator, and clean only those.
+    # padding, empty text or a local digit or separator, and clean only those. Free text keeps
+    # its own digits; identifiers are read by their own rules (sijill.identity) when checked.
     texts = [name for name in frame.columns if name != "_row"]
-    coded = {name for name in texts if name not in FREE_TEXT_FIELDS}
-    local = "[" + "".join(_LOCAL_DIGITS) + "".join(_LOCAL_PUNCTUATION) + "]"
+    coded = {name for name in texts if _reads_local_numbers(name)}
+    local = LOCAL_NUMBER_CHARACTERS
     found = frame.select(
         *[pl.col(n).str.contains(r"^\s|\s$").any().alias(f"pad {n}") for n in texts],
         *[(pl.col(n) == "").any().alias(f"empty {n}") for n in texts],
@@ -99,10 +97,7 @@ def apply_mapping(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
             continue
         column = pl.col(name).str.strip_chars() if padded else pl.col(name)
         if local_digits:
-            column = column.str.replace_many(_LOCAL_DIGITS, _ASCII_DIGITS)
-            column = column.str.replace_many(
-                list(_LOCAL_PUNCTUATION), list(_LOCAL_PUNCTUATION.values())
-            )
+            column = ascii_number_column(column)
         if padded or empty:
             column = pl.when(column == "").then(None).otherwise(column)
         if name in mapping.values:
@@ -111,5 +106,12 @@ def apply_mapping(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
     return frame.with_columns(cleaned) if cleaned else frame
 
 
+def _reads_local_numbers(name: str) -> bool:
+    field = exchange_field(name)
+    return not (field.as_written or field.own_digits_rule)
+
+
 def unmapped_columns(header: list[str], mapping: Mapping) -> list[str]:
-    return [c for c in header if c != "_row" and c not in mapping.columns and c not in ALL_FIELDS]
+    return [
+        c for c in header if c != "_row" and c not in mapping.columns and c not in EXCHANGE_FIELDS
+    ]

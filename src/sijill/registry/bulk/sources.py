@@ -8,6 +8,7 @@ clerk would find it: the line in a CSV, the row in a spreadsheet, the record in 
 
 import csv
 import datetime as dt
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 from sijill.core.errors import InvalidInput
 
 ROW = "_row"
+_ROW_EXCERPT = re.compile(r"(Expected \d+ columns, got \d+): .*", re.DOTALL)
 SUFFIXES = (".csv", ".parquet", ".xlsx")
 
 
@@ -78,21 +80,22 @@ def _csv_batches(path: Path, batch_rows: int) -> Iterator[pa.Table]:
     header = _csv_header(path)
     if len(set(header)) != len(header):
         raise InvalidInput(f"{path.name}: the header row names a column twice")
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=1 << 24, use_threads=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header},
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        ),
-    )
     # Line 1 is the header, so the first record is line 2 (assumes no newlines inside fields,
     # which agencies' exports do not use; numbering stays a good pointer if they do).
     next_row = 2
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     try:
+        # Opening parses the first block already: a malformed row there fails here.
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 24, use_threads=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
         for record_batch in reader:
             pending.append(record_batch)
             pending_rows += record_batch.num_rows
@@ -103,7 +106,10 @@ def _csv_batches(path: Path, batch_rows: int) -> Iterator[pa.Table]:
                 next_row += head.num_rows
                 pending, pending_rows = rest.to_batches(), rest.num_rows
     except pa.ArrowInvalid as error:
-        raise InvalidInput(f"{path.name}: cannot be read as CSV ({error})") from None
+        # Arrow quotes the offending row after its reason: a person's data, which a job's
+        # error (shown and stored) must not hold.
+        reason = _ROW_EXCERPT.sub(r"\1", str(error))
+        raise InvalidInput(f"{path.name}: cannot be read as CSV ({reason})") from None
     if pending_rows:
         yield _with_row_numbers(pa.Table.from_batches(pending), next_row)
 

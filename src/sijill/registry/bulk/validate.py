@@ -1,27 +1,34 @@
 """Column-wise checks of one import batch. Every problem becomes a reject line a data clerk
-can act on (row, field, value, message); what passes comes out typed, ready to write."""
+can act on (row, field, value, message); what passes comes out typed, ready to write.
+
+Each field is checked as the field catalogue (`registry.fields`) declares it: by its kind, code
+list and bounds, one handler per kind below. Identifiers are read by the rules of
+`sijill.identity` (one function per column beside the one per value the API uses), so the two
+paths accept the same numbers.
+"""
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
 
-from sijill.identity.names import NAME_PARTS, search_name_column
+from sijill.identity import national_id as documents
+from sijill.identity.names import search_name_column
 from sijill.identity.national_id import Scheme
+from sijill.identity.phones import phone_column
 from sijill.registry.bulk.dates import parse_dates
-from sijill.registry.bulk.fields import HOUSEHOLD_FIELDS, HOUSEHOLD_KEY, PERSON_FIELDS, PERSON_KEY
-from sijill.registry.codes import (
-    HOUSEHOLD_CODES,
-    HOUSEHOLD_LISTS,
-    LIVESTOCK,
-    PERSON_CODES,
-    WG_DOMAINS,
+from sijill.registry.fields import (
+    COUNTRY_PATTERN,
+    HOUSEHOLD,
+    HOUSEHOLD_KEY,
+    PERSON,
+    PERSON_KEY,
+    Catalogue,
+    Field,
+    Kind,
 )
-from sijill.security.consent import (
-    CONSENT_PURPOSES,
-    DATA_SHARING_PREFIX,
-    SHARING_PURPOSE_PATTERN,
-)
+from sijill.security.consent import DATA_SHARING_PREFIX, SHARING_PURPOSE_PATTERN
 
 ROW = "_row"
 REJECT_SCHEMA = {
@@ -33,11 +40,6 @@ REJECT_SCHEMA = {
 }
 _TRUE = ["true", "yes", "y", "1", "نعم", "oui", "vrai"]
 _FALSE = ["false", "no", "n", "0", "لا", "non", "faux"]
-_OTHER_ID_FORMATS = {
-    "unhcr": r"^[0-9]{3}-[0-9]{2}[A-Z][0-9]{5}$",
-    "passport": r"^[A-Z0-9]{6,12}$",
-    "residence_permit": r"^[A-Z0-9-]{6,20}$",
-}
 
 
 @dataclass
@@ -110,47 +112,9 @@ def _ensure(frame: pl.DataFrame, names) -> pl.DataFrame:
     return frame.with_columns(missing) if missing else frame
 
 
-def _one_of(field: str, codes) -> str:
-    shown = ", ".join(codes)
-    return f"is not a valid {field.replace('_', ' ')} (expected one of: {shown})"
-
-
-def _check_codes(rejects: Rejects, codes: dict[str, tuple[str, ...]]) -> None:
-    for field, allowed in codes.items():
-        column = pl.col(field)
-        rejects.add(column.is_not_null() & ~column.is_in(allowed), field, _one_of(field, allowed))
-
-
-def _check_duplicate_keys(rejects: Rejects, key: str) -> None:
-    rejects.add(pl.col(key).is_null(), key, f"{key} is empty: every record needs its own key")
-    first_row = pl.col(ROW).first().over(key)
-    duplicate = pl.col(key).is_not_null() & pl.col(key).is_duplicated() & (pl.col(ROW) != first_row)
-    message = pl.format("{} appears again (first at row {})", pl.lit(key), first_row)
-    rejects.add(duplicate, key, message)
-
-
 def _bool(column: str) -> pl.Expr:
     text = pl.col(column).str.to_lowercase()
     return pl.when(text.is_in(_TRUE)).then(True).when(text.is_in(_FALSE)).then(False)
-
-
-def _check_bool(rejects: Rejects, field: str) -> None:
-    rejects.add(
-        pl.col(field).is_not_null() & _bool(field).is_null(),
-        field,
-        "is not yes/no (expected true/false, yes/no, 1/0, نعم/لا)",
-    )
-
-
-def _integer_in(rejects: Rejects, field: str, low: int, high: int) -> pl.Expr:
-    number = pl.col(field).str.to_integer(strict=False)
-    rejects.add(pl.col(field).is_not_null() & number.is_null(), field, "is not a whole number")
-    rejects.add(
-        number.is_not_null() & ~number.is_between(low, high),
-        field,
-        f"must be between {low} and {high}",
-    )
-    return number
 
 
 def _list_items(field: str) -> pl.Expr:
@@ -173,34 +137,83 @@ def _json_list(field: str) -> pl.Expr:
     )
 
 
-def _check_list(rejects: Rejects, field: str, allowed, prefix: str | None = None) -> None:
-    items = _list_items(field)
-    ok = pl.element().is_in(allowed)
-    if prefix:
-        ok = ok | pl.element().str.contains(SHARING_PURPOSE_PATTERN)
-    wrong = items.list.eval(pl.element().filter(~ok)).list.join(", ")
+# --- one handler per kind: add the field's checks, return its columns as written ------------
+
+Handler = Callable[[Rejects, Field, Context], list[pl.Expr]]
+
+
+def _key(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
+    key = pl.col(field.name)
+    if field.name == rejects.key:  # the record's own key (another record's: only required)
+        rejects.add(
+            key.is_null(), field.name, f"{field.name} is empty: every record needs its own key"
+        )
+        first_row = pl.col(ROW).first().over(field.name)
+        again = key.is_not_null() & key.is_duplicated() & (pl.col(ROW) != first_row)
+        message = pl.format("{} appears again (first at row {})", pl.lit(field.name), first_row)
+        rejects.add(again, field.name, message)
+    return [key]
+
+
+def _area(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
+    area = pl.col(field.name)
+    area_ids = area.replace_strict(ctx.areas, default=None, return_dtype=pl.Int64)
     rejects.add(
-        pl.col(field).is_not_null() & (wrong != ""),
-        field,
-        pl.format(
-            "has values that are not allowed: {} (allowed: {})",
-            wrong,
-            pl.lit(", ".join(allowed) + (f", {prefix}<agency>" if prefix else "")),
-        ),
+        area.is_not_null() & area_ids.is_null(), field.name, "is not an area of the registry"
     )
+    return [area_ids.alias("area_id")]
 
 
-def _livestock(rejects: Rejects) -> pl.Expr:
-    items = _list_items("livestock")
-    kind_ok = pl.element().str.extract(r"^([a-z_]+):\d{1,6}$", 1).is_in(LIVESTOCK)
-    wrong = items.list.eval(pl.element().filter(~kind_ok.fill_null(False))).list.join(", ")
+def _text(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
+    if field.max_length:
+        rejects.add(
+            pl.col(field.name).str.len_chars() > field.max_length,
+            field.name,
+            f"is longer than {field.max_length} characters",
+        )
+    return [pl.col(field.name)]
+
+
+def _code(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
+    column, shown = pl.col(field.name), ", ".join(field.codes)
+    message = f"is not a valid {field.name.replace('_', ' ')} (expected one of: {shown})"
+    rejects.add(column.is_not_null() & ~column.is_in(field.codes), field.name, message)
+    if field.import_default is not None:
+        column = column.fill_null(field.import_default)
+    return [column]
+
+
+def _code_list(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
+    name, allowed = field.name, ", ".join(field.codes)
+    ok = pl.element().is_in(field.codes)
+    if field.kind is Kind.PURPOSES:  # and sharing with a named agency
+        ok = ok | pl.element().str.contains(SHARING_PURPOSE_PATTERN)
+        allowed += f", {DATA_SHARING_PREFIX}<agency>"
+    wrong = _list_items(name).list.eval(pl.element().filter(~ok)).list.join(", ")
+    message = pl.format("has values that are not allowed: {} (allowed: {})", wrong, pl.lit(allowed))
+    rejects.add(pl.col(name).is_not_null() & (wrong != ""), name, message)
+    return [_json_list(name).alias(name)]
+
+
+def _counts(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
+    """`kind:count;...` checked (known kinds, counts within the field's bounds) and written as
+    a JSON object."""
+    name, kinds = field.name, field.codes
+    low, high = int(field.minimum), int(field.maximum)
+    items = _list_items(name)
+    parts = pl.element().str.extract_groups(rf"^([a-z_]+):(\d{{1,{len(str(high))}}})$")
+    count = parts.struct.field("2").cast(pl.Int64)
+    ok = parts.struct.field("1").is_in(kinds) & count.is_between(low, high)
+    wrong = items.list.eval(pl.element().filter(~ok.fill_null(False))).list.join(", ")
     rejects.add(
-        pl.col("livestock").is_not_null() & (wrong != ""),
-        "livestock",
+        pl.col(name).is_not_null() & (wrong != ""),
+        name,
         pl.format(
-            "has entries that are not kind:count: {} (kinds: {})",
+            "has entries that are not kind:count: {} (kinds: {}; counts {} to {})",
             wrong,
-            pl.lit(", ".join(LIVESTOCK)),
+            pl.lit(", ".join(kinds)),
+            pl.lit(low),
+            pl.lit(high),
         ),
     )
     pairs = items.list.eval(
@@ -213,166 +226,168 @@ def _livestock(rejects: Rejects) -> pl.Expr:
             ]
         )
     )
-    return (
+    written = (
         pl.when(items.list.len() > 0)
         .then(pl.concat_str([pl.lit("{"), pairs.list.join(","), pl.lit("}")]))
         .otherwise(pl.lit("{}"))
     )
+    return [written.alias(name)]
 
 
-def _dates(frame, rejects, name, ctx, allow_partial) -> pl.DataFrame:
-    parsed = parse_dates(frame, name, ctx.date_order, allow_partial, ctx.today)
+def _integer(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
+    name, low, high = field.name, int(field.minimum), int(field.maximum)
+    number = pl.col(name).str.to_integer(strict=False)
+    rejects.add(pl.col(name).is_not_null() & number.is_null(), name, "is not a whole number")
+    rejects.add(~number.is_between(low, high), name, f"must be between {low} and {high}")
+    return [number.cast(pl.Int16).alias(name)]
+
+
+def _decimal(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
+    value = pl.col(field.name).cast(pl.Float64, strict=False)
+    low, high = field.minimum, field.maximum
+    rejects.add(
+        pl.col(field.name).is_not_null() & ~value.is_between(low, high).fill_null(False),
+        field.name,
+        f"is not a {field.name} in {field.unit} ({low:g} to {high:g})",
+    )
+    return [value.alias(field.name)]
+
+
+def _boolean(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
+    value = _bool(field.name)
+    rejects.add(
+        pl.col(field.name).is_not_null() & value.is_null(),
+        field.name,
+        "is not yes/no (expected true/false, yes/no, 1/0, نعم/لا)",
+    )
+    if field.default is not None:
+        value = value.fill_null(field.default)
+    return [value.alias(field.name)]
+
+
+def _date(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
+    """A date, or for a partial date the date and its precision (`Field.columns`)."""
+    name, partial = field.name, field.kind is Kind.PARTIAL_DATE
+    parsed = parse_dates(rejects.frame, name, ctx.date_order, partial, ctx.today)
     rejects.frame = rejects.frame.with_columns(parsed)
     rejects.add(pl.col(f"{name}__error").is_not_null(), name, pl.col(f"{name}__error"))
-    return rejects.frame
+    parts = ("date", "precision")[: len(field.columns)]
+    return [
+        pl.col(f"{name}__{part}").alias(column.name)
+        for part, column in zip(parts, field.columns, strict=True)
+    ]
 
 
-def check_households(frame: pl.DataFrame, ctx: Context) -> tuple[pl.DataFrame, pl.DataFrame]:
-    frame = _ensure(frame, HOUSEHOLD_FIELDS)
-    rejects = Rejects(frame, HOUSEHOLD_KEY)
-    _check_duplicate_keys(rejects, HOUSEHOLD_KEY)
-    area = pl.col("area_code")
-    rejects.add(area.is_null(), "area_code", "area_code is empty: every household needs its area")
-    area_ids = area.replace_strict(ctx.areas, default=None, return_dtype=pl.Int64)
+def _country(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
+    column = pl.col(field.name)
     rejects.add(
-        area.is_not_null() & area_ids.is_null(), "area_code", "is not an area of the registry"
+        column.is_not_null() & ~column.str.contains(COUNTRY_PATTERN),
+        field.name,
+        "is not an ISO 3166 three-letter country code",
     )
-    _check_codes(rejects, {k: v for k, v in HOUSEHOLD_CODES.items()})
-    rooms = _integer_in(rejects, "dwelling_rooms", 0, 50)
-    latitude = pl.col("latitude").cast(pl.Float64, strict=False)
-    longitude = pl.col("longitude").cast(pl.Float64, strict=False)
+    return [column]
+
+
+def _phone(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
+    # The rule of sijill.identity.phones, the API's own, column-wise.
+    phone = phone_column(pl.col(field.name))
     rejects.add(
-        pl.col("latitude").is_not_null() & ~latitude.is_between(-90, 90).fill_null(False),
-        "latitude",
-        "is not a latitude in decimal degrees (-90 to 90)",
+        pl.col(field.name).is_not_null() & phone.is_null(),
+        field.name,
+        "is not a phone number in international form (+ and 8 to 15 digits)",
     )
+    return [phone.alias(field.name)]
+
+
+def _document_number(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
+    """A document number, checked for the document type given beside it (`<name>_type`) by the
+    rules of sijill.identity.national_id, the API's own, column-wise."""
+    type_name = f"{field.name}_type"
+    id_type, number = pl.col(type_name), pl.col(field.name)
+    frame = rejects.frame
+    normalised = frame.select(
+        documents.normalise_number_column(ctx.scheme, id_type, number).alias(field.name)
+    )[field.name]
+    valid = documents.valid_numbers(ctx.scheme, frame[type_name], normalised)
+    rejects.frame = frame.with_columns(normalised, valid.alias(f"{field.name}__valid"))
     rejects.add(
-        pl.col("longitude").is_not_null() & ~longitude.is_between(-180, 180).fill_null(False),
-        "longitude",
-        "is not a longitude in decimal degrees (-180 to 180)",
+        number.is_not_null() & id_type.is_null(),
+        type_name,
+        "is empty but an ID number is given: say which document it is",
     )
-    for field, allowed in HOUSEHOLD_LISTS.items():
-        _check_list(rejects, field, allowed)
-    _check_list(rejects, "consent_purposes", CONSENT_PURPOSES, prefix=DATA_SHARING_PREFIX)
-    livestock = _livestock(rejects)
-    _check_bool(rejects, "consent_given")
-    _dates(frame, rejects, "registration_date", ctx, allow_partial=False)
-    _dates(rejects.frame, rejects, "consent_date", ctx, allow_partial=False)
+    wrong = ~pl.col(f"{field.name}__valid")
+    rejects.add(
+        wrong & (id_type == "national_id"),
+        field.name,
+        f"is not a valid national ID number ({ctx.scheme.name}): check digits do not match",
+    )
+    known_other = id_type.is_in(list(documents.OTHER_FORMATS))
+    rejects.add(
+        wrong & known_other,
+        field.name,
+        pl.format("is not in the format of a {} number", id_type.str.replace_all("_", " ")),
+    )
+    return [number]
+
+
+_HANDLERS: dict[Kind, Handler] = {
+    Kind.KEY: _key,
+    Kind.AREA: _area,
+    Kind.TEXT: _text,
+    Kind.NAME: _text,
+    Kind.CODE: _code,
+    Kind.CODES: _code_list,
+    Kind.PURPOSES: _code_list,
+    Kind.COUNTS: _counts,
+    Kind.INTEGER: _integer,
+    Kind.DECIMAL: _decimal,
+    Kind.BOOLEAN: _boolean,
+    Kind.DATE: _date,
+    Kind.PARTIAL_DATE: _date,
+    Kind.COUNTRY: _country,
+    Kind.PHONE: _phone,
+    Kind.DOCUMENT_NUMBER: _document_number,
+}
+
+
+def _prepare(frame: pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
+    """Every exchange column present (missing ones empty), those read in upper case so."""
+    frame = _ensure(frame, catalogue.exchange)
+    upper = [pl.col(field.name).str.to_uppercase() for field in catalogue if field.upper]
+    return frame.with_columns(upper) if upper else frame
+
+
+def _check_fields(rejects: Rejects, catalogue: Catalogue, ctx: Context) -> list[pl.Expr]:
+    """Add every exchange field's checks; return the columns that will be written."""
+    written: list[pl.Expr] = []
+    for field in catalogue:
+        if not field.exchange:
+            continue
+        if field.required and field.when_empty:
+            rejects.add(pl.col(field.name).is_null(), field.name, field.when_empty)
+        written += _HANDLERS[field.kind](rejects, field, ctx)
+    return written
+
+
+def _clean(rejects: Rejects, written: list[pl.Expr]) -> tuple[pl.DataFrame, pl.DataFrame]:
     frame = rejects.frame
     bad = rejects.rejected_rows()
-    clean = frame.filter(~pl.col(ROW).is_in(bad.implode())).select(
-        pl.col(ROW),
-        pl.col(HOUSEHOLD_KEY),
-        area_ids.alias("area_id"),
-        pl.col("address"),
-        latitude.alias("latitude"),
-        longitude.alias("longitude"),
-        *[pl.col(c) for c in HOUSEHOLD_CODES if c != "registration_source"],
-        rooms.cast(pl.Int16).alias("dwelling_rooms"),
-        _json_list("assets").alias("assets"),
-        livestock.alias("livestock"),
-        _json_list("income_sources").alias("income_sources"),
-        pl.col("registration_source").fill_null("agency_import"),
-        pl.col("registration_date__date").alias("registration_date"),
-        pl.col("enumerator"),
-        _bool("consent_given").fill_null(False).alias("consent_given"),
-        pl.col("consent_date__date").alias("consent_date"),
-        _json_list("consent_purposes").alias("consent_purposes"),
-    )
+    clean = frame.filter(~pl.col(ROW).is_in(bad.implode())).select(pl.col(ROW), *written)
     return clean, rejects.frame_of_rejects()
 
 
-def _phone() -> pl.Expr:
-    # The same rule as sijill.registry.identifiers.normalise_phone: spaces and dashes only.
-    compact = pl.col("phone").str.replace_all(r"[\s\-]", "").str.replace(r"^00", "+")
-    return pl.when(compact.str.contains(r"^\+[1-9][0-9]{7,14}$")).then(compact)
+def check_households(frame: pl.DataFrame, ctx: Context) -> tuple[pl.DataFrame, pl.DataFrame]:
+    rejects = Rejects(_prepare(frame, HOUSEHOLD), HOUSEHOLD_KEY)
+    written = _check_fields(rejects, HOUSEHOLD, ctx)
+    return _clean(rejects, written)
 
 
 def check_persons(frame: pl.DataFrame, ctx: Context) -> tuple[pl.DataFrame, pl.DataFrame]:
-    frame = _ensure(frame, (*PERSON_FIELDS, HOUSEHOLD_KEY))
-    frame = frame.with_columns(
-        pl.col("sex").str.to_uppercase(),
-        pl.col("nationality").str.to_uppercase(),
-        pl.col("national_id").str.replace_all(r"[\s]", "").str.to_uppercase(),
-    )
-    rejects = Rejects(frame, PERSON_KEY)
-    _check_duplicate_keys(rejects, PERSON_KEY)
-    rejects.add(
-        pl.col(HOUSEHOLD_KEY).is_null(), HOUSEHOLD_KEY, "household_key is empty: whose member?"
-    )
-    rejects.add(
-        pl.col("relationship").is_null(),
-        "relationship",
-        "relationship to the head is empty (head, spouse, child, ...)",
-    )
-    _check_codes(rejects, PERSON_CODES)
+    rejects = Rejects(_prepare(frame, PERSON), PERSON_KEY)
+    written = _check_fields(rejects, PERSON, ctx)
     rejects.add(
         pl.all_horizontal(pl.col("given_name_ar").is_null(), pl.col("given_name_lat").is_null()),
         "given_name_ar",
         "no given name in Arabic or Latin script",
     )
-    _dates(frame, rejects, "birth_date", ctx, allow_partial=True)
-    frame = rejects.frame
-    rejects.add(
-        pl.col("nationality").is_not_null() & ~pl.col("nationality").str.contains("^[A-Z]{3}$"),
-        "nationality",
-        "is not an ISO 3166 three-letter country code",
-    )
-    for domain in WG_DOMAINS:
-        _integer_in(rejects, domain, 1, 4)
-    _check_bool(rejects, "enrolled")
-    rejects.add(
-        pl.col("phone").is_not_null() & _phone().is_null(),
-        "phone",
-        "is not a phone number in international form (+ and 8 to 15 digits)",
-    )
-    id_type, number = pl.col("national_id_type"), pl.col("national_id")
-    rejects.add(
-        number.is_not_null() & id_type.is_null(),
-        "national_id_type",
-        "is empty but an ID number is given: say which document it is",
-    )
-    citizens_ids = frame["national_id"].filter(frame["national_id_type"] == "national_id")
-    valid = ctx.scheme.valid_column(citizens_ids.rename("national_id"))
-    is_national = (id_type == "national_id") & number.is_not_null()
-    national_ok = pl.lit(True)
-    if citizens_ids.len():
-        bad_numbers = citizens_ids.filter(~valid).implode()
-        national_ok = ~number.is_in(bad_numbers)
-    rejects.add(
-        is_national & ~national_ok,
-        "national_id",
-        f"is not a valid national ID number ({ctx.scheme.name}): check digits do not match",
-    )
-    for kind, pattern in _OTHER_ID_FORMATS.items():
-        rejects.add(
-            (id_type == kind) & number.is_not_null() & ~number.str.contains(pattern),
-            "national_id",
-            f"is not in the format of a {kind.replace('_', ' ')} number",
-        )
-    frame = rejects.frame
-    bad = rejects.rejected_rows()
-    wg = [pl.col(d).str.to_integer(strict=False).cast(pl.Int16).alias(d) for d in WG_DOMAINS]
-    clean = frame.filter(~pl.col(ROW).is_in(bad.implode())).select(
-        pl.col(ROW),
-        pl.col(PERSON_KEY),
-        pl.col(HOUSEHOLD_KEY),
-        pl.col("relationship"),
-        *[pl.col(name) for name in NAME_PARTS],
-        search_name_column(frame).alias("search_name"),
-        pl.col("sex"),
-        pl.col("birth_date__date").alias("birth_date"),
-        pl.col("birth_date__precision").alias("birth_date_precision"),
-        pl.col("marital_status"),
-        pl.col("nationality"),
-        pl.col("residency_status"),
-        pl.col("national_id_type"),
-        pl.col("national_id"),
-        _phone().alias("phone"),
-        *wg,
-        pl.col("education_level"),
-        _bool("enrolled").alias("enrolled"),
-        pl.col("employment_status"),
-        pl.col("employment_sector"),
-    )
-    return clean, rejects.frame_of_rejects()
+    return _clean(rejects, [*written, search_name_column(rejects.frame).alias("search_name")])

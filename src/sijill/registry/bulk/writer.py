@@ -20,63 +20,26 @@ import polars as pl
 from sqlalchemy import Engine
 
 from sijill.core.ids import new_ids
-from sijill.identity.names import NAME_PARTS
+from sijill.registry import fields, identifiers
 from sijill.registry.bulk import initial_load
-from sijill.registry.codes import WG_DOMAINS
-from sijill.security.keys.keyring import current_keyring
 
+# The columns a batch writes: the keys, the columns of the fields the exchange format brings
+# (registry.fields), the derived ones (the search form of names; the blind index is one of the
+# document number's columns) and the version's bookkeeping.
+_BOOKKEEPING = ("version", "valid_from", "recorded_by")
 HOUSEHOLD_COLUMNS = (
     "id",
     "source_key",
     "area_id",
-    "address",
-    "latitude",
-    "longitude",
-    "dwelling_tenure",
-    "dwelling_walls",
-    "dwelling_roof",
-    "dwelling_floor",
-    "dwelling_rooms",
-    "water_source",
-    "sanitation",
-    "cooking_fuel",
-    "electricity",
-    "assets",
-    "livestock",
-    "income_sources",
-    "registration_source",
-    "registration_date",
-    "enumerator",
-    "consent_given",
-    "consent_date",
-    "consent_purposes",
-    "version",
-    "valid_from",
-    "recorded_by",
+    *(column.name for column in fields.HOUSEHOLD.columns(exchange=True)),
+    *_BOOKKEEPING,
 )
 PERSON_COLUMNS = (
     "id",
     "source_key",
-    *NAME_PARTS,
+    *(column.name for column in fields.PERSON.columns(exchange=True)),
     "search_name",
-    "sex",
-    "birth_date",
-    "birth_date_precision",
-    "marital_status",
-    "nationality",
-    "residency_status",
-    "national_id_type",
-    "national_id",
-    "national_id_index",
-    "phone",
-    *WG_DOMAINS,
-    "education_level",
-    "enrolled",
-    "employment_status",
-    "employment_sector",
-    "version",
-    "valid_from",
-    "recorded_by",
+    *_BOOKKEEPING,
 )
 STAGE_PERSON_EXTRA = ("household_source_key", "relationship", "start_date")
 MEMBERSHIP_COLUMNS = ("household_id", "person_id", "relationship", "start_date", "recorded_at")
@@ -198,7 +161,7 @@ class BatchWriter:
         households = households.with_columns(
             pl.Series("id", new_ids("household", households.height))
         )
-        persons = protect_identifiers(
+        persons = identifiers.write_batch(
             persons.with_columns(pl.Series("id", new_ids("person", persons.height)))
         )
         if self._direct:
@@ -221,7 +184,7 @@ class BatchWriter:
         households = households.with_columns(
             pl.Series("id", load.fresh_ids("household", households.height, new_ids))
         )
-        persons = protect_identifiers(
+        persons = identifiers.write_batch(
             persons.with_columns(pl.Series("id", load.fresh_ids("person", persons.height, new_ids)))
         )
         homes = pl.concat(
@@ -444,19 +407,6 @@ def _memberships(persons: pl.DataFrame, homes: pl.DataFrame) -> pl.DataFrame:
         "relationship",
         "start_date",
         pl.col("valid_from").alias("recorded_at"),
-    )
-
-
-def protect_identifiers(persons: pl.DataFrame) -> pl.DataFrame:
-    """The batch with `national_id` and `phone` encrypted and the number's blind index added,
-    as `sijill.registry.identifiers` stores them. One cipher for the whole batch; the
-    per-value work is the AES-GCM call itself."""
-    keyring = current_keyring()
-    numbers = persons["national_id"].to_list()
-    return persons.with_columns(
-        keyring.encrypt_column("national_id", numbers),
-        pl.Series("national_id_index", keyring.blind_index_many(numbers), pl.String),
-        keyring.encrypt_column("phone", persons["phone"].to_list()),
     )
 
 

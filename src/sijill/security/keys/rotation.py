@@ -23,8 +23,8 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, text
 
 from sijill.core.db import make_engine
-from sijill.security.keys.keyring import KEY_ID, Keyring, KeyringError, current_keyring, remove_key
 from sijill.security.keys import keyring as keys
+from sijill.security.keys.keyring import KEY_ID, Keyring, KeyringError, current_keyring, remove_key
 
 # (table, its primary key columns with their PostgreSQL types)
 TABLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
