@@ -10,11 +10,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from factories import make_user
-from sijill.core.db import make_engine, session_factory, upgrade
+from sijill.core.db import alembic_config, make_engine, session_factory, upgrade
 from sijill.registry.models import Person
 from sijill.synth.service import generate
 
@@ -91,6 +92,22 @@ def test_a_mistake_is_one_line_and_a_non_zero_exit(args, message, tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
+
+
+def test_a_database_behind_the_code_is_one_line_and_a_non_zero_exit(tmp_path):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    upgrade(url, "0006")
+    sessions = session_factory(make_engine(url))
+    key = make_user(sessions, "importer", "administrator", service=True)
+    result = run(
+        ["whoami"], env={"SIJILL_DATABASE_URL": url, "SIJILL_SERVICE_KEY": f"importer:{key}"}
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: The registry database is at revision 0006; this version of Sijill needs "
+        f"revision {ScriptDirectory.from_config(alembic_config(url)).get_current_head()}: "
+        "run `sijill db upgrade` first"
+    ]
 
 
 def test_commands_on_personal_data_need_a_signed_in_user(tmp_path):

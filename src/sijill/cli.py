@@ -13,6 +13,7 @@ os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:30000,muzzy_decay_ms:
 import typer  # noqa: E402
 
 from sijill.core.errors import SijillError  # noqa: E402
+from sijill.security.cli_common import Output, OutputOption, emit_one, fail  # noqa: E402
 
 app = typer.Typer(
     name="sijill",
@@ -45,19 +46,22 @@ def _register_commands() -> None:
 def serve_command(
     workers: int = typer.Option(1, min=1, help="uvicorn worker processes (one per core)"),
     access_log: bool = typer.Option(False, help="log each request (no query strings)"),
+    output: OutputOption = Output.table,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json, docs at /docs).
+
+    --output applies to the line said before serving (its address); the server's log follows.
 
     Example: SIJILL_PORT=8080 sijill serve --workers 2
     """
     from sijill.api import serve
     from sijill.core.db import upgrade
     from sijill.core.settings import get_settings
-    from sijill.security.cli_common import console
 
     settings = get_settings()
     upgrade(settings.database_url)
-    console.print(f"API on http://{settings.host}:{settings.port}/ (docs at /docs)")
+    url = f"http://{settings.host}:{settings.port}/"
+    emit_one({"url": url, "docs": f"{url}docs"}, output, message=f"API on {url} (docs at /docs)")
     serve(settings, workers=workers, access_log=access_log)
 
 
@@ -67,5 +71,4 @@ def main() -> None:
         app()
     except SijillError as error:
         # A user's mistake gets one clear line and a non-zero exit, never a traceback.
-        typer.secho(f"Error: {error.detail}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
+        sys.exit(fail(error.detail).exit_code)

@@ -7,40 +7,28 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.orm import Session
 
 from sijill.core.db import make_engine, upgrade
 from sijill.core.settings import get_settings
+from sijill.security.cli_common import Output, OutputOption, console, emit, progress_bar
 
-console = Console()
 DEMO_SEED = 2026
+USER_COLUMNS = ["user", "role", "areas", "password"]
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-
-
-def _synthesise(out: Path, households: int) -> None:
+def _synthesise(say: Console, out: Path, households: int) -> None:
     from sijill.synth.service import generate
 
     manifest = out / "manifest.json"
     if manifest.exists():
         meta = json.loads(manifest.read_text())
         if meta.get("seed") == DEMO_SEED and meta.get("households") == households:
-            console.print(f"Using the synthetic country already in {out}/")
+            say.print(f"Using the synthetic country already in {out}/")
             return
-    with _progress() as bar:
-        task = bar.add_task("generating a synthetic country", total=1.0)
-        generate(households, DEMO_SEED, out, lambda _step, done: bar.update(task, completed=done))
+    with progress_bar("generating a synthetic country", total=1.0) as update:
+        generate(households, DEMO_SEED, out, lambda _stage, done: update(done))
 
 
 # One user per role, each scoped to a different part of the synthetic country.
@@ -55,7 +43,7 @@ DEMO_USERS = [
 ]
 
 
-def _demo_users(settings) -> list[tuple[str, str, str, str]]:
+def _demo_users(settings) -> list[dict[str, str]]:
     """Create (or, on a second run, reset) the demo users; their passwords are usable at once
     (not one-time) so the demo can be tried straight away. Only for a demo registry."""
     from sijill.core.db import session_factory, transaction
@@ -81,22 +69,20 @@ def _demo_users(settings) -> list[tuple[str, str, str, str]]:
             user.password_hash = hash_password(password)
             user.password_one_time = False
             user.disabled = False
-            shown.append((username, role, area or "whole country", password))
+            areas = area or "whole country"
+            shown.append({"user": username, "role": role, "areas": areas, "password": password})
         append(session, installer.take_audit())
     engine.dispose()
     return shown
 
 
-def _print_users(settings, users: list[tuple[str, str, str, str]]) -> None:
-    table = Table(title="Demo users (passwords change at every run of the demo)")
-    for column in ("user", "role", "areas", "password"):
-        table.add_column(column)
-    for row in users:
-        table.add_row(*row)
-    console.print(table)
-    user, _, _, password = users[0]
+def _print_users(say: Console, output: Output, settings, users: list[dict[str, str]]) -> None:
+    """The demo's result: its users and their passwords (the rows of --output json or csv)."""
+    title = "Demo users (passwords change at every run of the demo)"
+    emit(users, USER_COLUMNS, output, title=title)
+    user, password = users[0]["user"], users[0]["password"]
     base = f"http://{settings.host}:{settings.port}"
-    console.print(
+    say.print(
         "Get a token, then call the API with it:\n"
         f"  curl -s -X POST {base}/auth/token -H 'Content-Type: application/json' "
         f'-d \'{{"username": "{user}", "password": "{password}"}}\'\n'
@@ -106,22 +92,17 @@ def _print_users(settings, users: list[tuple[str, str, str, str]]) -> None:
     )
 
 
-def _import(settings, out: Path) -> None:
+def _import(say: Console, settings, out: Path) -> None:
     from sijill.registry.bulk.service import import_path
     from sijill.security.principal import Principal
 
     engine = make_engine(settings.database_url)
-    with _progress() as bar:
-        task = bar.add_task("importing into the registry", total=None)
+    with progress_bar("importing into the registry", "households") as update:
         report = import_path(
-            engine,
-            settings,
-            out,
-            principal=Principal.system("demo"),
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            engine, settings, out, principal=Principal.system("demo"), progress=update
         )
     counts = report.counts
-    console.print(
+    say.print(
         f"Imported {counts.households_added:,} households and {counts.persons_added:,} persons "
         f"in {report.seconds:.1f} s"
         + (
@@ -138,7 +119,7 @@ def _import(settings, out: Path) -> None:
     engine.dispose()
 
 
-def _print_summary(settings) -> None:
+def _print_summary(say: Console, settings) -> None:
     from sijill.analytics.summary import registry_summary
     from sijill.security.audit.service import append
     from sijill.security.principal import Principal
@@ -156,8 +137,8 @@ def _print_summary(settings) -> None:
     table.add_column("persons", justify="right")
     for row in summary.regions:
         table.add_row(row.name, row.code, f"{row.households:,}", f"{row.persons:,}")
-    console.print(table)
-    console.print(
+    say.print(table)
+    say.print(
         f"Households: {summary.households:,}   Persons: {summary.persons:,}   "
         f"Refugees and asylum seekers: {summary.refugees:,}   "
         f"Persons with disability (Washington Group): {summary.persons_with_disability:,}"
@@ -168,33 +149,37 @@ def demo(
     households: int = typer.Option(20_000, help="size of the synthetic country"),
     data: Path = typer.Option(Path("demo-data"), help="where the synthetic files go"),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="start the API at the end"),
+    output: OutputOption = Output.table,
 ) -> None:
     """Generate a synthetic country, import it into the registry, summarise it, serve the API.
 
     Runs on the embedded SQLite registry (SIJILL_DATABASE_URL, default sqlite:///sijill.db).
+    With --output json or csv, stdout carries only the demo users and their passwords; the
+    rest goes to stderr.
 
     Example: sijill demo --no-serve
     """
     from sijill.security.users import create_first_administrator
 
+    say = Console() if output is Output.table else console
     started = time.perf_counter()
     settings = get_settings()
     upgrade(settings.database_url)
     password = create_first_administrator(settings)
     if password:
-        console.print(
+        say.print(
             f"Administrator 'admin' created; one-time password (shown once): {password}",
             soft_wrap=True,
         )
-    _synthesise(data, households)
-    _import(settings, data)
-    _print_summary(settings)
-    _print_users(settings, _demo_users(settings))
-    console.print(f"Demo ready in {time.perf_counter() - started:.1f} s.")
+    _synthesise(say, data, households)
+    _import(say, settings, data)
+    _print_summary(say, settings)
+    _print_users(say, output, settings, _demo_users(settings))
+    say.print(f"Demo ready in {time.perf_counter() - started:.1f} s.")
     if serve:
         from sijill.api import serve as serve_api
 
-        console.print(
+        say.print(
             f"API: http://{settings.host}:{settings.port}/  "
             f"(docs: http://{settings.host}:{settings.port}/docs) — Ctrl-C stops it."
         )

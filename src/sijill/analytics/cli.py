@@ -3,13 +3,10 @@
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sijill.core.errors import InvalidInput
 from sijill.core.settings import get_settings
-
-console = Console(stderr=True)
+from sijill.security.cli_common import Output, OutputOption, acting_user, emit_one, progress_bar
 
 
 def export_command(
@@ -24,6 +21,7 @@ def export_command(
     force: bool = typer.Option(
         False, "--force", help="replace an earlier export in OUT_DIR (nothing else is deleted)"
     ),
+    output: OutputOption = Output.table,
 ) -> None:
     """Export households and persons of your areas as Parquet files for analysis.
 
@@ -41,42 +39,38 @@ def export_command(
             "Only pseudonymised exports exist for now: run it again with --pseudonymise"
         )
     from sijill.analytics.export import export_pseudonymised
-    from sijill.security.cli_common import acting_user
 
     settings = get_settings()
     with (
         acting_user(settings) as (sessions, principal),
-        Progress(
-            TextColumn("[bold]exporting"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("rows"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar,
+        progress_bar("exporting", "rows") as update,
     ):
-        task = bar.add_task("export", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
         report = export_pseudonymised(
             sessions.kw["bind"],
             principal,
             out_dir,
             min_cell=settings.min_cell_size,
             force=force,
-            progress=progress,
+            progress=update,
         )
-    typer.echo(f"Wrote {report.out_dir}:")
-    typer.echo(f"  households.parquet  {report.households:,} households")
-    typer.echo(f"  persons.parquet     {report.persons:,} persons")
-    typer.echo(
+    emit_one(
+        {
+            "out_dir": str(report.out_dir),
+            "households": report.households,
+            "persons": report.persons,
+            "summary_rows": report.summary_rows,
+            "cells_suppressed": report.cells_suppressed,
+            "min_cell": report.min_cell,
+            "left_out_no_consent": report.left_out_no_consent,
+        },
+        output,
+        echo=f"Wrote {report.out_dir}:\n"
+        f"  households.parquet  {report.households:,} households\n"
+        f"  persons.parquet     {report.persons:,} persons\n"
         f"  summary.parquet     {report.summary_rows:,} areas, {report.cells_suppressed:,} "
-        f"suppressed (fewer than {report.min_cell} households)"
+        f"suppressed (fewer than {report.min_cell} households)\n"
+        f"Households left out, without consent to research: {report.left_out_no_consent:,}",
     )
-    typer.echo(f"Households left out, without consent to research: {report.left_out_no_consent:,}")
 
 
 def register(app: typer.Typer) -> None:

@@ -66,5 +66,24 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+def require_current_schema(engine: Engine) -> None:
+    """One clear line, not a traceback from a missing table, when the database is behind the
+    code (the code was updated but `sijill db upgrade` not run yet)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from sijill.core.errors import SijillError
+
+    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        found = f"at revision {current}" if current else "not created"
+        raise SijillError(
+            f"The registry database is {found}; this version of Sijill needs revision {head}: "
+            "run `sijill db upgrade` first"
+        )
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)

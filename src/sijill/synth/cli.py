@@ -3,12 +3,11 @@
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+# synth may not import security (it stands beside the chain), so not `cli_common`: the output
+# helpers themselves, which `cli_common` re-exports for every other command.
+from sijill.core.cli_output import Output, OutputOption, emit_one, fail, progress_bar
 from sijill.core.errors import SijillError
-
-console = Console(stderr=True)
 
 STAGES = {
     "areas": "drawing the map",
@@ -21,7 +20,8 @@ STAGES = {
 def synth(
     households: int = typer.Option(..., "--households", "-n", help="number of households"),
     seed: int = typer.Option(0, help="random seed: the same seed gives the same files"),
-    out: Path = typer.Option(..., "--out", "-o", help="folder to write (empty or an earlier run)"),
+    out: Path = typer.Option(..., "--out", help="folder to write (empty or an earlier run)"),
+    output: OutputOption = Output.table,
 ) -> None:
     """Generate a synthetic MENA-like country: areas, households, persons, ground truth.
 
@@ -35,31 +35,27 @@ def synth(
 
     try:
         check_arguments(households, seed, out)
+        with progress_bar(STAGES["areas"], total=1.0) as update:
+            manifest = generate(
+                households,
+                seed,
+                out,
+                lambda stage, fraction: update(fraction, description=STAGES.get(stage, stage)),
+            )
     except SijillError as error:
-        typer.secho(f"Error: {error.detail}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(STAGES["areas"], total=1.0)
-
-        def show(stage: str, fraction: float) -> None:
-            bar.update(task, description=STAGES.get(stage, stage), completed=fraction)
-
-        try:
-            manifest = generate(households, seed, out, show)
-        except SijillError as error:
-            bar.stop()
-            typer.secho(f"Error: {error.detail}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from None
+        raise fail(error.detail) from None
     sizes, rates = manifest["sizes"], manifest["poverty_rates"]
-    console.print(
-        f"Wrote {sizes['households']:,} households, {sizes['persons']:,} persons "
-        f"({sizes['duplicate_persons']:,} duplicates), {rates['persons_poor']:.1%} poor, to {out}",
+    emit_one(
+        {
+            "households": sizes["households"],
+            "persons": sizes["persons"],
+            "duplicate_persons": sizes["duplicate_persons"],
+            "persons_poor": rates["persons_poor"],
+            "out": str(out),
+        },
+        output,
+        message=f"Wrote {sizes['households']:,} households, {sizes['persons']:,} persons "
+        f"({sizes['duplicate_persons']:,} duplicates), {rates['persons_poor']:.1%} poor, "
+        f"to {out}",
         soft_wrap=True,
     )

@@ -3,14 +3,20 @@
 from datetime import UTC, datetime
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from sijill.core.errors import InvalidInput
 from sijill.core.settings import get_settings
+from sijill.security.cli_common import (
+    Column,
+    Output,
+    OutputOption,
+    acting_user,
+    console,
+    emit,
+    emit_one,
+    progress_bar,
+)
 
-console = Console(stderr=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 
 
@@ -19,7 +25,6 @@ def require_auditor(action: str) -> None:
     API's rule); that they did is audited (before the verification, so its own record is part
     of what it checks)."""
     from sijill.security.audit.log import require_log_reader
-    from sijill.security.cli_common import acting_user
 
     with acting_user() as (sessions, principal), sessions() as session:
         require_log_reader(session, principal, action)
@@ -33,6 +38,7 @@ def verify_command(
         help="SEQ:HASH printed by an earlier verify and kept outside the database; "
         "record SEQ must still have HASH (repeatable)",
     ),
+    output: OutputOption = Output.table,
 ) -> None:
     """Check that no audit record was altered, deleted, reordered or inserted.
 
@@ -49,27 +55,24 @@ def verify_command(
     except ValueError as error:
         raise InvalidInput(str(error)) from None
     require_auditor("audit.verify")
-    with Progress(
-        TextColumn("[bold]verifying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("records"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("verify", total=None)
-        report = verify(
-            get_settings().database_url,
-            anchors=anchors,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-    # typer.echo, not rich: the verdict stays one line whatever the terminal's width.
-    if report.ok:
-        typer.echo(f"{report.summary()} (anchor: {report.head_seq}:{report.head_hash})")
-        return
-    typer.echo(report.summary())
-    raise typer.Exit(1)
+    with progress_bar("verifying", "records") as update:
+        report = verify(get_settings().database_url, anchors=anchors, progress=update)
+    head = f"{report.head_seq}:{report.head_hash}" if report.ok else None
+    # echo, not rich: the verdict stays one line whatever the terminal's width.
+    emit_one(
+        {
+            "ok": report.ok,
+            "records": report.checked,
+            "last_hash": report.head_hash,
+            "anchor": head,
+            "bad_record": report.bad_seq,
+            "problem": report.problem,
+        },
+        output,
+        echo=f"{report.summary()} (anchor: {head})" if report.ok else report.summary(),
+    )
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def _since(value: str) -> str:
@@ -82,12 +85,26 @@ def _since(value: str) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+SHOW_COLUMNS = [
+    "seq",
+    Column("at", "at (UTC)"),
+    "actor",
+    "role",
+    "action",
+    "outcome",
+    "record",
+    "purpose",
+    Column("request_id", "request"),
+]
+
+
 @audit_app.command("show")
 def show_command(
     actor: str | None = typer.Option(None, help="only this user's actions"),
     record_id: str | None = typer.Option(None, help="only actions on this registry ID"),
     since: str | None = typer.Option(None, help="only from this date or time (UTC if no zone)"),
     limit: int = typer.Option(50, min=1, help="at most this many records"),
+    output: OutputOption = Output.table,
 ) -> None:
     """Show the latest audit records, newest first (they hold no personal data).
 
@@ -107,23 +124,21 @@ def show_command(
             limit=limit,
         )
     engine.dispose()
-    table = Table(
-        "seq", "at (UTC)", "actor", "role", "action", "outcome", "record", "purpose", "request"
-    )
-    for record in records:
-        target = f"{record.record_type or ''} {record.record_id or ''}".strip()
-        table.add_row(
-            str(record.seq),
-            record.at,
-            record.actor,
-            record.role or "",
-            record.action,
-            record.outcome,
-            target,
-            record.purpose or "",
-            record.request_id or "",
-        )
-    Console().print(table)
+    rows = [
+        {
+            "seq": record.seq,
+            "at": record.at,
+            "actor": record.actor,
+            "role": record.role,
+            "action": record.action,
+            "outcome": record.outcome,
+            "record": f"{record.record_type or ''} {record.record_id or ''}".strip() or None,
+            "purpose": record.purpose,
+            "request_id": record.request_id,
+        }
+        for record in records
+    ]
+    emit(rows, SHOW_COLUMNS, output)
     if not records:
         console.print("No audit records match.")
 

@@ -7,20 +7,19 @@ API keeps serving), `sijill keys retire OLD` (refused while any value still need
 """
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from sijill.core.settings import get_settings
+from sijill.security.cli_common import (
+    Column,
+    Output,
+    OutputOption,
+    acting_user,
+    console,
+    emit,
+    emit_one,
+    progress_bar,
+)
 
-console = Console(stderr=True)
 keys_app = typer.Typer(
     help="Encryption keys of personal identifiers: show, add, rotate, retire.",
     no_args_is_help=True,
@@ -30,7 +29,6 @@ keys_app = typer.Typer(
 def require_key_administrator(command: str) -> None:
     """Whoever runs a `sijill keys` command must be a signed-in user allowed to manage keys;
     that they ran it is audited before it starts."""
-    from sijill.security.cli_common import acting_user
     from sijill.security.roles import Permission
 
     with acting_user() as (_, principal):
@@ -43,6 +41,7 @@ def show_command(
     usage: bool = typer.Option(
         True, help="also count the stored values under each key (reads the database)"
     ),
+    output: OutputOption = Output.table,
 ) -> None:
     """List the key ids, which one is active and how many stored values each encrypts.
 
@@ -62,17 +61,19 @@ def show_command(
 
         upgrade(settings.database_url)
         counts = key_usage(settings.database_url)
-    table = Table(title=f"Keys in {settings.key_file}")
-    table.add_column("key id")
-    table.add_column("active")
+    columns = [
+        Column("key_id", "key id"),
+        Column("active", show=lambda active: "yes" if active else ""),
+    ]
     if usage:
-        table.add_column("stored values", justify="right")
-    for kid in keyring.key_ids:
-        row = [kid, "yes" if kid == keyring.active else ""]
-        if usage:
-            row.append(f"{counts.pop(kid, 0):,}")
-        table.add_row(*row)
-    Console().print(table)
+        columns.append(
+            Column("stored_values", "stored values", justify="right", show="{:,}".format)
+        )
+    rows = [
+        {"key_id": kid, "active": kid == keyring.active, "stored_values": counts.pop(kid, 0)}
+        for kid in keyring.key_ids
+    ]
+    emit(rows, columns, output, title=f"Keys in {settings.key_file}")
     for kid, count in sorted(counts.items()):
         console.print(
             f"[red]{count:,} stored values are under key {kid!r}, which the key file does "
@@ -81,7 +82,7 @@ def show_command(
 
 
 @keys_app.command("add")
-def add_command() -> None:
+def add_command(output: OutputOption = Output.table) -> None:
     """Add a fresh encryption key and make it the active one.
 
     Old keys stay, so everything stored remains readable. Back up the key file again.
@@ -93,9 +94,11 @@ def add_command() -> None:
 
     settings = get_settings()
     kid = add_key(settings.key_file)
-    console.print(
-        f"Key {kid} added to {settings.key_file} and made active. Running servers switch to it "
-        "by themselves. Back up the key file now, then run `sijill keys rotate`."
+    emit_one(
+        {"key_id": kid, "key_file": str(settings.key_file)},
+        output,
+        message=f"Key {kid} added to {settings.key_file} and made active. Running servers switch "
+        "to it by themselves. Back up the key file now, then run `sijill keys rotate`.",
     )
 
 
@@ -104,6 +107,7 @@ def rotate_command(
     batch_rows: int = typer.Option(
         20_000, min=100, help="rows re-encrypted per committed transaction"
     ),
+    output: OutputOption = Output.table,
 ) -> None:
     """Re-encrypt every stored identifier that is not under the active key.
 
@@ -119,40 +123,33 @@ def rotate_command(
     settings = get_settings()
     upgrade(settings.database_url)
     keyring = Keyring.load(settings.key_file)
-    with Progress(
-        TextColumn(f"[bold]re-encrypting under {keyring.active}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("rotate", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        report = rotate(settings.database_url, keyring, progress, batch_rows=batch_rows)
+    with progress_bar(f"re-encrypting under {keyring.active}", "rows", remaining=True) as update:
+        report = rotate(settings.database_url, keyring, update, batch_rows=batch_rows)
     rate = report.total_rows / report.seconds if report.seconds else 0
     by_table = ", ".join(f"{table} {rows:,}" for table, rows in report.rows.items()) or "none"
-    console.print(
-        f"{report.total_rows:,} rows re-encrypted under key {report.active} ({by_table}) in "
-        f"{report.seconds:.1f} s ({rate:,.0f} rows/s)."
+    after = (
+        f"[yellow]{report.left:,} rows were changed under an older key while rotating: "
+        "run `sijill keys rotate` again.[/yellow]"
+        if report.left
+        else "Every stored identifier is under the active key."
     )
-    if report.left:
-        console.print(
-            f"[yellow]{report.left:,} rows were changed under an older key while rotating: "
-            "run `sijill keys rotate` again.[/yellow]"
-        )
-    else:
-        console.print("Every stored identifier is under the active key.")
+    emit_one(
+        {
+            "rows": report.total_rows,
+            "active": report.active,
+            "left": report.left,
+            "seconds": report.seconds,
+        },
+        output,
+        message=f"{report.total_rows:,} rows re-encrypted under key {report.active} ({by_table}) "
+        f"in {report.seconds:.1f} s ({rate:,.0f} rows/s).\n{after}",
+    )
 
 
 @keys_app.command("retire")
 def retire_command(
     kid: str = typer.Argument(..., help="the key id to remove, as `sijill keys show` lists it"),
+    output: OutputOption = Output.table,
 ) -> None:
     """Remove a key from the key file, refused while any stored value still uses it.
 
@@ -168,7 +165,11 @@ def retire_command(
     settings = get_settings()
     upgrade(settings.database_url)
     retire_key(settings.database_url, settings.key_file, kid)
-    console.print(f"Key {kid} removed from {settings.key_file}.")
+    emit_one(
+        {"key_id": kid, "key_file": str(settings.key_file)},
+        output,
+        message=f"Key {kid} removed from {settings.key_file}.",
+    )
 
 
 def register(app: typer.Typer) -> None:
