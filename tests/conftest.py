@@ -13,6 +13,7 @@ from sqlalchemy import text
 _SECRETS = Path(tempfile.mkdtemp(prefix="sijill-test-"))
 os.environ["SIJILL_KEY_FILE"] = str(_SECRETS / "keys.json")
 os.environ["SIJILL_SESSION_FILE"] = str(_SECRETS / "session.json")
+os.environ["SIJILL_WORK_DIR"] = str(_SECRETS / "work")  # uploads and jobs' rejects files
 os.environ.pop("SIJILL_SERVICE_KEY", None)
 
 import sijill.models  # noqa: E402, F401  (registers every table)

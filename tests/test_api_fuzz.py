@@ -216,16 +216,35 @@ def _found_request(api: FuzzApi, finding: str) -> tuple[str, str, str, dict[str,
             "/auth/token",
             {"json": {"username": "a\x00b", "password": "x"}},
         ),
+        # An upload whose multipart body cannot be parsed was an undocumented 400.
+        "bad-multipart": (
+            "POST",
+            "/imports",
+            "/imports",
+            {
+                "content": b"--b0undary\r\n[]--b0undary--\r\n",
+                "headers": {"content-type": "multipart/form-data; boundary=b0undary"},
+            },
+        ),
     }[finding]
 
 
-FOUND = ["not-utf8", "as_of-overflow", "nul-in-body", "nul-in-query", "nul-in-username"]
+FOUND = [
+    "not-utf8",
+    "as_of-overflow",
+    "nul-in-body",
+    "nul-in-query",
+    "nul-in-username",
+    "bad-multipart",
+]
 
 
 @pytest.mark.parametrize("finding", FOUND)
 def test_what_the_fuzzer_found(finding, fuzz_api):
     method, template, url, options = _found_request(fuzz_api, finding)
-    headers = {"content-type": "application/json"} if "content" in options else {}
+    headers = options.pop("headers", None) or (
+        {"content-type": "application/json"} if "content" in options else {}
+    )
     response = fuzz_api.client.request(method, url, headers=headers, **options)
     documented = schema.raw_schema["paths"][template][method.lower()]["responses"]
     assert response.status_code == 422, response.text

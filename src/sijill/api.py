@@ -35,7 +35,8 @@ from sijill.core.problems import (
     problem_responses,
 )
 from sijill.core.settings import Settings
-from sijill.middleware import CrashToProblem, Hardening, redact_access_log
+from sijill.jobs.runner import JobRunner
+from sijill.middleware import CrashToProblem, Hardening, RequestLanguage, redact_access_log
 from sijill.security.audit import service as audit
 from sijill.security.deps import BEARER_SCHEME, PURPOSE_PATTERN, PublicSessionDep, get_principal
 from sijill.security.keys.keyring import install_keyring
@@ -81,7 +82,10 @@ def create_app(settings: Settings) -> FastAPI:
         # audit commit live long enough to be promoted, which makes full collections frequent.
         gc.collect()
         gc.freeze()
+        # Jobs a previous process left queued or running are said to be interrupted.
+        app.state.jobs.interrupt_left_behind()
         yield
+        app.state.jobs.shutdown()
         await app.state.audit_writer.close()
         engine.dispose()
         loop_engine.dispose()
@@ -106,6 +110,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.audit_writer = audit.AuditWriter(
         app.state.sessions, wait_for_flush=settings.audit_reads_wait_for_flush
     )
+    # Long work (imports, ...) in a few threads of this process: 202, then GET /jobs/{id}.
+    app.state.jobs = JobRunner(app.state.sessions, settings)
 
     install_problem_handlers(app)
     app.add_middleware(CrashToProblem)
@@ -117,7 +123,15 @@ def create_app(settings: Settings) -> FastAPI:
             allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Authorization", "Content-Type", "X-Purpose", "X-Request-ID"],
         )
-    app.add_middleware(Hardening, max_body=settings.max_request_bytes)
+    from sijill.registry.api import UPLOAD_PATH
+
+    app.add_middleware(
+        Hardening,
+        max_body=settings.max_request_bytes,
+        body_limits={UPLOAD_PATH: settings.max_upload_bytes},
+    )
+    # Outermost: every answer, a refused body or a crash too, is in the request's language.
+    app.add_middleware(RequestLanguage, default=settings.language)
 
     @app.get("/health", tags=["health"], operation_id="health", response_model=Health)
     def health(session: PublicSessionDep) -> Health:
@@ -125,6 +139,8 @@ def create_app(settings: Settings) -> FastAPI:
         return Health(status="ok", database="ok", version=__version__)
 
     from sijill.analytics.api import router as analytics_router
+    from sijill.jobs.api import router as jobs_router
+    from sijill.registry.api import imports_router
     from sijill.registry.api import router as registry_router
     from sijill.security.api import router as auth_router
     from sijill.security.audit.api import router as audit_router
@@ -133,6 +149,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(auth_router, responses=common)
     protected = {**common, **problem_responses(401, 403, 503)}
     app.include_router(registry_router, responses=protected)
+    app.include_router(imports_router, responses=protected)
+    app.include_router(jobs_router, responses=protected)
     app.include_router(analytics_router, responses=protected)
     app.include_router(audit_router, responses=protected)
     _complete_openapi(app)

@@ -1,14 +1,16 @@
-"""What wraps every request of the API: an ID, a body size limit, security headers, unexpected
-errors turned into a 500 problem that says nothing of the internals, and access log lines
-without query strings."""
+"""What wraps every request of the API: its language, an ID, a body size limit, security
+headers, unexpected errors turned into a 500 problem that says nothing of the internals, and
+access log lines without query strings."""
 
 import logging
 import re
 import traceback
 import uuid
+from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sijill.core.i18n import _, negotiate, supported, use_locale
 from sijill.core.problems import problem
 
 logger = logging.getLogger("sijill.api")
@@ -46,7 +48,7 @@ class CrashToProblem:
             )
             if started:
                 raise
-            response = problem(500, "The server met an unexpected error; it has been logged")
+            response = problem(500, _("The server met an unexpected error; it has been logged"))
             await response(scope, receive, send)
 
 
@@ -71,11 +73,16 @@ _SECURITY_HEADERS = [
 class Hardening:
     """Every request gets an ID (the client's X-Request-ID if well-formed, else a new one),
     a body size limit (413 beyond it) and, on its answer, security headers; answers are
-    never cached, since most carry personal data."""
+    never cached, since most carry personal data.
 
-    def __init__(self, app: ASGIApp, max_body: int):
+    `body_limits` gives a path a limit of its own instead of `max_body`: the file uploads
+    (`POST /imports`, settings.max_upload_bytes), whose bodies are counted the same way.
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int, body_limits: dict[str, int] | None = None):
         self.app = app
         self.max_body = max_body
+        self.body_limits = dict(body_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,8 +119,9 @@ class Hardening:
                 message["headers"] = headers + extra
             await send(message)
 
-        if length is not None and length > self.max_body:
-            await self._too_large(scope, receive, secured_send)
+        max_body = self.body_limits.get(scope["path"], self.max_body)
+        if length is not None and length > max_body:
+            await self._too_large(scope, receive, secured_send, max_body)
             return
         received = 0
 
@@ -124,19 +132,49 @@ class Hardening:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body and not started:
-                    await self._too_large(scope, receive, secured_send)
+                if received > max_body and not started:
+                    await self._too_large(scope, receive, secured_send, max_body)
                     refused = True
                     return {"type": "http.disconnect"}
             return message
 
         await self.app(scope, limited_receive, secured_send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(
-            413, f"The request body is larger than the limit of {self.max_body:,} bytes"
-        )
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = problem(413, f"The request body is larger than the limit of {limit:,} bytes")
         await response(scope, receive, send)
+
+
+def request_language(scope: Scope, default: str) -> str:
+    """The language a request asks for: its `lang` query parameter if that names a supported
+    language, else its Accept-Language header, else `default`."""
+    query = scope.get("query_string", b"")
+    if b"lang=" in query:
+        for value in parse_qs(query.decode("latin-1")).get("lang", []):
+            if found := supported(value):
+                return found
+    accept = None
+    for name, value in scope["headers"]:
+        if name == b"accept-language":
+            accept = value.decode("latin-1")
+            break
+    return negotiate(accept, default)
+
+
+class RequestLanguage:
+    """Each request is answered in its language (`request_language`): the current language of
+    `sijill.core.i18n` while it is served, so `_()` and problem titles follow it."""
+
+    def __init__(self, app: ASGIApp, default: str):
+        self.app = app
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with use_locale(request_language(scope, self.default)):
+            await self.app(scope, receive, send)
 
 
 class _NoQueryStrings(logging.Filter):

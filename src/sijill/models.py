@@ -1,5 +1,6 @@
 """Every table of Sijill, registered on `Base.metadata` (for Alembic and the schema test)."""
 
+import sijill.jobs.models  # noqa: F401
 import sijill.registry.models  # noqa: F401
 import sijill.security.audit.models  # noqa: F401
 import sijill.security.models  # noqa: F401

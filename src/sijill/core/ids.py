@@ -2,7 +2,8 @@
 
 Random so IDs cannot be enumerated or guessed from registration order; a check digit so a
 mistyped ID (any single digit or any swap of adjacent digits) is caught at the counter.
-Households get 10 digits and persons 12, so one is never taken for the other.
+Households get 10 digits, jobs (long work, `sijill.jobs`) 11 and persons 12, so one is never
+taken for another.
 
 `stdnum.verhoeff` is the reference; the bulk path needs millions of IDs at once, so the same
 algorithm runs here over numpy arrays (tests prove both agree).
@@ -17,8 +18,8 @@ from stdnum.exceptions import ValidationError
 
 from sijill.core.errors import InvalidInput
 
-Kind = Literal["household", "person"]
-PAYLOAD_DIGITS: dict[str, int] = {"household": 9, "person": 11}
+Kind = Literal["household", "person", "job"]
+PAYLOAD_DIGITS: dict[str, int] = {"household": 9, "person": 11, "job": 10}
 
 # Verhoeff's tables: multiplication in the dihedral group D5, the position permutation, inverse.
 _D = np.array(

@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,11 @@ class Settings(BaseSettings):
         description="for testing interruptions: after batch N is written (committed; in an "
         "initial load, sent), with another batch waiting, say `paused after batch N` on stderr "
         "and wait for Ctrl-C or a kill",
+    )
+    language: Literal["ar", "fr", "en"] = Field(
+        "en",
+        description="the language of answers when a request does not ask for one (its "
+        "Accept-Language header); sijill.core.i18n.SUPPORTED",
     )
     page_size_max: int = Field(500, ge=1)
     host: str = "127.0.0.1"
@@ -62,6 +68,21 @@ class Settings(BaseSettings):
     )
     max_request_bytes: int = Field(
         1_000_000, ge=1024, description="larger request bodies are refused with 413"
+    )
+    max_upload_bytes: int = Field(
+        200_000_000,
+        ge=1024,
+        description="the body limit of file uploads (POST /imports) instead of "
+        "max_request_bytes; larger uploads are refused with 413",
+    )
+    work_dir: Path = Field(
+        Path("sijill-work"),
+        description="where uploaded files wait for their job and jobs leave their results "
+        "(rejects files); created private (mode 0700). Holds personal data: keep it on the "
+        "server's own disk and out of backups that leave the site",
+    )
+    job_workers: int = Field(
+        2, ge=1, description="jobs (imports, ...) run at the same time by each API process"
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="origins allowed to call the API from a browser"

@@ -1,4 +1,5 @@
-"""`/households`: register, read (now or as of a date), change, search, history.
+"""`/households`: register, read (now or as of a date), change, search, history; `/imports`:
+import a file as a job (202, then `/jobs/{id}`).
 
 Handlers only translate HTTP to `registry.service` calls; the transaction is the request's
 (`SessionDep` commits when the handler returns).
@@ -8,12 +9,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Path,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 
 from sijill.core.errors import FieldError, InvalidInput
 from sijill.core.ids import parse_id
 from sijill.core.problems import problem_responses
+from sijill.jobs import service as jobs
+from sijill.jobs.deps import RunnerDep
+from sijill.jobs.schemas import JobPublic
 from sijill.registry import service
+from sijill.registry.bulk.jobs import IMPORT, receive_upload
 from sijill.registry.schemas import (
     HouseholdCreate,
     HouseholdHistoryPublic,
@@ -31,6 +47,9 @@ from sijill.security.deps import (
 )
 
 router = APIRouter(prefix="/households", tags=["households"])
+imports_router = APIRouter(prefix="/imports", tags=["imports"])
+# Its body limit is settings.max_upload_bytes, not max_request_bytes (sijill.middleware).
+UPLOAD_PATH = "/imports"
 # Text the database can store: PostgreSQL refuses NUL characters.
 NO_NUL = r"^[^\x00]*$"
 
@@ -206,3 +225,54 @@ def read_household_history(
     household_id: HouseholdId, session: SessionDep, principal: PrincipalDep
 ) -> HouseholdHistoryPublic:
     return service.household_history(session, principal, household_id)
+
+
+@imports_router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="start_import",
+    responses=problem_responses(429),
+    summary="Import a file of households and their members, as a job",
+)
+def start_import(
+    session: SessionDep,  # appends the audit record of a refusal
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    runner: RunnerDep,
+    request: Request,
+    response: Response,
+    file: Annotated[
+        UploadFile,
+        File(
+            description="CSV, XLSX or Parquet, one row per person with their household's "
+            "fields (docs/data-format.md); at most the server's max_upload_bytes"
+        ),
+    ],
+    mapping: Annotated[
+        UploadFile | None,
+        File(description="YAML mapping of the file's columns and codes (docs/import-mapping.md)"),
+    ] = None,
+    source: Annotated[
+        str | None,
+        Form(
+            max_length=64,
+            pattern=NO_NUL,
+            description="name of the source system (record keys are unique within it); by "
+            "default the mapping's, else the file's name",
+        ),
+    ] = None,
+) -> JobPublic:
+    """Checks the upload and answers 202 at once: the import runs in the background, as
+    `sijill import` would run it (every row checked, batches committed whole, rejects with
+    their reasons). Follow `Location` (`/jobs/{id}`) until the job has ended."""
+    params = receive_upload(
+        principal,
+        settings,
+        file.filename,
+        file.file,
+        mapping.file if mapping is not None else None,
+        source or None,
+    )
+    job = runner.start(IMPORT, params, principal)
+    response.headers["Location"] = str(request.url_for("read_job", job_id=str(job.id)))
+    return jobs.public(job, settings.work_dir)

@@ -30,11 +30,11 @@ from sijill.core.errors import InvalidInput
 from sijill.core.settings import Settings
 from sijill.identity.national_id import Scheme
 from sijill.registry.bulk.batches import ORPHAN_MESSAGE, Batch, flat_batches, paired_batches
-from sijill.registry.bulk.fields import HOUSEHOLD_KEY, PERSON_KEY
 from sijill.registry.bulk.mapping import Mapping, load_mapping, unmapped_columns
 from sijill.registry.bulk.sources import SUFFIXES, count_rows, read_batches
 from sijill.registry.bulk.validate import REJECT_SCHEMA, Context, check_households, check_persons
 from sijill.registry.bulk.writer import BatchCounts, BatchWriter, stamp
+from sijill.registry.fields import HOUSEHOLD_KEY, PERSON_KEY
 from sijill.security.audit.service import append_now
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
@@ -264,10 +264,13 @@ def import_path(
     principal: Principal | None = None,
     progress: Progress | None = None,
     stage: Callable[[str], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> ImportReport:
     """Import a file or synth folder as `principal` (a registrar: only rows in their areas are
     taken; the others are rejected). The areas file of a synth folder is loaded only for a
-    user who may manage areas. `stage` hears of the final index build of an initial load."""
+    user who may manage areas. `stage` hears of the final index build of an initial load.
+    `cancelled` is asked before each batch (a job's cancellation): once it says so, the import
+    stops as after Ctrl-C, committing the batches in hand, and says it was interrupted."""
     principal = principal or Principal.system("import")
     action = Permission.HOUSEHOLD_IMPORT
     principal.require(action)
@@ -315,7 +318,7 @@ def import_path(
     try:
         with _stop_on_ctrl_c(ctrl_c) as stop_requested:
             for batch in batches:
-                if stop_requested():
+                if stop_requested() or (cancelled is not None and cancelled()):
                     raise KeyboardInterrupt
                 households, persons, rejects = check_batch(batch, ctx, plan.source)
                 report.households_read += batch.households.height
