@@ -212,6 +212,15 @@ _KEEP, _DROP = Export.KEEP, Export.DROP
 
 _LIST_OF_CODES = "list of {codes}"
 
+
+def _dwelling_codes(*entries: tuple[str, Labels]) -> tuple[Field, ...]:
+    """Coded dwelling fields: one of `codes.HOUSEHOLD_CODES`, kept by the export."""
+    return tuple(
+        Field(name, Kind.CODE, labels, _KEEP, codes=codes.HOUSEHOLD_CODES[name], column_length=24)
+        for name, labels in entries
+    )
+
+
 HOUSEHOLD = Catalogue(
     "household",
     (
@@ -276,24 +285,14 @@ HOUSEHOLD = Catalogue(
             unit="decimal degrees",
             doc="decimal degrees, optional",
         ),
-        *(
-            Field(
-                name,
-                Kind.CODE,
-                labels,
-                _KEEP,
-                codes=codes.HOUSEHOLD_CODES[name],
-                column_length=24,
-            )
-            for name, labels in (
-                (
-                    "dwelling_tenure",
-                    Labels("حيازة المسكن", "statut d'occupation du logement", "dwelling tenure"),
-                ),
-                ("dwelling_walls", Labels("مادة الجدران", "matériau des murs", "wall material")),
-                ("dwelling_roof", Labels("مادة السقف", "matériau du toit", "roof material")),
-                ("dwelling_floor", Labels("مادة الأرضية", "matériau du sol", "floor material")),
-            )
+        *_dwelling_codes(
+            (
+                "dwelling_tenure",
+                Labels("حيازة المسكن", "statut d'occupation du logement", "dwelling tenure"),
+            ),
+            ("dwelling_walls", Labels("مادة الجدران", "matériau des murs", "wall material")),
+            ("dwelling_roof", Labels("مادة السقف", "matériau du toit", "roof material")),
+            ("dwelling_floor", Labels("مادة الأرضية", "matériau du sol", "floor material")),
         ),
         Field(
             "dwelling_rooms",
@@ -305,24 +304,14 @@ HOUSEHOLD = Catalogue(
             description="sleeping rooms",
             doc="integer {minimum} to {maximum} (sleeping rooms)",
         ),
-        *(
-            Field(
-                name,
-                Kind.CODE,
-                labels,
-                _KEEP,
-                codes=codes.HOUSEHOLD_CODES[name],
-                column_length=24,
-            )
-            for name, labels in (
-                (
-                    "water_source",
-                    Labels("مصدر مياه الشرب", "source d'eau de boisson", "drinking water"),
-                ),
-                ("sanitation", Labels("الصرف الصحي", "assainissement", "sanitation")),
-                ("cooking_fuel", Labels("وقود الطهي", "combustible de cuisson", "cooking fuel")),
-                ("electricity", Labels("مصدر الكهرباء", "source d'électricité", "electricity")),
-            )
+        *_dwelling_codes(
+            (
+                "water_source",
+                Labels("مصدر مياه الشرب", "source d'eau de boisson", "drinking water"),
+            ),
+            ("sanitation", Labels("الصرف الصحي", "assainissement", "sanitation")),
+            ("cooking_fuel", Labels("وقود الطهي", "combustible de cuisson", "cooking fuel")),
+            ("electricity", Labels("مصدر الكهرباء", "source d'électricité", "electricity")),
         ),
         Field(
             "assets",
