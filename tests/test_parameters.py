@@ -45,7 +45,7 @@ def test_the_value_in_force_on_each_side_of_a_change(tmp_path):
         (AMOUNT.replace("unit: MAD\n", ""), "the field 'unit' is missing"),
         (AMOUNT.replace("2024-01-01", "January 2024"), "'January 2024' is not a date"),
         (AMOUNT.replace("    value: 250.50\n", "    amount: 250.50\n"), "'value' is missing"),
-        ("description: [unclosed", "cannot read the parameter"),
+        ("description: [unclosed", "is not valid YAML"),
     ],
 )
 def test_a_bad_file_is_named_with_the_field_at_fault(tmp_path, text, message):

@@ -4,15 +4,14 @@ district → locality), loaded from a CSV, with optional GeoJSON polygons.
 It lives in `core` because every layer scopes by it: users' grants (security), households
 (registry), and every report and payment batch after them."""
 
-import csv
-import json
 from pathlib import Path
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from sijill.core.db import Base, Json
-from sijill.core.errors import ErrorCollector, InvalidInput
+from sijill.core.errors import ErrorCollector
+from sijill.core.files import read_json, read_table
 
 AREA_LEVELS = ("country", "governorate", "district", "locality")
 
@@ -39,22 +38,23 @@ def load_areas(session: Session, csv_path: Path, geojson_path: Path | None = Non
     in the hierarchy, whatever the file's order."""
     if geojson_path is None and csv_path.with_suffix(".geojson").exists():
         geojson_path = csv_path.with_suffix(".geojson")
-    try:
-        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError as error:
-        raise InvalidInput(f"{csv_path}: cannot read ({error.strerror})") from None
-    geometries = _geometries(geojson_path) if geojson_path else {}
+    rows: list[dict] = []
     errors = ErrorCollector()
-    for number, row in enumerate(rows, start=2):
+    for batch in read_table(csv_path, 10_000):
+        rows += batch.rows.to_dicts()
+        for number, reason in batch.rejects.select("row", "message").iter_rows():
+            errors.add("line", reason, number)
+    geometries = _geometries(geojson_path) if geojson_path else {}
+    for row in rows:
+        number = row["_row"]
         if not row.get("code"):
             errors.add("code", "is empty", number)
         if row.get("level") not in AREA_LEVELS:
             errors.add("level", f"must be one of {', '.join(AREA_LEVELS)}", number)
     codes = {row.get("code") for row in rows}
     existing = dict(session.execute(select(Area.code, Area)).all())
-    for number, row in enumerate(rows, start=2):
-        parent = row.get("parent_code") or None
+    for row in rows:
+        number, parent = row["_row"], row.get("parent_code") or None
         if parent and parent not in codes and parent not in existing:
             errors.add("parent_code", f"'{parent}' is not an area in the file or registry", number)
     errors.raise_if_any(f"{csv_path.name}: the areas file has errors")
@@ -77,7 +77,9 @@ def load_areas(session: Session, csv_path: Path, geojson_path: Path | None = Non
 
 
 def _geometries(path: Path) -> dict[str, dict]:
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_json(path)
+    if not isinstance(data, dict):
+        return {}
     return {
         feature["properties"]["code"]: feature["geometry"]
         for feature in data.get("features", [])

@@ -21,9 +21,8 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from sijill.core.errors import InvalidInput
+from sijill.core.files import read_yaml
 
 Value = int | Decimal | str | bool
 
@@ -73,10 +72,7 @@ def _number(value: object) -> Value:
 
 
 def load_parameter(path: Path) -> Parameter:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise InvalidInput(f"{path.name}: cannot read the parameter ({error})") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise InvalidInput(f"{path.name}: a parameter file is a mapping of fields")
     for field in ("description", "unit", "reference", "values"):

@@ -7,13 +7,13 @@ complete households, so it is committed whole or not at all.
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from sijill.core.files import REJECTS, read_table
 from sijill.registry.bulk.mapping import Mapping, apply_mapping
-from sijill.registry.bulk.sources import read_batches
 from sijill.registry.fields import HOUSEHOLD, HOUSEHOLD_KEY
 
 ROW = "_row"
@@ -28,11 +28,35 @@ class Batch:
     households: pl.DataFrame
     persons: pl.DataFrame
     orphans: pl.DataFrame  # person rows that belong to no household of the source
+    # Lines of the households and persons files that could not be read (core.files rejects).
+    unreadable_households: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=REJECTS)
+    )
+    unreadable_persons: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=REJECTS))
 
 
-def _frames(path: Path, rows: int, mapping: Mapping) -> Iterator[pl.DataFrame]:
-    for frame in read_batches(path, rows, sheet=mapping.sheet):
-        yield apply_mapping(frame, mapping)
+class _Unreadable:
+    """The rejects a reader found, kept until the batch that reports them is made."""
+
+    def __init__(self):
+        self._found: list[pl.DataFrame] = []
+
+    def keep(self, rejects: pl.DataFrame) -> None:
+        if rejects.height:
+            self._found.append(rejects)
+
+    def take(self) -> pl.DataFrame:
+        found, self._found = self._found, []
+        return pl.concat(found) if found else pl.DataFrame(schema=REJECTS)
+
+    def __bool__(self) -> bool:
+        return bool(self._found)
+
+
+def _frames(path: Path, rows: int, mapping: Mapping, unreadable: _Unreadable):
+    for batch in read_table(path, rows, sheet=mapping.sheet):
+        unreadable.keep(batch.rejects)
+        yield apply_mapping(batch.rows, mapping)
 
 
 def _empty_like(frame: pl.DataFrame) -> pl.DataFrame:
@@ -42,8 +66,9 @@ def _empty_like(frame: pl.DataFrame) -> pl.DataFrame:
 def paired_batches(
     households_path: Path, persons_path: Path, size: int, mapping: Mapping
 ) -> Iterator[Batch]:
-    household_frames = _frames(households_path, size, mapping)
-    person_frames = _frames(persons_path, size * 5, mapping)
+    households_unreadable, persons_unreadable = _Unreadable(), _Unreadable()
+    household_frames = _frames(households_path, size, mapping, households_unreadable)
+    person_frames = _frames(persons_path, size * 5, mapping, persons_unreadable)
     current = next(household_frames, None)
     carry: pl.DataFrame | None = None
     while current is not None:
@@ -77,8 +102,22 @@ def paired_batches(
             households=current,
             persons=pl.concat(taken) if taken else _empty(template),
             orphans=pl.concat(orphans) if orphans else _empty(template),
+            unreadable_households=households_unreadable.take(),
+            unreadable_persons=persons_unreadable.take(),
         )
         current = upcoming
+    # Lines the readers rejected after the last household (or in a file without any).
+    for _ in person_frames:
+        pass
+    if households_unreadable or persons_unreadable:
+        empty = _empty(None)
+        yield Batch(
+            empty,
+            empty,
+            empty,
+            households_unreadable.take(),
+            persons_unreadable.take(),
+        )
 
 
 def _empty(template: pl.DataFrame | None) -> pl.DataFrame:
@@ -93,7 +132,8 @@ def flat_batches(path: Path, size: int, mapping: Mapping) -> Iterator[Batch]:
     """One row per person; rows of a household are contiguous. Household fields are taken
     from the household's first row."""
     carry: pl.DataFrame | None = None
-    for frame in _frames(path, size * 5, mapping):
+    unreadable = _Unreadable()
+    for frame in _frames(path, size * 5, mapping, unreadable):
         if carry is not None and carry.height:
             frame = pl.concat([carry, frame], how="diagonal_relaxed")
         # The last household may continue in the next chunk: hold it back.
@@ -101,10 +141,10 @@ def flat_batches(path: Path, size: int, mapping: Mapping) -> Iterator[Batch]:
         tail = frame.select((pl.col(HOUSEHOLD_KEY) == last_key).fill_null(False).alias("t"))["t"]
         boundary = _trailing_run_start(tail)
         carry, frame = frame.slice(boundary), frame.slice(0, boundary)
-        if frame.height:
-            yield _split_flat(frame)
-    if carry is not None and carry.height:
-        yield _split_flat(carry)
+        if frame.height or unreadable:
+            yield _split_flat(frame, unreadable.take())
+    if (carry is not None and carry.height) or unreadable:
+        yield _split_flat(carry if carry is not None else _empty(None), unreadable.take())
 
 
 def _trailing_run_start(flags: pl.Series) -> int:
@@ -115,11 +155,11 @@ def _trailing_run_start(flags: pl.Series) -> int:
     return int(falses[-1]) + 1 if falses.len() else 0
 
 
-def _split_flat(frame: pl.DataFrame) -> Batch:
+def _split_flat(frame: pl.DataFrame, unreadable: pl.DataFrame) -> Batch:
     household_columns = [c for c in frame.columns if c in HOUSEHOLD.exchange or c == ROW]
     households = (
         frame.filter(pl.col(HOUSEHOLD_KEY).is_not_null())
         .unique(HOUSEHOLD_KEY, keep="first", maintain_order=True)
         .select(household_columns)
     )
-    return Batch(households=households, persons=frame, orphans=frame.clear())
+    return Batch(households, frame, frame.clear(), unreadable_households=unreadable)

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-import yaml
 
 from sijill.core.errors import InvalidInput
+from sijill.core.files import read_yaml
 from sijill.identity.digits import LOCAL_NUMBER_CHARACTERS, ascii_number_column
 from sijill.registry.fields import EXCHANGE_FIELDS, exchange_field
 
@@ -21,15 +21,12 @@ class Mapping:
     sheet: str | None = None
     date_order: DateOrder = "dmy"
     columns: dict[str, str] = field(default_factory=dict)
-    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    values: dict[str, dict[str, str | None]] = field(default_factory=dict)  # None: missing
     defaults: dict[str, str] = field(default_factory=dict)
 
 
 def load_mapping(path: Path) -> Mapping:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise InvalidInput(f"{path.name}: cannot read the mapping ({error})") from None
+    raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise InvalidInput(f"{path.name}: a mapping is a YAML dictionary")
     problems: list[str] = []
@@ -42,7 +39,8 @@ def load_mapping(path: Path) -> Mapping:
         if target not in EXCHANGE_FIELDS
     ]
     values = {
-        str(target): {str(k): str(v) for k, v in (codes or {}).items()}
+        # An agency's "unknown" code maps to null (`UNK: null`): the value is missing.
+        str(target): {str(k): None if v is None else str(v) for k, v in (codes or {}).items()}
         for target, codes in (raw.get("values") or {}).items()
     }
     problems += [
