@@ -67,3 +67,36 @@ def test_vectorised_tckimlik_accepts_what_stdnum_accepts(payload):
     number = str(payload) + tckimlik.calc_check_digits(str(payload))
     assert tckimlik.is_valid(number)
     assert Scheme("tr.tckimlik").valid_column(pl.Series([number, None]))[0]
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ("عبد الرحمن", "عبدالرحمن", "عبد  الرحمن"),
+        ("Abdel Rahman", "Abdelrahman", "Abd el-Rahman", "ABD EL RAHMAN"),
+        ("Abdul Aziz", "Abdulaziz", "Abd ul-Aziz"),
+        ("Abd Allah", "Abdallah", "Abd'allah"),
+    ],
+)
+def test_compound_names_fold_together(spellings):
+    assert len({normalise_name(spelling) for spelling in spellings}) == 1
+
+
+def test_compound_fold_joins_only_a_whole_abd_to_the_next_word():
+    assert normalise_name("محمد عبد الله") == "محمد عبدالله"
+    assert normalise_name("Abdin Ahmad") == "abdin ahmad"
+    assert normalise_name("Rahman Abd") == "rahman abd"
+    assert normalise_name("عبد") == "عبد"
+
+
+_COMPOUND_WORDS = st.sampled_from(
+    ["عبد", "عبدال", "الرحمن", "abd", "Abdel", "el", "al", "ul", "oul", "rahman", " ", "-", "'"]
+)
+
+
+@given(st.lists(st.lists(_COMPOUND_WORDS, max_size=6).map(" ".join), max_size=20))
+def test_bulk_and_single_compound_folds_agree(names):
+    bulk = pl.DataFrame({"n": names}, schema={"n": pl.String}).select(
+        normalise_name_column(pl.col("n"))
+    )
+    assert bulk["n"].to_list() == [normalise_name(n) for n in names]

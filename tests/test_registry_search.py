@@ -124,3 +124,22 @@ def test_search_households_combines_criteria(client):
     found = client.get("/households", params={"name": "salim"}).json()
     assert found["count"] == 2
     assert found["data"][0]["members"][0]["given_name_lat"] == "Salim"
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ("عبد الرحمن", "عبدالرحمن"),
+        ("Abdel Rahman", "Abdelrahman", "Abd el-Rahman"),
+        ("Abd Allah", "Abdallah", "Abd'allah"),
+    ],
+)
+def test_search_finds_compound_names_written_in_one_word_or_two(client, spellings):
+    """Clerks write "عبد الرحمن" and "عبدالرحمن" alike: each spelling finds every other."""
+    ids = []
+    for spelling in spellings:
+        field = "given_name_ar" if spelling[0] == "ع" else "given_name_lat"
+        ids.append(register(client, members=[person(**{field: spelling})])["household_id"])
+    for spelling in spellings:
+        found, count = search(client, name=f"{spelling} Al-Khatib", page_size=3)
+        assert (sorted(found), count) == (sorted(ids), len(ids)), spelling

@@ -2,7 +2,10 @@
 long work, and one clear line for a user's mistake.
 
 Messages and progress go to stderr, results (tables, JSON, CSV) to stdout, so a script can pipe
-`sijill ... --output json` while a person still sees what happens. Commands import these through
+`sijill ... --output json` while a person still sees what happens. Whatever is printed may hold
+stored data, so nothing printed can act on the terminal (`core.outgoing.for_terminal`: control
+and bidi characters are written visibly, JSON escapes them) and no CSV cell can run as a
+spreadsheet formula (`spreadsheet_cell`). Commands import these through
 `sijill.security.cli_common` (which adds the acting user); only `sijill synth`, which may not
 import security, imports this module directly.
 """
@@ -29,6 +32,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
+
+from sijill.core.outgoing import for_terminal, json_for_terminal, spreadsheet_cell
 
 console = Console(stderr=True)
 
@@ -65,16 +71,18 @@ def _column(column: str | Column) -> Column:
 
 
 def _text(value: Any, show: Callable[[Any], str] = str) -> str:
-    """A value as a table or CSV cell: nothing for None, a list as `a, b`."""
+    """A value as a table or CSV cell: nothing for None, a list as `a, b`; nothing in it acts
+    on a terminal."""
     if value is None:
         return ""
     if isinstance(value, list | tuple):
-        return ", ".join(str(item) for item in value)
-    return show(value)
+        return for_terminal(", ".join(str(item) for item in value))
+    return for_terminal(show(value))
 
 
 def _write_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str) + "\n")
+    dumped = json.dumps(value, ensure_ascii=False, default=str)
+    sys.stdout.write(json_for_terminal(dumped) + "\n")
     sys.stdout.flush()  # before `serve` or `demo` go on serving
 
 
@@ -95,14 +103,15 @@ def emit(
     if output is Output.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(keys)
-        writer.writerows([[_text(row.get(key)) for key in keys] for row in rows])
+        writer.writerows([[spreadsheet_cell(_text(row.get(key))) for key in keys] for row in rows])
         sys.stdout.flush()
         return
-    table = Table(title=title)
+    table = Table(title=for_terminal(title) if title else None)
     for column in spec:
         table.add_column(column.heading or column.key, justify=column.justify)
     for row in rows:
-        table.add_row(*[_text(row.get(column.key), column.show) for column in spec])
+        # Text, not markup: a stored "[link=...]" is shown, never made a link.
+        table.add_row(*[Text(_text(row.get(column.key), column.show)) for column in spec])
     Console().print(table)
 
 
@@ -120,9 +129,9 @@ def emit_one(
     object or a CSV header and one row."""
     if output is Output.table:
         if message is not None:
-            console.print(message, soft_wrap=soft_wrap)
+            console.print(for_terminal(message, newlines=True), soft_wrap=soft_wrap)
         if echo is not None:
-            typer.echo(echo)
+            typer.echo(for_terminal(echo, newlines=True))
     elif output is Output.json:
         _write_json(result)
     else:
@@ -169,5 +178,5 @@ def progress_bar(
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """One clear line on stderr and a non-zero exit: `raise fail("...")`."""
-    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
+    typer.secho(f"Error: {for_terminal(message, newlines=True)}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)

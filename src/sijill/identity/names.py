@@ -27,7 +27,16 @@ LATIN_RULES: list[tuple[str, str]] = [
     ("[^0-9a-z\u0600-\u06ff]+", " "),
     ("^ +| +$", ""),
 ]
-_COMPILED = [(re.compile(p), r) for p, r in ARABIC_RULES + LATIN_RULES]
+# Compound names written in one word or two: "عبد الرحمن" = "عبدالرحمن", "Abdel Rahman" =
+# "Abd el-Rahman" = "Abdelrahman" (an article after "abd" joins too). Run on the folded form
+# (single spaces, none at the ends), so "(^| )" is a word's start. Replacements are written
+# for Polars ($1); Python's `re` reads them as \g<1>.
+COMPOUND_RULES: list[tuple[str, str]] = [
+    ("(^| )\u0639\u0628\u062f ", "${1}\u0639\u0628\u062f"),
+    ("(^| )abd ?(el|al|ul|ol|oul)? ", "${1}abd${2}"),
+]
+RULES = ARABIC_RULES + LATIN_RULES + COMPOUND_RULES
+_COMPILED = [(re.compile(p), re.sub(r"\$\{(\d)\}", r"\\g<\1>", r)) for p, r in RULES]
 
 
 def normalise_name(text: str | None) -> str:
@@ -41,7 +50,7 @@ def normalise_name(text: str | None) -> str:
 
 def normalise_name_column(column: pl.Expr) -> pl.Expr:
     expr = column.fill_null("").str.normalize("NFKD").str.to_lowercase()
-    for pattern, replacement in ARABIC_RULES + LATIN_RULES:
+    for pattern, replacement in RULES:
         expr = expr.str.replace_all(pattern, replacement)
     return expr
 

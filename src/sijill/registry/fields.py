@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from sijill.identity.names import NAME_PARTS
+from sijill.identity.text import TextKind
 from sijill.registry import codes
 from sijill.security.consent import CONSENT_PURPOSES, DATA_SHARING_PREFIX
 
@@ -165,6 +166,16 @@ class Field:
     def as_written(self) -> bool:
         """Free text and names keep their own digits; other text is cleaned (`bulk.mapping`)."""
         return self.kind in (Kind.TEXT, Kind.NAME)
+
+    @property
+    def text_kind(self) -> TextKind | None:
+        """The rule of characters the field's text must follow (`identity.text`), applied by
+        the API (`registry.schemas`) and the import (`bulk.validate`) alike: names take the
+        name rule (letters of Arabic or Latin script, spaces, hyphens, apostrophes), other
+        free text (address, enumerator) the text rule (adds digits, punctuation, symbols).
+        Other kinds are read by stricter rules of their own (codes, numbers, dates, phones,
+        document numbers), which no control or format character passes."""
+        return {Kind.NAME: TextKind.NAME, Kind.TEXT: TextKind.TEXT}.get(self.kind)
 
     @property
     def own_digits_rule(self) -> bool:

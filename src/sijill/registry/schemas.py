@@ -33,6 +33,7 @@ from sijill.core import clock
 from sijill.core.errors import InvalidInput
 from sijill.core.ids import parse_id
 from sijill.identity.phones import normalise_phone
+from sijill.identity.text import TextKind, clean_text
 from sijill.registry import codes, fields
 from sijill.registry.fields import Kind
 from sijill.security.consent import consent_purpose_problem
@@ -116,6 +117,12 @@ def _described(field: fields.Field, **constraints: Any) -> dict[str, Any]:
     return constraints
 
 
+def _following(kind: TextKind) -> AfterValidator:
+    """The characters rule of `identity.text`: a refused value answers 422 naming the field
+    and the character, never the value; an accepted one is kept NFC-normalised."""
+    return AfterValidator(lambda value: clean_text(kind, value))
+
+
 def _input_field(field: fields.Field, *, required: bool | None = None) -> tuple[Any, FieldInfo]:
     """(annotation, FieldInfo) of a catalogue field in the input models. Literal[tuple] spells
     out every value, so the OpenAPI document lists each code list."""
@@ -133,14 +140,21 @@ def _input_field(field: fields.Field, *, required: bool | None = None) -> tuple[
         return bool, Field(default=field.default, **extra)
     if kind is Kind.NAME:
         # The bounds on the string itself, as the OpenAPI document has always shown them.
-        name = Annotated[str, Field(min_length=1, max_length=field.max_length)]
+        name = Annotated[
+            str,
+            Field(min_length=1, max_length=field.max_length),
+            _following(field.text_kind),
+        ]
         return name if required else name | None, Field(**optional, **extra)
     if kind is Kind.AREA or kind is Kind.DOCUMENT_NUMBER:
         extra.update(min_length=1, max_length=field.max_length)
         annotation: Any = str
     elif kind is Kind.CODE:
         annotation = Literal[field.codes]
-    elif kind in (Kind.TEXT, Kind.PHONE):
+    elif kind is Kind.TEXT:
+        bounded = Field(max_length=field.max_length)
+        annotation = Annotated[str, bounded, _following(field.text_kind)]
+    elif kind is Kind.PHONE:
         annotation, extra["max_length"] = str, field.max_length
     elif kind is Kind.COUNTRY:
         annotation, extra["pattern"] = str, fields.COUNTRY_PATTERN
