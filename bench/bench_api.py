@@ -16,8 +16,9 @@ stopped at the end, whatever happens.
   to the registry.
 
 Every request carries an administrator's bearer token (a user `bench-api-<time>` made through
-the service layer, its token signed with the server's keyring /tmp/sijill-bench/api/keys.json),
-so reads and writes are authenticated and audited as in production.
+the service layer), so reads and writes are authenticated and audited as in production. The
+server uses the keyring the registry was imported with (/tmp/sijill-bench/keys.json, shared
+with bench_import.py): with another one it would refuse to start.
 
 Each is run `wrk -t1 -c32 -d20s --latency` (1 thread, 32 connections): a warm-up run, then
 `--runs` measured runs; figures are medians. Responses outside 2xx are counted by the Lua
@@ -38,10 +39,10 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
-from common import PG_ADMIN_URL, ROOT, SIJILL, bench_user, median, record
+from common import BENCH_KEY_FILE, PG_ADMIN_URL, ROOT, SIJILL, bench_user, median, record
 
 WORK = Path("/tmp/sijill-bench/api")
-KEY_FILE = WORK / "keys.json"  # the server's keyring: its tokens are signed with it
+KEY_FILE = BENCH_KEY_FILE  # the registry's keyring, shared with bench_import.py
 TOKEN_FILE = WORK / "token.txt"  # an administrator's access token, sent on every request
 BENCH = ROOT / "bench"
 DEFAULT_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/sijill_bench"

@@ -32,14 +32,14 @@ from pathlib import Path
 
 import psycopg
 import pyarrow.parquet as pq
-from common import PG_ADMIN_URL, SIJILL, bench_user, median, record, run_measured
+from common import BENCH_KEY_FILE, PG_ADMIN_URL, SIJILL, bench_user, median, record, run_measured
 
 from sijill.registry.bulk import initial_load
 
 WORK = Path("/tmp/sijill-bench")
 TABLES = ("area", "household", "person", "membership")
 KEEP = "sijill_bench"  # the 1M registry bench_api.py serves
-KEY_FILE = WORK / "import-keys.json"
+KEY_FILE = BENCH_KEY_FILE  # the registry's keyring, shared with bench_api.py
 PG_CLUSTER = ("15", "main")
 TUNING = {
     "shared_buffers": "4GB",

@@ -13,6 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 SIJILL = ROOT / ".venv" / "bin" / "sijill"
+# The keyring of the registry bench_import.py leaves in `sijill_bench`: bench_api.py serves that
+# registry, so it must use the same keys (a server with other keys is refused at start).
+BENCH_KEY_FILE = Path("/tmp/sijill-bench/keys.json")
 PG_ADMIN_URL = os.environ.get(
     "SIJILL_BENCH_PG", "postgresql+psycopg://sijill:sijill@localhost:5432/postgres"
 )

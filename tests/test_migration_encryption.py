@@ -123,6 +123,9 @@ def test_upgrade_encrypts_every_identifier_without_losing_a_row(fresh_url, key_f
                 "FROM person_version ORDER BY person_id"
             )
         ).all()
+        # Migration 0011 notes the key the values are under, for servers to check at start.
+        noted = connection.execute(text("SELECT key_id FROM key_in_use")).scalars().all()
+    assert noted == [keyring.active]
     assert len(stored) == len(persons) and len(stored_versions) == len(versions)
     for before, after in ((persons, stored), (versions, stored_versions)):
         for (pid, kind, number, phone), row in zip(sorted(before), after, strict=True):

@@ -30,7 +30,7 @@ def keyring(key_path):
 def test_missing_key_file_is_created_private_with_every_key(key_path, keyring):
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
     data = json.loads(key_path.read_text())
-    assert data["active"] == "k1" and list(data["keys"]) == ["k1"]
+    assert list(data["keys"]) == [data["active"]] == keyring.key_ids
     assert {"index_key", "token_key", "pseudonym_key"} <= data.keys()
     assert len(keyring.token_key) == 32
     assert Keyring.load(key_path).token_key == keyring.token_key
@@ -38,8 +38,8 @@ def test_missing_key_file_is_created_private_with_every_key(key_path, keyring):
 
 def test_round_trip_and_compact_ascii_token(keyring):
     token = keyring.encrypt("national_id", NUMBER)
-    assert token.startswith("k1.") and token.isascii() and NUMBER not in token
-    assert len(token) <= 60
+    assert token.startswith(f"{keyring.active}.") and token.isascii() and NUMBER not in token
+    assert len(token) <= 66
     assert keyring.decrypt("national_id", token) == NUMBER
     # A fresh nonce each time: equal numbers do not give equal ciphertexts.
     assert keyring.encrypt("national_id", NUMBER) != token
@@ -69,7 +69,9 @@ def test_a_column_encrypts_as_the_values_one_by_one(tmp_path_factory, values):
     assert [t is None for t in tokens] == [v is None for v in values]
     assert keyring.decrypt_many("phone", tokens) == values
     single = keyring.encrypt("phone", "x")
-    assert all(t.startswith("k1.") and "=" not in t and t.isascii() for t in tokens if t)
+    assert all(
+        t.startswith(f"{keyring.active}.") and "=" not in t and t.isascii() for t in tokens if t
+    )
     assert "=" not in single
 
 
@@ -80,6 +82,41 @@ def _shared_keyring(tmp_path_factory) -> Keyring:
     if "keyring" not in _SHARED:
         _SHARED["keyring"] = Keyring.load(tmp_path_factory.mktemp("prop") / "keys.json")
     return _SHARED["keyring"]
+
+
+def test_key_ids_are_fingerprints_unique_to_their_keyring(tmp_path):
+    """Two keyrings made apart never name a key alike (every new one used to say `k1`), and
+    an id is derived from its key, never the key itself."""
+    ids = [Keyring.load(tmp_path / f"keys-{n}.json").active for n in range(20)]
+    assert len(set(ids)) == 20 and all(keys.KEY_ID.fullmatch(kid) for kid in ids)
+    data = json.loads((tmp_path / "keys-0.json").read_text())
+    kid, secret = next(iter(data["keys"].items()))
+    assert kid == keys.fingerprint(keys._unb64(secret)) and kid not in secret
+
+
+# A key file as Sijill wrote them before fingerprints (keys named k1, k2, ...), and a token the
+# code of that time encrypted with it: old ids stay valid.
+_OLD_FILE = {
+    "active": "k1",
+    "keys": {"k1": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"},
+    "index_key": "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI",
+    "token_key": "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM",
+    "pseudonym_key": "BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ",
+}
+_OLD_TOKEN = "k1._givqjhRfttEZ_1nf5Peyi--q6ApvLRKHr6Ns6_p0ZVXFavBLqZY"
+
+
+def test_a_key_file_of_numbered_keys_still_reads_what_it_encrypted(key_path):
+    key_path.write_text(json.dumps(_OLD_FILE))
+    os.chmod(key_path, 0o600)
+    keyring = Keyring.load(key_path)
+    assert keyring.decrypt("national_id", _OLD_TOKEN) == NUMBER
+    assert keyring.blind_index(NUMBER) == "d8cfd516ad99b3fe6878058f957793d0"
+    assert keyring.encrypt("phone", PHONE).startswith("k1.")
+    kid = add_key(key_path)
+    keyring.reload()
+    assert keyring.key_ids == ["k1", kid] and kid == keyring.active != "k1"
+    assert keyring.decrypt("national_id", _OLD_TOKEN) == NUMBER
 
 
 def test_tampered_ciphertext_is_refused_without_showing_the_value(keyring):
@@ -106,7 +143,7 @@ def test_ciphertext_relabelled_with_another_key_id_is_refused(key_path, keyring)
     add_key(key_path)
     keyring.reload()
     with pytest.raises(DecryptionError):
-        keyring.decrypt("national_id", "k2." + token.split(".", 1)[1])
+        keyring.decrypt("national_id", f"{keyring.active}." + token.split(".", 1)[1])
 
 
 def test_unknown_key_id_reloads_the_key_file_once(key_path, keyring):
@@ -115,16 +152,17 @@ def test_unknown_key_id_reloads_the_key_file_once(key_path, keyring):
     token = Keyring.load(key_path).encrypt("national_id", NUMBER)
     assert token.startswith(f"{kid}.") and kid not in keyring.key_ids
     assert keyring.decrypt("national_id", token) == NUMBER
-    assert keyring.key_ids == ["k1", "k2"]
+    assert keyring.key_ids[1:] == [kid]
     with pytest.raises(DecryptionError, match="'k9'"):
         keyring.decrypt("national_id", "k9." + token.split(".", 1)[1])
 
 
 def test_running_process_switches_to_a_newly_added_active_key(key_path, keyring, monkeypatch):
     monkeypatch.setattr(keys, "REFRESH_SECONDS", 0.0)
-    assert keyring.encrypt("phone", PHONE).startswith("k1.")
-    add_key(key_path)
-    assert keyring.encrypt("phone", PHONE).startswith("k2.")
+    first = keyring.active
+    assert keyring.encrypt("phone", PHONE).startswith(f"{first}.")
+    kid = add_key(key_path)
+    assert kid != first and keyring.encrypt("phone", PHONE).startswith(f"{kid}.")
 
 
 def test_workers_starting_together_share_one_new_key_file(tmp_path):
@@ -153,10 +191,10 @@ def test_key_file_readable_by_others_is_refused(key_path, keyring):
 
 def test_damaged_key_file_is_refused_without_key_material(key_path, keyring):
     data = json.loads(key_path.read_text())
-    secret = data["keys"]["k1"]
-    data["keys"]["k1"] = secret[:-3]
+    secret = data["keys"][keyring.active]
+    data["keys"][keyring.active] = secret[:-3]
     key_path.write_text(json.dumps(data))
-    with pytest.raises(KeyringError, match="key k1") as refused:
+    with pytest.raises(KeyringError, match=f"key {keyring.active}") as refused:
         Keyring.load(key_path)
     assert secret[:10] not in str(refused.value)
     key_path.write_text("{not json")
@@ -188,19 +226,19 @@ def test_pseudonym_is_stable_and_namespaced(tmp_path, keyring):
 
 def test_add_and_remove_keys(key_path, keyring):
     token = keyring.encrypt("national_id", NUMBER)
-    assert add_key(key_path) == "k2"
-    assert add_key(key_path) == "k3"
+    first = keyring.active
+    second, third = add_key(key_path), add_key(key_path)
     reloaded = Keyring.load(key_path)
-    assert reloaded.active == "k3" and reloaded.key_ids == ["k1", "k2", "k3"]
+    assert reloaded.active == third and reloaded.key_ids == [first, second, third]
     assert reloaded.decrypt("national_id", token) == NUMBER
     assert reloaded.token_key == keyring.token_key  # the other keys are kept
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
     with pytest.raises(KeyringError, match="active key"):
-        remove_key(key_path, "k3")
+        remove_key(key_path, third)
     with pytest.raises(KeyringError, match="no key"):
         remove_key(key_path, "k7")
-    remove_key(key_path, "k2")
-    assert Keyring.load(key_path).key_ids == ["k1", "k3"]
+    remove_key(key_path, second)
+    assert Keyring.load(key_path).key_ids == [first, third]
 
 
 def test_concurrent_additions_lose_no_key(key_path, keyring):
@@ -209,7 +247,7 @@ def test_concurrent_additions_lose_no_key(key_path, keyring):
         thread.start()
     for thread in threads:
         thread.join()
-    assert Keyring.load(key_path).key_ids == [f"k{n}" for n in range(1, 8)]
+    assert len(set(Keyring.load(key_path).key_ids)) == 7
 
 
 def test_install_keyring_makes_it_current(key_path, monkeypatch):

@@ -1,6 +1,7 @@
 """Key rotation: every stored identifier re-encrypted in batches, readable all along; a key is
 retired only when nothing needs it any more; `sijill keys` on top of it."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +16,7 @@ from sijill.registry.models import Person, PersonVersion
 from sijill.security.keys import keyring as keys
 from sijill.security.keys.keyring import Keyring, KeyringError, add_key
 from sijill.security.keys.rotation import retire_key, rotate, update_rows, usage
+from sijill.security.keys.usage import key_ids_in_use as noted_key_ids
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -22,8 +24,15 @@ NOW = datetime(2025, 3, 1, tzinfo=UTC)
 @pytest.fixture
 def keyring(tmp_path, monkeypatch):
     """A key file of this test's own, current for its duration; servers (here: every keyring)
-    notice a key file change at once."""
-    keyring = Keyring.load(tmp_path / "keys.json")
+    notice a key file change at once. Its first key is named `k1`, as key files were before
+    key ids were fingerprints: rotating away from such a key works as from any other."""
+    fresh = json.loads(Keyring.load(tmp_path / "fresh.json").path.read_text())
+    path = tmp_path / "keys.json"
+    path.write_text(
+        json.dumps({**fresh, "active": "k1", "keys": {"k1": fresh["keys"].popitem()[1]}})
+    )
+    path.chmod(0o600)
+    keyring = Keyring.load(path)
     monkeypatch.setattr(keys, "_current", keyring)
     monkeypatch.setattr(keys, "REFRESH_SECONDS", 0.0)
     return keyring
@@ -86,7 +95,7 @@ def test_rotation_reencrypts_everything_and_reads_work_before_during_after(
 ):
     expected = make_persons(sessions, 230)
     assert read_all(sessions) == expected
-    assert add_key(keyring.path) == "k2"
+    new = add_key(keyring.path)
     seen_during = []
 
     def progress(done: int, total: int) -> None:
@@ -101,9 +110,9 @@ def test_rotation_reencrypts_everything_and_reads_work_before_during_after(
     assert report.rows == in_table
     assert report.total_rows == _rows_with_identifiers(expected) and report.left == 0
     assert len(seen_during) > 3 and seen_during[-1][0] == seen_during[-1][1]
-    assert key_ids_in_use(engine) == {"k2"}
+    assert key_ids_in_use(engine) == {new}
     assert read_all(sessions) == expected
-    assert usage(engine) == {"k2": sum(_values(ids) for ids in expected.values())}
+    assert usage(engine) == {new: sum(_values(ids) for ids in expected.values())}
     # Nothing left to do: a second rotation changes nothing.
     assert rotate(engine, keyring).total_rows == 0
 
@@ -119,7 +128,7 @@ def _rows_with_identifiers(expected) -> int:
 
 def test_interrupted_rotation_continues_where_it_stopped(engine, sessions, keyring):
     expected = make_persons(sessions, 120)
-    add_key(keyring.path)
+    new = add_key(keyring.path)
 
     class Stop(Exception):
         pass
@@ -130,34 +139,40 @@ def test_interrupted_rotation_continues_where_it_stopped(engine, sessions, keyri
 
     with pytest.raises(Stop):
         rotate(engine, keyring, stop_after_first_batch, batch_rows=50)
-    assert key_ids_in_use(engine) == {"k1", "k2"}
+    assert key_ids_in_use(engine) == {"k1", new}
     assert read_all(sessions) == expected
     report = rotate(engine, keyring, batch_rows=50)
     assert report.total_rows == _rows_with_identifiers(expected) - 50
-    assert key_ids_in_use(engine) == {"k2"}
+    assert key_ids_in_use(engine) == {new}
 
 
 def test_retire_refuses_while_rows_use_the_key(engine, sessions, keyring):
     expected = make_persons(sessions, 30)
-    add_key(keyring.path)
+    new = add_key(keyring.path)
     with pytest.raises(KeyringError, match="rotate"):
         retire_key(engine, keyring.path, "k1")
     with pytest.raises(KeyringError, match="active key"):
-        retire_key(engine, keyring.path, "k2")
+        retire_key(engine, keyring.path, new)
     with pytest.raises(KeyringError, match="not a key id"):
         retire_key(engine, keyring.path, "k1' OR '1'='1")
     rotate(engine, keyring)
+    # What servers check their keyring against: the new key noted before rotation wrote
+    # under it, the old one until it is retired.
+    with engine.connect() as connection:
+        assert set(noted_key_ids(connection)) == {"k1", new}
     retire_key(engine, keyring.path, "k1")
-    assert Keyring.load(keyring.path).key_ids == ["k2"]
+    assert Keyring.load(keyring.path).key_ids == [new]
+    with engine.connect() as connection:
+        assert noted_key_ids(connection) == [new]
     assert read_all(sessions) == expected
 
 
 def test_retire_waits_until_servers_can_have_noticed_the_new_key(engine, keyring, monkeypatch):
-    add_key(keyring.path)
+    new = add_key(keyring.path)
     monkeypatch.setattr(keys, "REFRESH_SECONDS", 30.0)
     with pytest.raises(KeyringError, match="retire it in"):
         retire_key(engine, keyring.path, "k1")
-    assert Keyring.load(keyring.path).key_ids == ["k1", "k2"]
+    assert Keyring.load(keyring.path).key_ids == ["k1", new]
 
 
 def test_rotation_leaves_a_row_changed_meanwhile_to_the_next_pass(engine, sessions, keyring):
@@ -197,15 +212,16 @@ def test_keys_commands(engine, sessions, keyring, monkeypatch, database_url):
         assert "k1" in shown.output and "yes" in shown.output
         assert keyring.token_key.hex() not in shown.output
         assert runner.invoke(keys_app, ["add"]).exit_code == 0
+        new = Keyring.load(keyring.path).active
         refused = runner.invoke(keys_app, ["retire", "k1"])
         assert refused.exit_code != 0 and isinstance(refused.exception, KeyringError)
         rotated = runner.invoke(keys_app, ["rotate"])
         assert rotated.exit_code == 0, rotated.output
-        assert f"{_rows_with_identifiers(expected)} rows re-encrypted under key k2" in " ".join(
+        assert f"{_rows_with_identifiers(expected)} rows re-encrypted under key {new}" in " ".join(
             rotated.output.split()
         )
         assert runner.invoke(keys_app, ["retire", "k1"]).exit_code == 0
-        assert Keyring.load(keyring.path).key_ids == ["k2"]
+        assert Keyring.load(keyring.path).key_ids == [new]
         for command in ("show", "add", "rotate", "retire"):
             helped = runner.invoke(keys_app, [command, "--help"])
             assert "Example: sijill keys" in helped.output or "sijill keys" in helped.output

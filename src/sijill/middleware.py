@@ -2,6 +2,7 @@
 headers, unexpected errors turned into a 500 problem that says nothing of the internals, and
 access log lines without query strings."""
 
+import asyncio
 import logging
 import re
 import traceback
@@ -71,18 +72,32 @@ _SECURITY_HEADERS = [
 
 
 class Hardening:
-    """Every request gets an ID (the client's X-Request-ID if well-formed, else a new one),
-    a body size limit (413 beyond it) and, on its answer, security headers; answers are
-    never cached, since most carry personal data.
+    """Every request gets an ID (the client's X-Request-ID if it is an opaque token of 1 to 64
+    letters, digits, dots, hyphens and underscores, else a new one: the ID goes into the audit
+    trail, which must not hold whatever a client sends), a body size limit (413 beyond it), a
+    body read deadline (408) and, on its answer, security headers; answers are never cached,
+    since most carry personal data.
 
     `body_limits` gives a path a limit of its own instead of `max_body`: the file uploads
     (`POST /imports`, settings.max_upload_bytes), whose bodies are counted the same way.
+
+    uvicorn waits for a body as long as the client keeps the connection open, so a client that
+    announces more than it sends would hold a worker's request forever: each part of a body
+    must arrive within `body_timeout` seconds of the one before (nginx's client_body_timeout),
+    else the client gets a 408 and the connection is closed.
     """
 
-    def __init__(self, app: ASGIApp, max_body: int, body_limits: dict[str, int] | None = None):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int,
+        body_limits: dict[str, int] | None = None,
+        body_timeout: float = 10.0,
+    ):
         self.app = app
         self.max_body = max_body
         self.body_limits = dict(body_limits or {})
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,13 +139,28 @@ class Hardening:
             await self._too_large(scope, receive, secured_send, max_body)
             return
         received = 0
+        body_done = False
 
         async def limited_receive() -> Message:
             # A body sent in chunks, without a length, is counted as it arrives: past the
             # limit the client gets its 413 and the app sees the client gone.
-            nonlocal received, refused
-            message = await receive()
+            nonlocal received, refused, body_done
+            if body_done:  # the app waits for a disconnect, which may take any time
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout)
+            except TimeoutError:
+                if not started:
+                    response = problem(
+                        408,
+                        f"The request body did not arrive within {self.body_timeout:g} s",
+                        headers={"Connection": "close"},
+                    )
+                    await response(scope, receive, secured_send)
+                refused = True
+                return {"type": "http.disconnect"}
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > max_body and not started:
                     await self._too_large(scope, receive, secured_send, max_body)

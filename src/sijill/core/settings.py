@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         description="the body limit of file uploads (POST /imports) instead of "
         "max_request_bytes; larger uploads are refused with 413",
     )
+    request_body_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="longest wait for the next part of a request body; a client that sends "
+        "less than it announced is answered 408 and the worker freed",
+    )
     work_dir: Path = Field(
         Path("sijill-work"),
         description="where uploaded files wait for their job and jobs leave their results "

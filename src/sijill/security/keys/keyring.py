@@ -3,10 +3,15 @@ secrets Sijill derives nothing else from.
 
 One JSON file (`SIJILL_KEY_FILE`, mode 0600) holds every key:
 
-    {"active": "k2", "keys": {"k1": "<b64>", "k2": "<b64>"},
+    {"active": "q3vjx7mbe2", "keys": {"k1": "<b64>", "q3vjx7mbe2": "<b64>"},
      "index_key": "<b64>", "token_key": "<b64>", "pseudonym_key": "<b64>"}
 
-- `keys`: AES-256-GCM keys for identifiers, by key id. New values are encrypted under `active`;
+- `keys`: AES-256-GCM keys for identifiers, by key id, oldest first. A key's id is its
+  fingerprint (`fingerprint`: 10 base32 characters of an HMAC of a fixed text under the key,
+  which says nothing of the key), so two keyrings never share an id by accident and a server
+  given another keyring than the registry's is refused at start (`usage.check_keyring`). Key
+  files made before fingerprints name their keys `k1`, `k2`, ...: those ids stay valid. New
+  values are encrypted under `active`;
   older keys stay so that rows not yet rotated can still be read (`sijill keys rotate`
   re-encrypts them, `sijill keys retire` removes a key no row uses any more).
 - `index_key`: HMAC key of the blind index, the deterministic digest that lets the registry
@@ -26,6 +31,7 @@ keys): these keys open every identifier in the registry, and a server that start
 would hide the exposure. `chmod 600` fixes it.
 """
 
+import base64
 import binascii
 import contextlib
 import hashlib
@@ -52,7 +58,7 @@ from sijill.core.i18n import N_
 # `LIKE 'kid.%'`, where `_` and `%` would be wildcards (and SQLite's LIKE ignores case, hence
 # lower case only).
 KEY_ID = re.compile(r"[a-z0-9]{1,16}")
-_NUMBERED = re.compile(r"k([0-9]{1,15})")
+_FINGERPRINT_CHARS = 10  # 50 bits: two keys sharing an id by chance is about 2^-50
 _KEY_BYTES = 32
 _NONCE_BYTES = 12
 # A blind index of 128 bits: with 10^9 distinct numbers the chance that any two share an index
@@ -108,6 +114,12 @@ def _unb64(text: str) -> bytes:
 
 def _fresh_key() -> bytes:
     return secrets.token_bytes(_KEY_BYTES)
+
+
+def fingerprint(key: bytes) -> str:
+    """The id of a new key: derived from the key by a one-way function, never the key."""
+    digest = hmac.digest(key, b"sijill key id v1", "sha256")
+    return base64.b32encode(digest).decode("ascii")[:_FINGERPRINT_CHARS].lower()
 
 
 def _parse(path: Path, text: str) -> _Material:
@@ -199,7 +211,9 @@ def _create(path: Path) -> None:
     for it to be complete.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    material = _Material("k1", {"k1": _fresh_key()}, _fresh_key(), _fresh_key(), _fresh_key())
+    key = _fresh_key()
+    kid = fingerprint(key)
+    material = _Material(kid, {kid: key}, _fresh_key(), _fresh_key(), _fresh_key())
     text = _dump(material)
     temporary = _write_new_file(path, text)
     try:
@@ -303,7 +317,8 @@ class Keyring:
 
     @property
     def key_ids(self) -> list[str]:
-        return sorted(self._state[0].keys, key=_key_order)
+        """Every key id of the file, oldest first."""
+        return list(self._state[0].keys)
 
     @property
     def token_key(self) -> bytes:
@@ -445,11 +460,6 @@ def _associated(field: str, kid: str) -> bytes:
     return f"sijill:{field}:{kid}".encode()
 
 
-def _key_order(kid: str) -> tuple[int, str]:
-    numbered = _NUMBERED.fullmatch(kid)
-    return (int(numbered.group(1)), kid) if numbered else (-1, kid)
-
-
 # --- process-wide keyring ----------------------------------------------------------------
 
 _current: Keyring | None = None
@@ -519,9 +529,10 @@ def add_key(path: Path | str) -> str:
     path = Path(path)
     with _locked(path):
         material, _ = _read(path)
-        numbers = [int(m.group(1)) for kid in material.keys if (m := _NUMBERED.fullmatch(kid))]
-        kid = f"k{max(numbers, default=0) + 1}"
-        keys = {**material.keys, kid: _fresh_key()}
+        key = _fresh_key()
+        while (kid := fingerprint(key)) in material.keys:  # never in practice: 2^-50
+            key = _fresh_key()
+        keys = {**material.keys, kid: key}
         _replace(
             path,
             _Material(kid, keys, material.index_key, material.token_key, material.pseudonym_key),

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, text
 from sijill.core.db import make_engine
 from sijill.security.keys import keyring as keys
 from sijill.security.keys.keyring import KEY_ID, Keyring, KeyringError, current_keyring, remove_key
+from sijill.security.keys.usage import forget_key_use, record_key_use_on
 
 # (table, its primary key columns with their PostgreSQL types)
 TABLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
@@ -133,12 +134,13 @@ def retire_key(engine_or_url: Engine | str, path: Path | str, kid: str) -> None:
         )
     engine, owned = _engine(engine_or_url)
     try:
-        with engine.connect() as connection:
+        with engine.begin() as connection:
             if key_in_use(connection, kid):
                 raise KeyringError(
                     f"key {kid} still encrypts stored identifiers: run `sijill keys rotate` "
                     "first, then retire it"
                 )
+            forget_key_use(connection, kid)
     finally:
         if owned:
             engine.dispose()
@@ -159,9 +161,10 @@ def rotate(
     report = RotationReport(active=kid)
     started = time.perf_counter()
     try:
-        with engine.connect() as connection:
+        with engine.begin() as connection:
+            # Before any value is written under it: servers and imports check this table.
+            record_key_use_on(connection, kid)
             total = count_pending(connection, kid)
-            connection.commit()
         done = 0
         if progress:
             progress(done, total)
