@@ -18,6 +18,8 @@ class FieldError:
 class SijillError(Exception):
     status = 400
     title = N_("Bad request")
+    # The RFC 9457 problem type: a URI naming a problem clients may act on by name.
+    type = "about:blank"
 
     def __init__(self, detail: str, errors: list[FieldError] | None = None):
         super().__init__(detail)

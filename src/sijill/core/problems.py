@@ -10,7 +10,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -47,10 +47,12 @@ _PROBLEM_DESCRIPTIONS = {
     404: "Not found",
     409: "Conflict: changed by someone else since it was read",
     413: "The request body is too large",
+    415: "The body is not JSON (Content-Type application/json)",
     422: "Invalid input, with the problem of each field",
     429: "Too many requests",
     500: "Internal error",
-    503: "The audit record could not be written, so the request was not served",
+    503: "The audit record could not be written (or the audit chain is broken: problem type "
+    "urn:sijill:problem:audit-chain-broken), so the request was not served",
 }
 
 
@@ -64,6 +66,7 @@ _STATUS_TITLES = {
     404: N_("Not Found"),
     405: N_("Method Not Allowed"),
     406: N_("Not Acceptable"),
+    408: N_("Request Timeout"),
     409: N_("Conflict"),
     413: N_("Content Too Large"),
     415: N_("Unsupported Media Type"),
@@ -105,13 +108,14 @@ def problem(
     instance: str | None = None,
     headers: dict[str, str] | None = None,
     locale: str | None = None,
+    type_: str = "about:blank",
 ) -> ProblemResponse:
     """A problem answer; `title` is an English msgid (by default the status's name), answered
     in `locale`, by default the request's language."""
     locale = locale or current_locale()
     title = title or _STATUS_TITLES.get(status) or HTTPStatus(status).phrase
     body: dict[str, Any] = {
-        "type": "about:blank",
+        "type": type_,
         "title": gettext(title, locale),
         "status": status,
     }
@@ -150,11 +154,38 @@ async def _sijill_error(request: Request, error: SijillError) -> ProblemResponse
         errors=errors,
         instance=request.url.path,
         headers=headers,
+        type_=error.type,
     )
+
+
+def _json_media_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _not_json_body(request: Request, error: RequestValidationError) -> bool:
+    """A route that reads a JSON body was sent one of another declared media type: FastAPI
+    then validates the raw bytes and answers 422, where RFC 9110 says 415."""
+    content_type = request.headers.get("content-type")
+    if content_type is None or _json_media_type(content_type):
+        return False
+    body = getattr(request.scope.get("route"), "body_field", None)
+    if body is None or isinstance(body.field_info, params.Form):  # forms and file uploads
+        return False
+    return any(item["loc"][:1] == ("body",) for item in error.errors())
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> ProblemResponse:
     locale = current_locale()
+    if _not_json_body(request, error):
+        return problem(
+            415,
+            "The request body must be JSON, sent as Content-Type: application/json",
+            instance=request.url.path,
+            headers={"Accept": "application/json"},
+        )
     errors = []
     for item in error.errors():
         if item.get("type") == "json_invalid":

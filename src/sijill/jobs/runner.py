@@ -281,7 +281,9 @@ class JobRunner:
                     )
                     .execution_options(synchronize_session=False)
                 )
-                outcome = "ok" if state in (SUCCEEDED, CANCELLED) else "failed"
+                # Stopped before its end is not failed: what it committed stays.
+                outcome = {SUCCEEDED: "ok", CANCELLED: "cancelled", INTERRUPTED: "interrupted"}
+                outcome = outcome.get(state, "failed")
                 ctx.principal.audit(
                     f"job.{state}", outcome, "job", str(ctx.job_id), permission=ctx.kind.permission
                 )

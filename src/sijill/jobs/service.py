@@ -170,7 +170,7 @@ def interrupt(session: Session, job: Job, now: datetime, auditor: Principal) -> 
     session.refresh(job)
     if not ended.rowcount:
         return False
-    auditor.audit(f"job.{INTERRUPTED}", "failed", "job", str(job.id))
+    auditor.audit(f"job.{INTERRUPTED}", "interrupted", "job", str(job.id))
     return True
 
 

@@ -52,6 +52,29 @@ class ChainReader:
         )
         return row[0] if row else None
 
+    def repairs(self) -> list[tuple[int, int, str]]:
+        """(first_seq, last_seq, resume_hash) of each repaired break, in seq order."""
+        return self._all(
+            "SELECT first_seq, last_seq, resume_hash FROM audit_repair ORDER BY first_seq, id"
+        )
+
+    def quarantined(self) -> int:
+        return self._one("SELECT count(*) FROM audit_quarantine")[0]
+
+    def duplicated(self, limit: int = 1_000) -> list[int]:
+        """Seqs held by more than one record: only possible once the primary key is dropped,
+        so asked only then (it reads the whole table)."""
+        if self._seq_is_unique():
+            return []
+        rows = self._all(
+            "SELECT seq FROM audit_record GROUP BY seq HAVING count(*) > 1 "
+            f"ORDER BY seq LIMIT {int(limit)}"
+        )
+        return [row[0] for row in rows]
+
+    def _seq_is_unique(self) -> bool:
+        return True  # SQLite cannot drop a primary key
+
     def stop(self) -> None:
         """Stop reading ahead (before diagnosing on the same connection)."""
 
@@ -77,6 +100,9 @@ class _SqliteReader(ChainReader):
 
     def _one(self, sql: str):
         return self._db.execute(sql).fetchone()
+
+    def _all(self, sql: str) -> list:
+        return self._db.execute(sql).fetchall()
 
     def chunks(self, size: int) -> Iterator[pa.Table]:
         after = _BEFORE_ALL
@@ -132,6 +158,18 @@ class _PostgresReader(ChainReader):
     def _one(self, sql: str):
         with self._lock:
             return self._db.execute(sql).fetchone()
+
+    def _all(self, sql: str) -> list:
+        with self._lock:
+            return self._db.execute(sql).fetchall()
+
+    def _seq_is_unique(self) -> bool:
+        return self._one(
+            "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a "
+            "ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+            "WHERE i.indrelid = 'audit_record'::regclass AND i.indisunique "
+            "AND i.indnkeyatts = 1 AND a.attname = 'seq')"
+        )[0]
 
     def _fetch(self, after: int, size: int) -> pa.Table:
         buffer = io.BytesIO()

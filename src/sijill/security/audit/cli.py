@@ -20,14 +20,15 @@ from sijill.security.cli_common import (
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 
 
-def require_auditor(action: str) -> None:
+def require_auditor(action: str) -> str:
     """Only a signed-in user who may read the audit log runs these (`require_log_reader`, the
     API's rule); that they did is audited (before the verification, so its own record is part
-    of what it checks)."""
+    of what it checks; in the quarantine while the chain is broken). Returns the user name."""
     from sijill.security.audit.log import require_log_reader
 
     with acting_user() as (sessions, principal), sessions() as session:
         require_log_reader(session, principal, action)
+    return principal.username
 
 
 @audit_app.command("verify")
@@ -54,9 +55,10 @@ def verify_command(
         anchors = [parse_anchor(text) for text in anchor]
     except ValueError as error:
         raise InvalidInput(str(error)) from None
-    require_auditor("audit.verify")
+    actor = require_auditor("audit.verify")
     with progress_bar("verifying", "records") as update:
         report = verify(get_settings().database_url, anchors=anchors, progress=update)
+    _remember(report, actor)
     head = f"{report.head_seq}:{report.head_hash}" if report.ok else None
     # echo, not rich: the verdict stays one line whatever the terminal's width.
     emit_one(
@@ -67,12 +69,68 @@ def verify_command(
             "anchor": head,
             "bad_record": report.bad_seq,
             "problem": report.problem,
+            "set_aside": [list(pair) for pair in report.repaired],
+            "quarantined": report.quarantined,
         },
         output,
         echo=f"{report.summary()} (anchor: {head})" if report.ok else report.summary(),
     )
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _remember(report, actor: str) -> None:
+    """What this verification found becomes the chain's known state: a break stops every
+    audited action (503) until `sijill audit repair`; /health reports it."""
+    from sijill.core.db import make_engine
+    from sijill.security.audit.chain import BROKEN, INTACT, remember
+    from sijill.security.audit.service import timestamp
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        with engine.begin() as connection:
+            state = INTACT if report.ok else BROKEN
+            remember(connection, state, timestamp(), actor, report)
+    finally:
+        engine.dispose()
+
+
+@audit_app.command("repair")
+def repair_command(output: OutputOption = Output.table) -> None:
+    """Repair a broken audit chain, as an administrator of the whole country.
+
+    Each break verify finds is set aside (its records kept where they are, never deleted)
+    and the chain re-anchored after it; every repair is itself an audit record. Then the
+    records of sign-ins kept in quarantine are appended, and audited actions resume. Run
+    `sijill audit verify` first, and keep what it printed.
+
+    Example: sijill audit repair
+    """
+    from sijill.core.db import make_engine
+    from sijill.security.audit.repair import refuse_unless_administrator, repair
+
+    with acting_user() as (sessions, principal):
+        with sessions() as session:
+            refuse_unless_administrator(session, principal)
+        engine = make_engine(get_settings().database_url)
+        try:
+            result = repair(engine, principal)
+        finally:
+            engine.dispose()
+    set_aside = ", ".join(f"{first}..{last} ({kind})" for first, last, kind in result.repaired)
+    emit_one(
+        {
+            "repaired": [list(item) for item in result.repaired],
+            "released": result.released,
+            "ok": result.report.ok,
+            "last_hash": result.report.head_hash,
+        },
+        output,
+        echo=(
+            f"set aside: {set_aside or 'nothing'}; {result.released} quarantined records "
+            f"appended; {result.report.summary()}"
+        ),
+    )
 
 
 def _since(value: str) -> str:

@@ -73,6 +73,68 @@ class AuditHead(Base):
     __table_args__ = (CheckConstraint("id = 1", name="ck_audit_head_single_row"),)
 
 
+# A counter key: INTEGER is what SQLite numbers by itself.
+_SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class AuditCheck(Base):
+    """What each verification found, newest last: the latest says whether the chain is broken,
+    so `/health` and every append know it without walking the chain again. `state` is
+    intact or broken (a repair notes each break it set aside as broken, then intact)."""
+
+    __tablename__ = "audit_check"
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    at: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    records: Mapped[int] = mapped_column(BigInteger)
+    head_seq: Mapped[int | None] = mapped_column(BigInteger)
+    bad_seq: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str | None] = mapped_column(String(32))
+    problem: Mapped[str | None] = mapped_column(String(500))
+
+
+class AuditRepair(Base):
+    """A break an administrator repaired (`sijill audit repair`): the records first_seq ..
+    last_seq stay where they are, untrusted, and the chain resumes after them from
+    `resume_hash`, which the next record carries as its prev_hash. Verify skips these ranges
+    and checks everything else as before; nothing is deleted."""
+
+    __tablename__ = "audit_repair"
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    at: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    problem: Mapped[str] = mapped_column(String(500))
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    resume_hash: Mapped[str] = mapped_column(String(64))
+    # The head as it was found, and the seq of the repair's own audit record.
+    found_head_seq: Mapped[int | None] = mapped_column(BigInteger)
+    found_head_hash: Mapped[str | None] = mapped_column(String(64))
+    record_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AuditQuarantine(Base):
+    """Audit records of sign-ins (and of the verify and repair commands) made while the chain
+    was broken: kept here, reported by verify, and appended to the chain by the repair."""
+
+    __tablename__ = "audit_quarantine"
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    at: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str | None] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    record_type: Mapped[str | None] = mapped_column(String(32))
+    record_id: Mapped[str | None] = mapped_column(String(64))
+    purpose: Mapped[str | None] = mapped_column(String(128))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+
 def _encode(value: str | None) -> str:
     # A prefix keeps NULL ("-") apart from the empty string ("+").
     return "-" if value is None else "+" + value

@@ -3,17 +3,16 @@
 Each record carries the hash of the one before it (`audit_models`); `verify` (`audit_verify`)
 walks the chain and names the first record that was altered, deleted or inserted.
 
-Three ways in, for three callers:
-- `append(session, entries)` in the caller's transaction, so a write and its audit commit or
-  roll back together;
-- `append_now(sessions, entries)` in a transaction of its own (the CLI; auditing a refused
-  request after its transaction was rolled back);
-- `AuditWriter.record(entries)` for the async read path: concurrent requests share one commit.
+Ways in: `append(session, entries)` in the caller's transaction, so a write and its audit
+commit or roll back together; `append_now(sessions, entries)` in a transaction of its own (the
+CLI; a refused request); `append_on_cursor` in a raw connection's (an import's batch);
+`AuditWriter.record(entries)` for the async read path, concurrent requests sharing a commit.
 
-On PostgreSQL all three call `audit_append` (migration 0005), which extends the chain inside
-the database; on SQLite the records are hashed here.
+On PostgreSQL they call `audit_append` (migrations 0005, 0009), which extends the chain inside
+the database; on SQLite the records are hashed here. Both refuse (AuditChainBroken) to extend
+a chain known to be broken (`sijill.security.audit.chain`).
 
-Audit records hold no personal data: no names, national IDs or phone numbers. Records are
+Audit records hold no personal data (no names, national IDs or phone numbers): records are
 named by registry ID.
 """
 
@@ -26,18 +25,27 @@ from dataclasses import dataclass, fields
 import orjson
 import psycopg
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sijill.core import clock
 from sijill.core.db import transaction
 from sijill.core.errors import SijillError
 from sijill.core.i18n import N_
+from sijill.security.audit.chain import (
+    GATE_SQL,
+    QUARANTINED_ACTIONS,
+    AuditChainBroken,
+    is_broken_error,
+    quarantine,
+)
 from sijill.security.audit.models import GENESIS_HASH, AuditRecord, record_hash
 from sijill.security.audit.verify import VerifyReport, verify
 
 __all__ = [
     "GENESIS_HASH",
     "OUTCOMES",
+    "AuditChainBroken",
     "AuditEntry",
     "AuditFailed",
     "AuditWriter",
@@ -50,6 +58,9 @@ __all__ = [
 
 OUTCOMES = frozenset(
     {"ok", "denied", "not_found", "refused_consent", "conflict", "failed", "invalid"}
+    # Long work stopped before its end (Ctrl-C, a stopping server, a user's cancellation):
+    # what it committed stays, so it did not fail.
+    | {"interrupted", "cancelled"}
 )
 
 
@@ -90,12 +101,17 @@ def _clean(value: str, limit: int) -> str:
 
 
 _ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
+_QUARANTINED = ("at", *_ENTRY_FIELDS)
 _LIMITS = {name: AuditRecord.__table__.c[name].type.length for name in _ENTRY_FIELDS}
 _REQUIRED = ("actor", "action", "outcome")
 
-_ADVANCE_HEAD = text("UPDATE audit_head SET seq = seq + :n WHERE id = 1 RETURNING seq, hash")
-_SET_HEAD_HASH = text("UPDATE audit_head SET hash = :hash WHERE id = 1")
-_INSERT = AuditRecord.__table__.insert()
+# Plain SQL with :named parameters: run through a session or a raw DBAPI cursor alike.
+_ADVANCE_HEAD = "UPDATE audit_head SET seq = seq + :n WHERE id = 1 RETURNING seq, hash"
+_SET_HEAD_HASH = "UPDATE audit_head SET hash = :hash WHERE id = 1"
+_COLUMNS = [column.name for column in AuditRecord.__table__.columns]
+_INSERT = "INSERT INTO audit_record ({}) VALUES ({})".format(
+    ", ".join(_COLUMNS), ", ".join(f":{name}" for name in _COLUMNS)
+)
 
 # PostgreSQL appends in the database (migration 0005): one round trip, and the head's row lock
 # is held for the function and the commit, not across round trips while others queue for it.
@@ -137,23 +153,58 @@ def _batch(rows: list[dict]) -> str:
 def _append_rows(session: Session, rows: list[dict]) -> None:
     if not rows:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_APPEND_IN_DATABASE, {"batch": _batch(rows)})
-        return
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(_APPEND_IN_DATABASE, {"batch": _batch(rows)})
+        else:
+            _append_hashed(lambda sql, params: session.execute(text(sql), params), rows)
+    except DBAPIError as error:
+        if is_broken_error(error):
+            raise AuditChainBroken() from None
+        raise
+
+
+def _append_hashed(execute, rows: list[dict], *, gate: bool = True) -> int:
+    """Hash and insert here (SQLite; a repair on either backend), through `execute(statement,
+    parameters)` of a session or connection. `gate`: refuse (AuditChainBroken) to extend a
+    chain known to be broken, as migration 0009's audit_append does on PostgreSQL."""
     # Advancing the head first takes the write lock (SQLite) before anything else, so
     # concurrent appenders queue here and each sees the last hash.
-    head = session.execute(_ADVANCE_HEAD, {"n": len(rows)}).one_or_none()
+    head = execute(_ADVANCE_HEAD, {"n": len(rows)}).fetchone()
     if head is None:
-        raise AuditFailed("The audit chain has no head row: run `sijill db upgrade`.")
+        raise AuditChainBroken("The audit chain has no head row: run `sijill audit verify`.")
     last_seq, prev_hash = head
     seq = last_seq - len(rows)
+    gate_params = {"seq": seq, "hash": prev_hash, "genesis": GENESIS_HASH}
+    if gate and execute(GATE_SQL, gate_params).fetchone()[0]:
+        raise AuditChainBroken()
     for row in rows:
         seq += 1
         row["seq"] = seq
         row["prev_hash"] = prev_hash
         row["hash"] = prev_hash = record_hash(seq, row)
-    session.execute(_INSERT, rows)
-    session.execute(_SET_HEAD_HASH, {"hash": prev_hash})
+    execute(_INSERT, rows)
+    execute(_SET_HEAD_HASH, {"hash": prev_hash})
+    return seq
+
+
+def _on_cursor(cursor, sql: str, params):
+    return (cursor.executemany if isinstance(params, list) else cursor.execute)(sql, params)
+
+
+def append_on_cursor(cursor, dialect: str, entries: Sequence[AuditEntry]) -> None:
+    """Append in the transaction of a raw DBAPI cursor's connection (the importer's writer,
+    so that a batch and its record commit together)."""
+    rows = _stamped(entries)
+    try:
+        if dialect == "postgresql":
+            cursor.execute(_APPEND_PSYCOPG, (_batch(rows),))
+        elif rows:
+            _append_hashed(lambda sql, params: _on_cursor(cursor, sql, params), rows)
+    except Exception as error:
+        if is_broken_error(error):
+            raise AuditChainBroken() from None
+        raise
 
 
 def append(session: Session, entries: Sequence[AuditEntry]) -> None:
@@ -166,9 +217,30 @@ def append(session: Session, entries: Sequence[AuditEntry]) -> None:
     _append_rows(session, _stamped(entries))
 
 
+def append_recorded(session: Session, recorded: Sequence[tuple[str, AuditEntry]]) -> None:
+    """Append entries made earlier, each with the time it was made (the quarantine's)."""
+    _append_rows(session, [_checked(entry, at) for at, entry in recorded])
+
+
+def append_unchecked(session: Session, entries: Sequence[AuditEntry]) -> int:
+    """A repair's own record, appended whatever state the chain is in (the repair has just
+    re-anchored it); hashed here on both backends. Returns its seq."""
+    return _append_hashed(
+        lambda sql, params: session.execute(text(sql), params), _stamped(entries), gate=False
+    )
+
+
 def append_now(sessions: sessionmaker, entries: Sequence[AuditEntry]) -> None:
-    """Append in a transaction of its own, committed before returning."""
-    _commit(sessions, _stamped(entries))
+    """Append in a transaction of its own, committed before returning. While the chain is
+    broken, the records of signing in and of the audit commands go to the quarantine;
+    anything else is refused (AuditChainBroken)."""
+    rows = _stamped(entries)
+    try:
+        _commit(sessions, rows)
+    except AuditChainBroken:
+        if not rows or any(row["action"] not in QUARANTINED_ACTIONS for row in rows):
+            raise
+        quarantine(sessions, [{key: row[key] for key in _QUARANTINED} for row in rows])
 
 
 def _commit(sessions: sessionmaker, rows: list[dict], *, wait_for_flush: bool = True) -> None:
@@ -284,9 +356,14 @@ class AuditWriter:
             else:
                 await self._append_on_loop(lane, rows)
         except Exception as error:  # every caller must learn its audit was not written
+            broken = isinstance(error, AuditChainBroken) or is_broken_error(error)
             for _, done in batch:
                 if not done.done():
-                    failure = AuditFailed("The audit record could not be written.")
+                    failure = (
+                        AuditChainBroken()
+                        if broken
+                        else AuditFailed("The audit record could not be written.")
+                    )
                     failure.__cause__ = error
                     done.set_exception(failure)
             return

@@ -33,11 +33,28 @@ class VerifyReport:
     bad_seq: int | None = None  # the first record that is wrong, missing or out of place
     kind: str | None = None  # altered, missing, inserted, out_of_order, truncated, ...
     problem: str | None = None  # in words an auditor understands
+    repaired: tuple[tuple[int, int], ...] = ()  # ranges set aside by repairs, skipped
+    quarantined: int = 0  # sign-ins recorded while the chain was broken, not yet in it
 
     def summary(self) -> str:
+        notes = ""
+        if self.repaired:
+            ranges = ", ".join(_range(first, last) for first, last in self.repaired)
+            notes += f"; set aside by repairs: {ranges}"
+        if self.quarantined:
+            notes += f"; {self.quarantined:,} records in quarantine"
         if self.ok:
-            return f"audit chain intact: {self.checked:,} records, last hash {self.head_hash}"
-        return f"audit chain broken: {self.problem} ({self.checked:,} records intact before it)"
+            return (
+                f"audit chain intact: {self.checked:,} records, last hash {self.head_hash}" + notes
+            )
+        return (
+            f"audit chain broken: {self.problem} ({self.checked:,} records intact before it)"
+            + notes
+        )
+
+
+def _range(first: int, last: int) -> str:
+    return f"record {first}" if first == last else f"records {first}..{last}"
 
 
 @dataclass(frozen=True)
@@ -84,15 +101,27 @@ def verify(
 def _walk(reader: ChainReader, progress, chunk_rows: int, anchors: dict[int, str]) -> VerifyReport:
     head = reader.head()
     head_seq, head_hash = head if head else (None, None)
+    repairs = reader.repairs()
+    notes = {
+        "repaired": tuple((first, last) for first, last, _ in repairs),
+        "quarantined": reader.quarantined(),
+    }
 
     def broken(seq: int, kind: str, words: str) -> VerifyReport:
         # Every record before the first problem was read and found intact.
-        return VerifyReport(False, max(seq - 1, 0), head_seq, head_hash, seq, kind, words)
+        checked = max(seq - 1, 0) - sum(
+            min(last, seq - 1) - max(first, 1) + 1 for first, last, _ in repairs if first < seq
+        )
+        return VerifyReport(False, max(checked, 0), head_seq, head_hash, seq, kind, words, **notes)
 
     if head is None:
         return broken(0, "head_missing", "the chain's head row (audit_head) is missing")
     if anchors.pop(0, GENESIS_HASH) != GENESIS_HASH:  # "0:HASH" is printed for an empty chain
         return broken(0, "anchor", "the anchor for record 0 is not the chain's starting hash")
+    for seq in reader.duplicated():
+        if not any(first <= seq <= last for first, last, _ in repairs):
+            words = f"record {seq} was written twice: the chain's primary key was removed"
+            return broken(seq, "duplicate", words)
     total = max(head_seq, reader.max_seq())
     # Imported here: every command imports this module, few verify, and DuckDB takes 0.15 s.
     import duckdb
@@ -100,23 +129,58 @@ def _walk(reader: ChainReader, progress, chunk_rows: int, anchors: dict[int, str
     checks = duckdb.connect()
     done = 0
     last_seq, last_hash = 0, GENESIS_HASH
+    pending = list(repairs)
+
+    def check(piece: pa.Table) -> _Problem | None:
+        nonlocal last_seq, last_hash, done
+        found = _first_bad(checks, piece, last_seq, last_hash, head_seq)
+        problem = None
+        if found:
+            reader.stop()
+            problem = _diagnose(reader, found, head_seq)
+        problem = _anchor_problem(piece, anchors, problem) or problem
+        if problem is None:
+            done += piece.num_rows
+            last_seq = piece["seq"][-1].as_py()
+            last_hash = piece["hash"][-1].as_py()
+        return problem
+
+    def skip(first: int, last: int, resume: str) -> _Problem | None:
+        # A repaired range: what lies before it must reach it without a gap.
+        nonlocal last_seq, last_hash
+        if last_seq + 1 < first:
+            missing = _span(last_seq + 1, first - 1)
+            return _Problem(last_seq + 1, "missing", f"{missing} missing (deleted)")
+        last_seq, last_hash = last, resume
+        pending.pop(0)
+        return None
+
     with closing(reader.chunks(chunk_rows)) as chunks:
         for chunk in chunks:
-            found = _first_bad(checks, chunk, last_seq, last_hash, head_seq)
-            problem = None
-            if found:
-                reader.stop()
-                problem = _diagnose(reader, found, head_seq)
-            problem = _anchor_problem(chunk, anchors, problem) or problem
-            if problem is not None:
-                return broken(problem.seq, problem.kind, problem.words)
-            done += chunk.num_rows
-            last_seq = chunk["seq"][-1].as_py()
-            last_hash = chunk["hash"][-1].as_py()
+            rows = chunk
+            while rows.num_rows:
+                if not pending or pending[0][0] > rows["seq"][-1].as_py():
+                    problem = check(rows)
+                    rows = rows.slice(0, 0)
+                else:
+                    first, last, resume = pending[0]
+                    seqs = rows["seq"]
+                    before = rows.filter(pc.less(seqs, first))
+                    after = rows.filter(pc.greater(seqs, last))
+                    problem = check(before) if before.num_rows else None
+                    if problem is None and after.num_rows:
+                        problem = skip(first, last, resume)
+                    rows = after
+                if problem is not None:
+                    return broken(problem.seq, problem.kind, problem.words)
             if progress:
                 progress(done, total)
     if progress and done == 0:
         progress(done, total)
+    while pending:  # a repaired range at the very end
+        problem = skip(*pending[0])
+        if problem is not None:
+            return broken(problem.seq, problem.kind, problem.words)
     if last_seq < head_seq:
         missing = _span(last_seq + 1, head_seq)
         words = f"the chain was truncated after record {last_seq}: {missing} missing"
@@ -134,7 +198,7 @@ def _walk(reader: ChainReader, progress, chunk_rows: int, anchors: dict[int, str
             "the chain was rewritten"
         )
         return broken(seq, "anchor", words)
-    return VerifyReport(True, done, head_seq, head_hash)
+    return VerifyReport(True, done, head_seq, head_hash, **notes)
 
 
 def _first_bad(checks, chunk: pa.Table, last_seq: int, last_hash: str, head_seq: int):
@@ -206,6 +270,8 @@ def _span(first: int, last: int) -> str:
 def _diagnose(reader: ChainReader, row: tuple, head_seq: int) -> _Problem:
     """Why the first failing record fails: the fast scan says where, this says what."""
     seq, content_ok, before_seq, before_hash, prev_hash = row
+    if seq == before_seq and seq >= 1:
+        return _Problem(seq, "duplicate", f"record {seq} was written twice")
     if seq <= before_seq:  # only the first record can be below the chain's start
         return _Problem(
             seq,
