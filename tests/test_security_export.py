@@ -51,19 +51,20 @@ _serial = iter(range(1, 10_000))
 def _members(n: int) -> list[dict]:
     """A household's members, each with names, a national ID and a phone of their own."""
     i = next(_serial)
+    tag = "".join("abcdefghij"[int(d)] for d in str(i))  # names hold letters, not digits
     members = [
         person(
             given_name_ar="سليم " + "".join("ابتثجحخدذر"[int(d)] for d in str(i)),
             grandfather_name_ar="عبدالقادر",
-            given_name_lat=f"Salimx{i}",
-            father_name_lat=f"Qasimx{i}",
+            given_name_lat=f"Salimx{tag}",
+            father_name_lat=f"Qasimx{tag}",
             grandfather_name_lat="Abdelkaderx",
-            family_name_lat=f"Haddadx{i}",
+            family_name_lat=f"Haddadx{tag}",
             birth_date=f"1980-05-{10 + i % 18:02d}",
             phone=f"+96279{1000000 + i:07d}",
         ),
-        spouse(given_name_lat=f"Layla{i}", birth_date="1984-02-29", phone=f"+96278{2000000 + i}"),
-        child(given_name_lat=f"Omar{i}", birth_date="2015-03-07"),
+        spouse(given_name_lat=f"Layla{tag}", birth_date="1984-02-29", phone=f"+96278{2000000 + i}"),
+        child(given_name_lat=f"Omar{tag}", birth_date="2015-03-07"),
     ]
     return members[:n]
 
@@ -216,13 +217,13 @@ def test_contents_pseudonyms_and_consent(engine, registry, tmp_path):
     assert {(row["birth_year"], row["enrolled"]) for row in children} == {(2015, True)}
 
 
-def test_small_cells_suppressed_in_summary_and_microdata(engine, registry, tmp_path):
+def test_small_cells_suppressed_in_summary_and_microdata(engine, registry, sessions, tmp_path):
     out = tmp_path / "export"
     report = export(engine, analyst(registry), out, min_cell=3)
     summary = {row["area_code"]: row for row in rows(out, "summary.parquet")}
     assert set(summary) == {"SJ01", AL_AIN, PALMS}
     # Palms holds one household: suppressed. Al Ain (three) would then be SJ01's total minus
-    # the shown localities, so it is suppressed too.
+    # Palms, so it is suppressed too.
     assert summary[PALMS] == {
         "level": "locality",
         "area_code": PALMS,
@@ -239,6 +240,19 @@ def test_small_cells_suppressed_in_summary_and_microdata(engine, registry, tmp_p
     households = rows(out, "households.parquet")
     assert {row["locality_code"] for row in households} == {None}
     assert {row["district_code"] for row in households} == {"SJ0101"}
+    # An analyst of the whole country sees the same cells hidden while an analyst of SJ01
+    # exists: with SJ01's row count, Al Ain shown to one would give Palms back to the other.
+    make_user(sessions, "analyst-of-sj01", "analyst", "SJ01", service=True)
+    national = export(engine, Principal("analyst", (Grant("analyst", None),)), tmp_path / "n")
+    assert national.households == 5
+    national_summary = rows(tmp_path / "n", "summary.parquet")
+    assert {r["area_code"]: r["households"] for r in national_summary} == {
+        "SJ01": 4,
+        "SJ02": None,
+        AL_AIN: None,
+        PALMS: None,
+        OTHER_LOCALITY: None,
+    }
 
     report = export(engine, analyst(registry), tmp_path / "k5", min_cell=5)
     summary = rows(tmp_path / "k5", "summary.parquet")

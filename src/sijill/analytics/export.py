@@ -31,22 +31,23 @@ are exported; the others are counted (`ExportReport.left_out_no_consent`) and no
 The summary counts the exported households only, so it cannot be set against the files to
 learn about households that did not consent.
 
-Small cells: a locality or governorate with fewer than `min_cell` exported households is
-suppressed in the summary (counts null, `suppressed` true). Since the microdata could be
-counted instead, such a locality's code is also removed from its households' rows (and a
-district's or governorate's code when that area has fewer than `min_cell` households). One
-suppressed locality among unsuppressed ones in a district or governorate could be recovered by
-subtraction (the governorate's total minus its other localities), so in that case the smallest
-other locality is suppressed too (complementary suppression).
+Small cells: the summary's cells (governorates and localities) and the area codes in the
+microdata follow one suppression pattern computed for the whole country over the exported
+(consented) households, primary and complementary (`sijill.analytics.disclosure`, which says
+why it is sufficient against recovery by subtraction). A hidden cell has its counts null and
+`suppressed` true, and its code is removed from its households' rows, since the microdata
+could be counted instead; a district's code likewise when the district's cell is hidden.
+Because the pattern does not depend on the analyst's areas, two analysts with overlapping
+areas see the same cells hidden.
 
 Residual risks, which the analyst's agreement has to cover:
 
-- Differencing between levels is reduced, not removed: the suppressed localities of a
-  governorate can still be recovered as a group (the governorate's total minus the shown
-  localities), and two suppressed localities may together hold fewer than `min_cell`
-  households. A district with a single locality cannot be complemented within itself.
-- Differencing between exports: two exports taken at different times (or by analysts of
-  overlapping areas) with different cells suppressed can be subtracted from each other.
+- The sum of the hidden localities of a shown district is known (the district minus its
+  shown localities); the pattern keeps that sum at `min_cell` or more where the data allows.
+- Differencing between exports taken at different times: registrations in between change
+  the cells, and two exports can be subtracted from each other.
+- An analyst's own total is the row count of their files, shown even when their areas make
+  a small cell (their microdata holds those households anyway).
 - The microdata itself: a rare combination (a large household of a rare nationality in a
   small district, a person born in 1921) can single a household out to someone who knows it.
   Pseudonymised data is personal data: it is shared under an agreement, not published.
@@ -65,6 +66,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, Integer, cast, extract, func, select
 from sqlalchemy.orm import Session
 
+from sijill.analytics.disclosure import scope_roots, subtree_totals, suppression_pattern
 from sijill.core.areas import Area
 from sijill.core.errors import Conflict, InvalidInput
 from sijill.registry import fields
@@ -72,8 +74,9 @@ from sijill.registry.fields import Export, Field, Kind
 from sijill.registry.models import Household, Membership, Person
 from sijill.registry.search import consent_covers
 from sijill.security.keys.keyring import Keyring, current_keyring
-from sijill.security.principal import Principal
-from sijill.security.roles import Permission
+from sijill.security.models import RoleGrant
+from sijill.security.principal import Principal, Scope
+from sijill.security.roles import ROLE_PERMISSIONS, Permission
 
 HOUSEHOLDS_FILE = "households.parquet"
 PERSONS_FILE = "persons.parquet"
@@ -297,7 +300,8 @@ def _write(
     )
 
     in_scope = connection.scalar(select(func.count()).select_from(Household).where(scoped))
-    per_area = {
+    # Counted for the whole country: the suppression pattern must not depend on who asks.
+    national = {
         area_id: (int(households), int(persons))
         for area_id, households, persons in connection.execute(
             select(
@@ -306,15 +310,18 @@ def _write(
                 func.coalesce(func.sum(members.c.members), 0),
             )
             .outerjoin(members, members.c.household_id == Household.id)
-            .where(scoped, consented)
+            .where(consented)
             .group_by(Household.area_id)
         )
     }
+    per_area = {area_id: cell for area_id, cell in national.items() if scope.allows(area_id)}
     households_total = sum(h for h, _ in per_area.values())
     persons_total = sum(p for _, p in per_area.values())
     total = households_total + persons_total
     areas = _Areas(connection)
-    summary, shown_codes = _summary(areas, per_area, min_cell)
+    summary, shown_codes = _summary(
+        areas, national, per_area, scope, _exporters_roots(session, principal, areas), min_cell
+    )
 
     done = 0
 
@@ -476,6 +483,22 @@ def _persons(chunk: pl.DataFrame, keyring: Keyring) -> pl.DataFrame:
 # --- areas and small cells -----------------------------------------------------------------
 
 
+def _exporters_roots(session: Session, principal: Principal, areas: "_Areas") -> set[int]:
+    """The areas whose totals some user can learn from an export's row count: the country's
+    top and every area a user who may export holds a grant in (this user's included)."""
+    roles = [
+        role
+        for role, allowed in ROLE_PERMISSIONS.items()
+        if Permission.EXPORT_PSEUDONYMISED in allowed
+    ]
+    granted = session.scalars(
+        select(RoleGrant.area_id).where(RoleGrant.role.in_(roles), RoleGrant.area_id.is_not(None))
+    )
+    own = principal.scope(session, Permission.EXPORT_PSEUDONYMISED).area_ids
+    roots = [area for area, up in areas.parent.items() if up is None]
+    return {*roots, *granted, *(scope_roots(own, areas.parent) if own is not None else ())}
+
+
 class _Areas:
     """The area tree (thousands of rows, read once): each area's governorate and district."""
 
@@ -493,52 +516,36 @@ class _Areas:
 
 
 def _summary(
-    areas: _Areas, per_area: dict[int, tuple[int, int]], min_cell: int
+    areas: _Areas,
+    national: dict[int, tuple[int, int]],
+    per_area: dict[int, tuple[int, int]],
+    scope: Scope,
+    known_roots: set[int],
+    min_cell: int,
 ) -> tuple[pl.DataFrame, dict[int, tuple[str | None, str | None, str | None]]]:
     """The summary table, and for each area holding exported households the governorate,
-    district and locality codes its rows may show (None where the cell is too small)."""
-    cells: dict[tuple[str, int | None], list[int]] = {}
-    district_of: dict[int, int | None] = {}
-    governorate_of: dict[int, int | None] = {}
-    for area_id, (households, persons) in per_area.items():
-        governorate = areas.ancestor(area_id, "governorate")
-        district = areas.ancestor(area_id, "district")
-        locality = areas.ancestor(area_id, "locality")
-        governorate_of[area_id], district_of[area_id] = governorate, district
-        for level, key in (
-            ("governorate", governorate),
-            ("district", district),
-            ("locality", locality),
-        ):
-            if key is not None:
-                cell = cells.setdefault((level, key), [0, 0])
-                cell[0] += households
-                cell[1] += persons
-    small = {cell for cell, (households, _) in cells.items() if households < min_cell}
-    localities = [key for level, key in cells if level == "locality"]
-    # Complementary suppression: one small locality among shown ones in the same district (or
-    # governorate) would be the parent's total minus the shown ones.
-    for parent_level in ("district", "governorate"):
-        groups: dict[int | None, list[int]] = {}
-        for locality in localities:
-            groups.setdefault(areas.ancestor(locality, parent_level), []).append(locality)
-        for members in groups.values():
-            hidden = [m for m in members if ("locality", m) in small]
-            shown = [m for m in members if ("locality", m) not in small]
-            if len(hidden) == 1 and shown:
-                smallest = min(shown, key=lambda m: (cells["locality", m][0], areas.code[m]))
-                small.add(("locality", smallest))
+    district and locality codes its rows may show (None where the cell is hidden).
 
+    Cells are hidden by one pattern for the whole country (`disclosure`), the same for every
+    analyst. The total of an export is its row count: the country's, and that of each area
+    an analyst holds a grant in, are known to someone, so they are never relied on to hide
+    a cell (`known_roots`, the grants of every user who may export)."""
+    cells = subtree_totals(areas.parent, national)
+    households = {area: cell[0] for area, cell in cells.items()}
+    small = suppression_pattern(areas.parent, households, min_cell, known=known_roots)
+    listed: set[int] = set()
+    for area_id in per_area:
+        for level in ("governorate", "locality"):
+            key = areas.ancestor(area_id, level)
+            if key is not None and scope.allows(key):
+                listed.add(key)
     rows = []
-    for (level, key), (households, persons) in sorted(
-        cells.items(), key=lambda item: (item[0][0] != "governorate", areas.code[item[0][1]])
-    ):
-        if level == "district":
-            continue
-        hidden = (level, key) in small
+    for key in sorted(listed, key=lambda k: (areas.level[k] != "governorate", areas.code[k])):
+        households, persons = cells[key]
+        hidden = key in small
         rows.append(
             (
-                level,
+                areas.level[key],
                 areas.code[key],
                 areas.code.get(areas.ancestor(key, "governorate")),
                 None if hidden else households,
@@ -549,12 +556,12 @@ def _summary(
     summary = pl.DataFrame(rows, schema=SUMMARY_SCHEMA, orient="row")
 
     def shown(level: str, key: int | None) -> str | None:
-        return None if key is None or (level, key) in small else areas.code[key]
+        return None if key is None or key in small else areas.code[key]
 
     codes = {
         area_id: (
-            shown("governorate", governorate_of[area_id]),
-            shown("district", district_of[area_id]),
+            shown("governorate", areas.ancestor(area_id, "governorate")),
+            shown("district", areas.ancestor(area_id, "district")),
             shown("locality", areas.ancestor(area_id, "locality")),
         )
         for area_id in per_area

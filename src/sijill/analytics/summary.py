@@ -1,30 +1,41 @@
 """Registry totals: households, persons, by governorate, refugees, persons with disability.
 
-Aggregates are computed in the database (one query each), never by loading rows. Every
-count, the grouped ones included, is taken over the households of one scope only, so a
-user's totals never include an area they may not see. For users who may not see personal
-data (analysts), a count below `min_cell` households is suppressed: a cell of two or three
-households can identify them.
+Aggregates are computed in the database (grouped by area, one query per table), never by
+loading rows, then summed up the area tree. Every figure is taken over the households of
+the user's areas only, so a user's totals never include an area they may not see. For users
+who may not see personal data (analysts), small cells are suppressed with one pattern for
+the whole country (`sijill.analytics.disclosure`): a hidden cell hides every measure, and no
+difference between two answers, of one user or of two, gives it back.
 """
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select, true
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from sijill.analytics.disclosure import (
+    scope_roots,
+    scoped_view,
+    subtree_totals,
+    suppression_pattern,
+)
 from sijill.core import clock
 from sijill.core.areas import Area
 from sijill.registry.codes import WG_DOMAINS, wg_disability_threshold
 from sijill.registry.models import Household, Membership, Person
-from sijill.security.principal import Principal
+from sijill.security.principal import Principal, Scope
 from sijill.security.roles import Permission
+
+# The measures of a cell, in this order.
+MEASURES = ("households", "persons", "refugees", "persons_with_disability")
+REFUGEE_STATUSES = ("refugee", "asylum_seeker")
 
 
 @dataclass
 class RegionRow:
     code: str
     name: str
-    households: int | None  # None: suppressed, fewer than min_cell households
+    households: int | None  # None: suppressed (with every other measure of the row)
     persons: int | None
 
 
@@ -40,94 +51,87 @@ class RegistrySummary:
 
 def _disability():
     threshold = wg_disability_threshold().value_at(clock.utcnow().date())
-    return or_(*[getattr(Person, d) >= threshold for d in WG_DOMAINS])
+    return case(*[(getattr(Person, domain) >= threshold, 1) for domain in WG_DOMAINS], else_=0)
 
 
-def totals(session: Session, in_scope=None, min_cell: int | None = None) -> RegistrySummary:
-    """Totals over the households for which `in_scope(Household.area_id)` holds (all if None)."""
-    scoped = in_scope(Household.area_id) if in_scope is not None else true()
-    current = Membership.end_date.is_(None)
-    households = session.scalar(select(func.count()).select_from(Household).where(scoped)) or 0
-
-    def count_members(*conditions) -> int:
-        return (
-            session.scalar(
-                select(func.count())
-                .select_from(Person)
-                .join(Membership, Membership.person_id == Person.id)
-                .join(Household, Household.id == Membership.household_id)
-                .where(current, scoped, *conditions)
-            )
-            or 0
-        )
-
-    def shown(value: int | None) -> int | None:
-        return None if min_cell and value is not None and 0 < value < min_cell else value
-
-    regions = _by_governorate(session, scoped)
-    if min_cell:
-        _suppress(regions, min_cell)
-    return RegistrySummary(
-        households=shown(households),
-        persons=shown(count_members()),
-        refugees=shown(count_members(Person.residency_status.in_(("refugee", "asylum_seeker")))),
-        persons_with_disability=shown(count_members(_disability())),
-        regions=regions,
-        min_cell=min_cell,
-    )
-
-
-def _suppress(regions: list[RegionRow], min_cell: int) -> None:
-    """Blank the regions of fewer than `min_cell` households. A region blanked alone could be
-    recovered by subtracting the others from the total: then the smallest other is blanked
-    too (complementary suppression), so only the sum of two is known."""
-    small = [row for row in regions if row.households is not None and row.households < min_cell]
-    if len(small) == 1:
-        others = [row for row in regions if row is not small[0]]
-        if others:
-            small.append(min(others, key=lambda row: row.households or 0))
-    for row in small:
-        row.households = row.persons = None
-
-
-def _by_governorate(session: Session, scoped) -> list[RegionRow]:
-    """Households and persons per governorate: counted per area in the database, then rolled
-    up the hierarchy (areas number in the thousands, households in the millions)."""
-    areas = {a.id: a for a in session.scalars(select(Area))}
-    members = (
-        select(Membership.household_id, func.count().label("persons"))
-        .where(Membership.end_date.is_(None))
-        .group_by(Membership.household_id)
-        .subquery()
-    )
-    per_area = session.execute(
+def _per_area(session: Session) -> dict[int, tuple[int, int, int, int]]:
+    """Each area's measures over the households held directly in it, for the whole country:
+    the suppression pattern must not depend on who asks."""
+    direct: dict[int, list[int]] = {}
+    for area_id, households in session.execute(
+        select(Household.area_id, func.count()).group_by(Household.area_id)
+    ):
+        direct[area_id] = [int(households), 0, 0, 0]
+    refugee = case((Person.residency_status.in_(REFUGEE_STATUSES), 1), else_=0)
+    for area_id, persons, refugees, disabled in session.execute(
         select(
             Household.area_id,
-            func.count(Household.id),
-            func.coalesce(func.sum(members.c.persons), 0),
+            func.count(),
+            func.coalesce(func.sum(refugee), 0),
+            func.coalesce(func.sum(_disability()), 0),
         )
-        .outerjoin(members, members.c.household_id == Household.id)
-        .where(scoped)
+        .select_from(Person)
+        .join(Membership, Membership.person_id == Person.id)
+        .join(Household, Household.id == Membership.household_id)
+        .where(Membership.end_date.is_(None))
         .group_by(Household.area_id)
+    ):
+        direct[area_id][1:] = [int(persons), int(refugees), int(disabled)]
+    return {area_id: tuple(row) for area_id, row in direct.items()}
+
+
+def totals(session: Session, scope: Scope, min_cell: int | None = None) -> RegistrySummary:
+    """Totals and governorates over the areas of `scope`, small cells suppressed if
+    `min_cell` is given."""
+    areas = {area.id: area for area in session.scalars(select(Area))}
+    parent = {area_id: area.parent_id for area_id, area in areas.items()}
+    cells = subtree_totals(parent, _per_area(session))
+    hidden = (
+        suppression_pattern(parent, {a: cell[0] for a, cell in cells.items()}, min_cell)
+        if min_cell
+        else frozenset()
     )
-    totals: dict[int, list[int]] = {}
-    for area_id, households, persons in per_area:
-        region = _governorate_of(areas, area_id)
-        row = totals.setdefault(region, [0, 0])
-        row[0] += int(households)
-        row[1] += int(persons)
-    rows = [
-        RegionRow(areas[r].code, areas[r].name_en or areas[r].code, h, p)
-        for r, (h, p) in totals.items()
-    ]
-    return sorted(rows, key=lambda row: row.code)
+    width = len(MEASURES)
+    roots = _roots(scope, parent)
+    overall = scoped_view(roots, cells, hidden, width)
+    regions = []
+    for region, parts in sorted(_regions(roots, areas, cells).items(), key=lambda r: r[0].code):
+        shown = scoped_view(parts, cells, hidden, width)
+        regions.append(
+            RegionRow(
+                region.code,
+                region.name_en or region.code,
+                shown[0] if shown else None,
+                shown[1] if shown else None,
+            )
+        )
+    return RegistrySummary(*(overall or (None,) * width), regions=regions, min_cell=min_cell)
 
 
-def _governorate_of(areas: dict[int, Area], area_id: int) -> int:
-    area = areas[area_id]
-    while area.level not in ("governorate", "country") and area.parent_id is not None:
-        area = areas[area.parent_id]
-    return area.id
+def _roots(scope: Scope, parent: dict[int, int | None]) -> list[int]:
+    """The topmost areas of a scope: every figure is a sum of their cells."""
+    if scope.area_ids is None:
+        return [area for area, up in parent.items() if up is None]
+    return scope_roots(scope.area_ids, parent)
+
+
+def _regions(roots: list[int], areas: dict[int, Area], cells) -> dict[Area, list[int]]:
+    """Each governorate the roots reach, with the cells that make up its row: the
+    governorate's own cell when the whole of it is in scope, else the roots inside it."""
+    rows: dict[Area, list[int]] = {}
+    for root in roots:
+        if root not in cells:
+            continue
+        area = areas[root]
+        if area.level == "country":
+            for child in areas.values():
+                if child.parent_id == root and child.id in cells:
+                    rows.setdefault(child, []).append(child.id)
+            continue
+        while area.level not in ("governorate", "country") and area.parent_id is not None:
+            area = areas[area.parent_id]
+        rows.setdefault(area, []).append(root)
+    return rows
 
 
 def registry_summary(session: Session, principal: Principal, *, min_cell: int):
@@ -137,6 +141,6 @@ def registry_summary(session: Session, principal: Principal, *, min_cell: int):
     principal.require(action)
     scope = principal.scope(session, action)
     suppress = None if principal.may(Permission.HOUSEHOLD_READ) else min_cell
-    summary = totals(session, scope.condition, suppress)
+    summary = totals(session, scope, suppress)
     principal.audit(action, "ok", "summary", None)
     return summary

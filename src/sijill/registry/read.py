@@ -99,6 +99,15 @@ def as_of_instant(as_of: datetime | date) -> datetime:
     return datetime.combine(as_of, time.max, UTC)
 
 
+class NotYetRegistered(NotFound):
+    """The household exists but not at the moment asked for. It carries the household's area
+    so that the caller decides, before saying so, whether the user may know it exists."""
+
+    def __init__(self, detail: str, *, area_id: int):
+        super().__init__(detail)
+        self.area_id = area_id
+
+
 def get_household(
     session: Session, household_id: int, as_of: datetime | date | None = None
 ) -> HouseholdPublic:
@@ -170,8 +179,9 @@ def _household_as_of(
             )
         ).first()
         if past is None:
-            raise NotFound(
-                f"Household {household_id} was not yet registered on {instant:%Y-%m-%d %H:%M} UTC"
+            raise NotYetRegistered(
+                f"Household {household_id} was not yet registered on {instant:%Y-%m-%d %H:%M} UTC",
+                area_id=current["area_id"],
             )
         state = past._mapping
     day = instant.date()
