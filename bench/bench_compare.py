@@ -36,8 +36,8 @@ architecture refactor must not worsen by more than 5%.
 
 Before measuring, the script waits up to `--quiet-wait` minutes (default 10) for a load
 average below 1.5 and no other bench/bench_*.py running, and says in the report if it measured
-on a busy machine. The section "Architecture refactor: before and after" of BENCHMARKS.md is
-replaced (not with `--no-record`). Both databases are dropped at the end (`--keep` keeps them).
+on a busy machine. The section of BENCHMARKS.md named by `--section` (by default "Architecture
+refactor: before and after") is replaced (not with `--no-record`). Both databases are dropped at the end (`--keep` keeps them).
 Servers, and any command it started, are stopped whatever happens (Ctrl-C, SIGTERM, a failure);
 a failure is one line on stderr, the failing command's whole output in
 /tmp/sijill-bench/compare/logs/error.log. The full run at 1,000,000 households takes about 12
@@ -726,6 +726,8 @@ def command_line(args: argparse.Namespace) -> str:
         command += f" --baseline {args.baseline}"
     if args.head:
         command += f" --head {args.head}"
+    if args.section != SECTION:
+        command += f" --section '{args.section}'"
     for name, default in (("households", 1_000_000), ("runs", 3), ("duration", 20), ("warmup", 5)):
         if getattr(args, name) != default:
             command += f" --{name} {getattr(args, name)}"
@@ -744,6 +746,7 @@ def main() -> None:
     parser.add_argument("--quiet-wait", type=float, default=10, help="minutes, at most")
     parser.add_argument("--keep", action="store_true", help="keep both databases")
     parser.add_argument("--no-record", action="store_true", help="leave BENCHMARKS.md alone")
+    parser.add_argument("--section", default=SECTION, help="the BENCHMARKS.md section to write")
     args = parser.parse_args()
     if args.runs < 1 or args.households < 1:
         parser.error("--runs and --households must be at least 1")
@@ -870,8 +873,8 @@ def main() -> None:
     lines = report(base, head, facts)
     print("\n" + "\n".join(lines))
     if not args.no_record:
-        record(SECTION, command_line(args), lines)
-        print(f"\nrecorded in {ROOT / 'BENCHMARKS.md'}, section '{SECTION}'")
+        record(args.section, command_line(args), lines)
+        print(f"\nrecorded in {ROOT / 'BENCHMARKS.md'}, section '{args.section}'")
     print(f"done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
 
 

@@ -174,10 +174,10 @@ def make_user(
 
 
 def auth_headers(
-    sessions, settings, role: str = "administrator", area_code: str | None = None
+    sessions, settings, role: str = "administrator", area_code: str | list[str] | None = None
 ) -> dict[str, str]:
-    """A bearer token for a user with one role in one area (None: the whole country), made
-    without a password (hashing one costs a tenth of a second per user)."""
+    """A bearer token for a user with one role in one area (None: the whole country) or in
+    several, made without a password (hashing one costs a tenth of a second per user)."""
     from sqlalchemy import select
 
     from sijill.core import clock
@@ -187,7 +187,8 @@ def auth_headers(
     from sijill.security.models import RoleGrant, User
     from sijill.security.users import user_grants
 
-    username = f"{role}-{area_code or 'national'}".lower()
+    area_codes = [area_code] if isinstance(area_code, str) else area_code
+    username = f"{role}-{'+'.join(area_codes) if area_codes else 'national'}".lower()
     with transaction(sessions) as session:
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
@@ -203,10 +204,9 @@ def auth_headers(
             )
             session.add(user)
             session.flush()
-            area_id = (
-                session.scalar(select(Area.id).where(Area.code == area_code)) if area_code else None
-            )
-            session.add(RoleGrant(user_id=user.id, role=role, area_id=area_id))
+            for code in area_codes or [None]:
+                area_id = session.scalar(select(Area.id).where(Area.code == code)) if code else None
+                session.add(RoleGrant(user_id=user.id, role=role, area_id=area_id))
             session.flush()
         grants = user_grants(session, user.id)
     install_keyring(settings)

@@ -24,6 +24,9 @@ COMMANDS = [
     [],
     ["synth"],
     ["import"],
+    ["review-flags"],
+    ["review-flags", "list"],
+    ["review-flags", "decide"],
     ["serve"],
     ["demo"],
     ["db"],
@@ -68,7 +71,14 @@ def test_every_command_has_help(command):
     result = run([*command, "--help"])
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
-    if command and command not in (["db"], ["areas"], ["users"], ["audit"], ["keys"]):
+    if command and command not in (
+        ["db"],
+        ["areas"],
+        ["users"],
+        ["audit"],
+        ["keys"],
+        ["review-flags"],
+    ):
         assert "Example" in result.stdout
 
 
@@ -78,7 +88,7 @@ def test_every_command_has_help(command):
         (["import", "/no/such/file.csv"], "no such file or folder"),
         (["import", "README.md"], "cannot read '.md' files"),
         (["synth", "--households", "0", "--out", "/tmp/x"], "households"),
-        (["areas", "load", "/no/such/areas.csv"], "cannot read"),
+        (["areas", "load", "/no/such/areas.csv"], "areas.csv: no such file"),
     ],
 )
 def test_a_mistake_is_one_line_and_a_non_zero_exit(args, message, tmp_path):

@@ -19,6 +19,8 @@ from sijill.registry.bulk import writer as writer_module
 from sijill.registry.bulk.service import import_path
 from sijill.registry.identifiers import Identifiers
 from sijill.registry.models import Household, Membership, Person
+from sijill.security.keys.keyring import current_keyring
+from sijill.security.keys.usage import key_ids_in_use
 
 AREAS = [
     ["code", "parent_code", "level", "name_ar", "name_en", "urban"],
@@ -171,6 +173,9 @@ def test_import_stores_identifiers_encrypted_with_a_blind_index(engine, settings
         child = session.scalar(select(Person).where(Person.source_key == "src:P2"))
         assert identifiers.read(child) == Identifiers(None, None, "+962791234567")
         assert child.national_id_index is None
+    # The key they are under is noted in the batch's transaction: what servers check at start.
+    with engine.connect() as connection:
+        assert key_ids_in_use(connection) == [current_keyring().active]
 
 
 def test_reimport_adds_nothing_twice_and_picks_up_fixed_rows(engine, settings, tmp_path):
@@ -403,7 +408,7 @@ def test_text_is_cleaned_only_where_it_needs_it():
 def test_typed_parquet_columns_are_read_as_the_text_a_csv_would_hold(tmp_path):
     import datetime as dt
 
-    from sijill.registry.bulk.sources import read_batches
+    from sijill.core.files import read_table
 
     path = tmp_path / "typed.parquet"
     pl.DataFrame(
@@ -417,7 +422,7 @@ def test_typed_parquet_columns_are_read_as_the_text_a_csv_would_hold(tmp_path):
             "name": ["أحمد", None, " x "],
         }
     ).write_parquet(path)
-    batches = list(read_batches(path, 2))
+    batches = [batch.rows for batch in read_table(path, 2)]
     assert [b.height for b in batches] == [2, 1]
     frame = pl.concat(batches)
     assert frame["_row"].to_list() == [1, 2, 3]
@@ -426,3 +431,127 @@ def test_typed_parquet_columns_are_read_as_the_text_a_csv_would_hold(tmp_path):
         (None, None, "false", None, None, "", None),
         ("12", "-0.5", None, "2012-01-31", None, None, " x "),
     ]
+
+
+def _malformed_folder(tmp_path: Path) -> Path:
+    """Three households; the persons file has a line with a field missing (a name in it) and
+    a line with a NUL byte, both for H2's members."""
+    folder = make_folder(
+        tmp_path / "src",
+        [household("H1"), household("H2"), household("H3")],
+        [person("P1", "H1"), person("P2", "H2"), person("P4", "H3")],
+    )
+    persons = (folder / "persons.csv").read_bytes().splitlines(keepends=True)
+    short = ",".join(person("P3", "H2", "child")[:5]).replace("Ahmed", "Zubaida")
+    nul = ",".join(person("P5", "H2", "child")).replace("Ahmed", "Qamar\x00iyya")
+    # Lines 1-3: header, P1, P2; line 4: the short line; 5: the NUL line; 6: P4.
+    lines = [*persons[:3], short.encode() + b"\r\n", nul.encode() + b"\r\n", *persons[3:]]
+    (folder / "persons.csv").write_bytes(b"".join(lines))
+    return folder
+
+
+def test_malformed_lines_are_rejects_and_the_rest_imports(engine, settings, tmp_path, capfd):
+    folder = _malformed_folder(tmp_path)
+    report = import_path(engine, settings, folder)
+    assert (report.counts.households_added, report.counts.persons_added) == (3, 3)
+    rejects = read_rejects(report.rejects_path)
+    assert [(r["file"], r["row"], r["value"]) for r in rejects] == [
+        ("persons.csv", "4", ""),
+        ("persons.csv", "5", ""),
+    ]
+    assert "fields where the header has 12" in rejects[0]["message"]
+    assert "NUL" in rejects[1]["message"]
+    assert report.rejected_rows == 2
+    said = capfd.readouterr()
+    for name in ("Zubaida", "Qamar"):
+        assert name not in said.out + said.err
+        assert name not in report.rejects_path.read_text(encoding="utf-8-sig")
+
+
+def test_the_command_prints_no_row_and_one_line_for_an_unreadable_file(
+    database_url, sessions, tmp_path
+):
+    import os
+    import subprocess
+    import sys
+
+    from factories import make_user
+
+    key = make_user(sessions, "importer", "administrator", service=True)
+    env = {
+        **os.environ,
+        "SIJILL_DATABASE_URL": database_url,
+        "SIJILL_SERVICE_KEY": f"importer:{key}",
+    }
+
+    def sijill_import(path: Path) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "sijill", "import", str(path)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+
+    done = sijill_import(_malformed_folder(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "3 households and 3 persons added" in done.stderr
+    assert "2 rows rejected" in done.stderr
+    for name in ("Zubaida", "Qamar"):
+        assert name not in done.stdout + done.stderr
+    unreadable = tmp_path / "list.csv"
+    unreadable.write_bytes("household_key,area_code\n".encode("utf-16"))
+    failed = sijill_import(unreadable)
+    assert failed.returncode != 0
+    said = failed.stdout + failed.stderr
+    assert "list.csv: is not UTF-8 text" in said and "Traceback" not in said
+    assert len(said.strip().splitlines()) == 1, said
+
+
+def test_rejected_rows_are_counted_once_whatever_their_reject_lines(engine, settings, tmp_path):
+    """A flat list: the head's row fails two checks and takes its household (and so its
+    child's row) with it: two rows rejected, three reject lines."""
+    with Session(engine) as session, session.begin():
+        load_areas(session, write_csv(tmp_path / "areas.csv", AREAS))
+    header = [*HOUSEHOLD_HEADER, *[c for c in PERSON_HEADER if c != "household_key"]]
+    head = [*household("H1", walls="plastic"), *person("P1", "H1", birth="31/02/1970")[0:1]]
+    head += person("P1", "H1", birth="31/02/1970")[2:]
+    child = [*household("H1"), *person("P2", "H1", "child")[0:1], *person("P2", "H1", "child")[2:]]
+    path = write_csv(tmp_path / "list.csv", [header, head, child])
+    report = import_path(engine, settings, path)
+    assert report.rejected_rows == 2
+    assert len(read_rejects(report.rejects_path)) == 3
+
+
+def test_an_unknown_code_maps_to_a_missing_value(engine, settings, tmp_path):
+    """`UNK: null` in the mapping: the agency's 'unknown' is a missing value, for a country
+    code as for any coded field."""
+    with Session(engine) as session, session.begin():
+        load_areas(session, write_csv(tmp_path / "areas.csv", AREAS))
+    header = ["household_key", "area_code", "person_key", "relationship", "given_name_ar"]
+    header += ["sex", "nationality"]
+    rows = [
+        ["H1", "SJ010101", "P1", "head", "أحمد", "?", "UNK"],
+        ["H2", "SJ010101", "P2", "head", "علي", "M", "jor"],
+    ]
+    path = write_csv(tmp_path / "list.csv", [header, *rows])
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("values:\n  nationality: {UNK: null}\n  sex: {'?': ~}\n", "utf-8")
+    report = import_path(engine, settings, path, mapping)
+    assert report.rejected_rows == 0, read_rejects(report.rejects_path)
+    with Session(engine) as session:
+        found = session.execute(select(Person.sex, Person.nationality).order_by(Person.source_key))
+        assert found.all() == [(None, None), ("M", "JOR")]
+
+
+def test_malformed_lines_after_the_last_row_are_still_rejects(engine, settings, tmp_path):
+    folder = _malformed_folder(tmp_path)
+    with (folder / "persons.csv").open("ab") as handle:
+        handle.write(b"P9,H3\r\n")
+    with (folder / "households.csv").open("ab") as handle:
+        handle.write(b"H9\r\n")
+    report = import_path(engine, settings, folder)
+    assert (report.counts.households_added, report.counts.persons_added) == (3, 3)
+    rejects = {(r["file"], r["row"]) for r in read_rejects(report.rejects_path)}
+    assert rejects == {
+        ("persons.csv", "4"),
+        ("persons.csv", "5"),
+        ("persons.csv", "7"),
+        ("households.csv", "5"),
+    }
+    assert report.rejected_rows == 4

@@ -112,6 +112,14 @@ def audit_log(client, target):
     return [_seen(client.get("/audit/records", params={"record_id": target.household_id}))]
 
 
+def review_flags(client, target):
+    return [_seen(client.get("/review-flags"))]
+
+
+def decide_review_flag(client, target):
+    return [_seen(client.post("/review-flags/1/decision", json={"decision": "dismissed"}))]
+
+
 def me(client, target):
     return [_seen(client.get("/auth/me"))]
 
@@ -138,10 +146,55 @@ RULES: dict[str, Rule] = {
     "register_household": Rule(Permission.HOUSEHOLD_REGISTER, register),
     "registry_summary": Rule(Permission.AGGREGATES, summary, aggregate=True),
     "read_audit_log": Rule(Permission.AUDIT_READ, audit_log, national_only=True),
+    # A flag pairs records of any areas: tests/test_review_flags.py checks who sees them.
+    "list_review_flags": Rule(Permission.REVIEW_FLAGS, review_flags, national_only=True),
+    "decide_review_flag": Rule(Permission.REVIEW_FLAGS, decide_review_flag, national_only=True),
     # Last: its jobs run in the background, after every other rule's checks.
     "start_import": Rule(Permission.HOUSEHOLD_IMPORT, import_file),
 }
 EXTRA_CALLS = {"read_household": [read_as_of]}
+
+
+def read_before_registration(client, target):
+    # The oracle once found: "not yet registered" told an outsider the household exists.
+    moments = ["2000-01-01", "1999-12-31T23:59:59.999", "2026-01-01T00:00:00+05:00"]
+    return [_seen(client.get(f"/households/{target.household_id}?as_of={m}")) for m in moments]
+
+
+def read_with_bad_parameters(client, target):
+    return [
+        _seen(client.get(f"/households/{target.household_id}?as_of=yesterday")),
+        _seen(client.get(f"/households/{target.household_id}?as_of=2000-02-30")),
+        _seen(client.get(f"/households/{target.household_id}x")),
+    ]
+
+
+def search_beyond_the_end(client, target):
+    queries = [
+        {"registry_id": target.household_id, "page": 2},
+        {"area_code": target.area_code, "page": 1000, "page_size": 1},
+        {"national_id": target.national_id, "page_size": 1000},
+    ]
+    return [_seen(client.get("/households", params=query)) for query in queries]
+
+
+def update_refused(client, target):
+    stale = {**target.update, "version": 99} if target.update else {"version": 99}
+    invalid = {**(target.update or {}), "area_code": "SJ999999"}
+    return [
+        _seen(client.put(f"/households/{target.household_id}", json=stale)),
+        _seen(client.put(f"/households/{target.household_id}", json=invalid)),
+        _seen(client.put(f"/households/{target.household_id}", json={"version": 1})),
+    ]
+
+
+# Calls whose answer for a household of the user's own areas may be an error: only the
+# answers about an outside and a missing household are compared.
+PROBES = {
+    "read_household": [read_before_registration, read_with_bad_parameters],
+    "search_households": [search_beyond_the_end],
+    "update_household": [update_refused],
+}
 
 
 def _operations(app) -> dict[str, tuple[str, str]]:
@@ -244,6 +297,11 @@ def test_matrix(world, role):
                 assert _anonymised(seen_outside, outside) == _anonymised(seen_missing, missing), (
                     where
                 )
+            if allowed and not rule.national_only and not rule.aggregate:
+                for probe in PROBES.get(operation_id, []):
+                    where = f"{role} {operation_id} {probe.__name__}"
+                    seen_outside = _anonymised(probe(client, outside), outside)
+                    assert seen_outside == _anonymised(probe(client, missing), missing), where
 
 
 def _anonymised(seen: list, target: Target) -> list:
@@ -307,5 +365,5 @@ def test_summary_suppresses_small_cells_for_analysts(settings, sessions):
     with TestClient(app, headers=auth_headers(sessions, settings, "analyst")) as analyst:
         suppressed = analyst.get("/registry/summary").json()
     assert suppressed["min_cell"] == 3
-    assert suppressed["households"] is None and suppressed["persons"] is not None
+    assert suppressed["households"] is None and suppressed["persons"] is None
     assert all(region["households"] is None for region in suppressed["regions"])

@@ -19,11 +19,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute, iter_route_contexts
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine, text
 
 from sijill import __version__
@@ -38,8 +38,10 @@ from sijill.core.settings import Settings
 from sijill.jobs.runner import JobRunner
 from sijill.middleware import CrashToProblem, Hardening, RequestLanguage, redact_access_log
 from sijill.security.audit import service as audit
+from sijill.security.audit.chain import chain_health
 from sijill.security.deps import BEARER_SCHEME, PURPOSE_PATTERN, PublicSessionDep, get_principal
-from sijill.security.keys.keyring import install_keyring
+from sijill.security.keys.keyring import current_keyring, install_keyring
+from sijill.security.keys.usage import missing_key_ids
 
 # --- the app -----------------------------------------------------------------------------------
 
@@ -47,6 +49,13 @@ from sijill.security.keys.keyring import install_keyring
 class Health(BaseModel):
     status: str
     database: str
+    keys: str = Field(
+        description="ok, or which keys the registry's values use that the keyring lacks"
+    )
+    audit_chain: str = Field(
+        description="intact, or broken: audited actions answer 503 until an administrator "
+        "runs `sijill audit repair` (signing in still works)"
+    )
     version: str
 
 
@@ -129,27 +138,47 @@ def create_app(settings: Settings) -> FastAPI:
         Hardening,
         max_body=settings.max_request_bytes,
         body_limits={UPLOAD_PATH: settings.max_upload_bytes},
+        body_timeout=settings.request_body_timeout_seconds,
     )
     # Outermost: every answer, a refused body or a crash too, is in the request's language.
     app.add_middleware(RequestLanguage, default=settings.language)
 
-    @app.get("/health", tags=["health"], operation_id="health", response_model=Health)
-    def health(session: PublicSessionDep) -> Health:
+    @app.get(
+        "/health",
+        tags=["health"],
+        operation_id="health",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "The server cannot serve the registry"}},
+    )
+    def health(session: PublicSessionDep, response: Response) -> Health:
         session.execute(text("SELECT 1"))
-        return Health(status="ok", database="ok", version=__version__)
+        status, keys = "ok", "ok"
+        if missing := missing_key_ids(session.connection(), current_keyring()):
+            # Every read of those values would fail: a balancer should take this server out.
+            status, response.status_code = "failing", 503
+            keys = f"the registry's values use key {', '.join(missing)}, not in this keyring"
+        # The remembered verification and the chain's tip, not a walk of the whole chain.
+        chain = chain_health(session)
+        if not chain.ok and status == "ok":
+            status = "degraded"  # sign-in still served; audited actions answer 503
+        return Health(
+            status=status, database="ok", keys=keys, audit_chain=chain.state, version=__version__
+        )
 
     from sijill.analytics.api import router as analytics_router
     from sijill.jobs.api import router as jobs_router
     from sijill.registry.api import imports_router
     from sijill.registry.api import router as registry_router
+    from sijill.registry.reviews.api import router as review_flags_router
     from sijill.security.api import router as auth_router
     from sijill.security.audit.api import router as audit_router
 
-    common = problem_responses(413, 422, 500)
+    common = problem_responses(413, 415, 422, 500)
     app.include_router(auth_router, responses=common)
     protected = {**common, **problem_responses(401, 403, 503)}
     app.include_router(registry_router, responses=protected)
     app.include_router(imports_router, responses=protected)
+    app.include_router(review_flags_router, responses=protected)
     app.include_router(jobs_router, responses=protected)
     app.include_router(analytics_router, responses=protected)
     app.include_router(audit_router, responses=protected)

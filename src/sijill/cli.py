@@ -28,6 +28,7 @@ def _register_commands() -> None:
     from sijill.analytics.cli import register as register_export
     from sijill.demo import demo
     from sijill.registry.cli import register as register_registry
+    from sijill.registry.reviews.cli import register as register_review_flags
     from sijill.security.audit.cli import register as register_audit
     from sijill.security.cli import register as register_users
     from sijill.security.keys.cli import register as register_keys
@@ -35,6 +36,7 @@ def _register_commands() -> None:
 
     app.command("synth")(synth)
     register_registry(app)
+    register_review_flags(app)
     app.command("demo")(demo)
     register_users(app)
     register_export(app)
@@ -57,9 +59,13 @@ def serve_command(
     from sijill.api import serve
     from sijill.core.db import upgrade
     from sijill.core.settings import get_settings
+    from sijill.security.keys.keyring import Keyring
+    from sijill.security.keys.usage import check_keyring
 
     settings = get_settings()
     upgrade(settings.database_url)
+    # Another keyring than the registry's would start and answer 500 to every read.
+    check_keyring(settings.database_url, Keyring.load(settings.key_file))
     url = f"http://{settings.host}:{settings.port}/"
     emit_one({"url": url, "docs": f"{url}docs"}, output, message=f"API on {url} (docs at /docs)")
     serve(settings, workers=workers, access_log=access_log)

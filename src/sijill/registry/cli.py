@@ -91,6 +91,8 @@ def import_command(
     """
     from sijill.jobs.runner import JobRunner
     from sijill.registry.bulk.jobs import IMPORT, ImportParams
+    from sijill.security.keys.keyring import current_keyring
+    from sijill.security.keys.usage import check_keyring
 
     settings = get_settings()
     with (
@@ -99,6 +101,8 @@ def import_command(
         # The import job, run here in the foreground: GET /jobs/{id} shows it too.
         JobRunner(sessions, settings) as runner,
     ):
+        # Another keyring than the registry's would import rows nobody can read beside them.
+        check_keyring(sessions.kw["bind"], current_keyring())
         report = runner.run(
             IMPORT,
             ImportParams(path, mapping, rejects, source),

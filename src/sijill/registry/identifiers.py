@@ -17,10 +17,11 @@ value and once per column, so this path and the bulk path cannot read a number d
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 import polars as pl
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, event, inspect, select
 from sqlalchemy.orm import Session
 
 from sijill.identity import national_id as documents
@@ -29,9 +30,11 @@ from sijill.identity.national_id import Scheme
 from sijill.identity.phones import normalise_phone
 from sijill.registry.models import Person, PersonState
 from sijill.security.keys.keyring import current_keyring
+from sijill.security.keys.usage import key_ids_of, record_key_use
 
 __all__ = [
     "Identifiers",
+    "batch_key_ids",
     "find_by_national_id",
     "holders_of_national_ids",
     "national_id_matches",
@@ -41,6 +44,7 @@ __all__ = [
     "public",
     "read",
     "scheme_for",
+    "taking_new_national_ids",
     "write",
     "write_batch",
 ]
@@ -99,7 +103,8 @@ def public(values: Any) -> dict[str, Any]:
 
 
 def write(person: Person, identifiers: Identifiers) -> None:
-    """Store already validated and normalised identifiers on a person, encrypted."""
+    """Store already validated and normalised identifiers on a person, encrypted. The key
+    they are encrypted under is noted when the session flushes (`_note_key_use`)."""
     keyring = current_keyring()
     number, phone = identifiers.national_id, identifiers.phone
     person.national_id_type = identifiers.national_id_type
@@ -108,10 +113,25 @@ def write(person: Person, identifiers: Identifiers) -> None:
     person.phone = None if phone is None else keyring.encrypt("phone", phone)
 
 
+@event.listens_for(Session, "before_flush")
+def _note_key_use(session: Session, _context: Any, _instances: Any) -> None:
+    """Every transaction that stores identifiers notes the keys they are under, whoever set
+    them (`sijill.security.keys.usage`)."""
+    tokens = []
+    for person in chain(session.new, session.dirty):
+        if isinstance(person, Person):
+            state = inspect(person)
+            for column in ("national_id", "phone"):
+                tokens.extend(state.attrs[column].history.added)
+    if kids := key_ids_of(tokens):
+        record_key_use(session, kids)
+
+
 def write_batch(persons: pl.DataFrame) -> pl.DataFrame:
     """`write` for a bulk batch of validated and normalised persons: `national_id` and `phone`
     encrypted and the number's blind index added. One cipher for the whole batch; the
-    per-value work is the AES-GCM call itself."""
+    per-value work is the AES-GCM call itself. The writer notes `batch_key_ids` of the result
+    in the batch's transaction (`sijill.security.keys.usage.KEY_IN_USE_INSERT`)."""
     keyring = current_keyring()
     numbers = persons["national_id"].to_list()
     return persons.with_columns(
@@ -119,6 +139,12 @@ def write_batch(persons: pl.DataFrame) -> pl.DataFrame:
         pl.Series("national_id_index", keyring.blind_index_many(numbers), pl.String),
         keyring.encrypt_column("phone", persons["phone"].to_list()),
     )
+
+
+def batch_key_ids(persons: pl.DataFrame) -> list[str]:
+    """The key ids the encrypted columns of a `write_batch` result are under."""
+    tokens = pl.concat([persons["national_id"], persons["phone"]]).drop_nulls()
+    return sorted(tokens.str.extract(r"^([a-z0-9]{1,16})\.").drop_nulls().unique().to_list())
 
 
 def _search_forms(number: str) -> list[str]:
@@ -160,3 +186,23 @@ def holders_of_national_ids(session: Session, numbers: list[str]) -> dict[str, l
     for index, person_id in rows:
         holders.setdefault(by_index[index], []).append(person_id)
     return holders
+
+
+def taking_new_national_ids(session: Session, numbers: dict[int, str]) -> list[int]:
+    """Of some registered persons and the stored-form `national_id` number each is to hold:
+    those who do not hold that number yet (compared by blind index, one query)."""
+    if not numbers:
+        return []
+    keyring = current_keyring()
+    held = dict(
+        session.execute(
+            select(Person.id, Person.national_id_index).where(
+                Person.id.in_(numbers), Person.national_id_type == "national_id"
+            )
+        ).all()
+    )
+    return sorted(
+        person_id
+        for person_id, number in numbers.items()
+        if held.get(person_id) != keyring.blind_index(number)
+    )

@@ -1,8 +1,9 @@
 """Finding households: by registry ID, national ID, name or area, a page at a time.
 
 Criteria combine (all must hold). Name search looks in `person.search_name`, the normalised
-Arabic and Latin forms of every name part, so "احمد" finds "أحمد" and "Mohamed" finds
-"MOHAMED": every word of the query must begin a word of one current member's names.
+Arabic and Latin forms of every name part, so "احمد" finds "أحمد", "Mohamed" finds "MOHAMED"
+and "عبد الرحمن" finds "عبدالرحمن" (the fold joins compound names, `identity.names`): every
+word of the query must begin a word of one current member's names.
 """
 
 import json

@@ -32,6 +32,8 @@ from sijill.registry.history import household_history as _household_history
 from sijill.registry.history import new_household_version
 from sijill.registry.identifiers import Identifiers
 from sijill.registry.models import Household, Membership, Person
+from sijill.registry.reviews.flags import flag_shared_national_ids
+from sijill.registry.reviews.service import ACTION_RAISE, RECORD_TYPE
 from sijill.registry.roster import Roster, listed_id, open_membership, person_values
 from sijill.registry.schemas import (
     HouseholdCreate,
@@ -70,9 +72,13 @@ def get_household(
     scope = principal.scope(session, action)
     try:
         household, area_id, consented = read.read_household(session, household_id, as_of)
-    except NotFound:
+    except NotFound as error:
         principal.audit(action, "not_found", "household", str(household_id))
-        raise
+        # Only a user who may see the household learns that it exists but not yet then: to
+        # anyone else the answer is the one about an ID nobody holds, byte for byte.
+        if isinstance(error, read.NotYetRegistered) and scope.allows(error.area_id):
+            raise
+        raise _missing(household_id) from None
     if not scope.allows(area_id):
         principal.audit(action, "not_found", "household", str(household_id))
         raise _missing(household_id)
@@ -163,8 +169,12 @@ def register_household(
         recorded_by=actor,
     )
     session.add(household)
-    _add_new_members(session, household.id, data.members, identities, now=now, actor=actor)
+    person_ids = _add_new_members(
+        session, household.id, data.members, identities, now=now, actor=actor
+    )
     session.flush()
+    numbered = [p for p, i in zip(person_ids, identities, strict=True) if _national_id(i)]
+    _flag_shared_national_ids(session, principal, action, numbered, now)
     principal.audit(action, "ok", "household", str(household.id))
     return read.get_household(session, household.id)
 
@@ -205,11 +215,25 @@ def update_household(
         principal.audit(action, "invalid", "household", str(household_id))
     errors.raise_if_any("The household cannot be changed")
 
+    # Listed persons given a number they do not hold yet (asked before the roster writes it).
+    numbered = identifiers.taking_new_national_ids(
+        session,
+        {
+            p: i.national_id
+            for p, i in zip(own_ids, identities, strict=True)
+            if p and _national_id(i)
+        },
+    )
     changed = roster.apply(data, identities, now=now, actor=actor)
     new = [(m, i) for m, i in zip(data.members, identities, strict=True) if not m.person_id]
     if new:
         members, member_identities = zip(*new, strict=True)
-        _add_new_members(session, household_id, members, member_identities, now=now, actor=actor)
+        person_ids = _add_new_members(
+            session, household_id, members, member_identities, now=now, actor=actor
+        )
+        numbered += [
+            p for p, i in zip(person_ids, member_identities, strict=True) if _national_id(i)
+        ]
         changed = True
     values = {"area_id": area_id, **_household_values(data)}
     if changed or any(getattr(household, key) != value for key, value in values.items()):
@@ -217,8 +241,30 @@ def update_household(
         for key, value in values.items():
             setattr(household, key, value)
     session.flush()
+    _flag_shared_national_ids(session, principal, action, numbered, now)
     principal.audit(action, "ok", "household", str(household_id))
     return read.get_household(session, household_id)
+
+
+def _national_id(identity: Identifiers) -> bool:
+    return identity.national_id_type == "national_id" and identity.national_id is not None
+
+
+def _flag_shared_national_ids(
+    session: Session,
+    principal: Principal,
+    action: Permission,
+    person_ids: list[int],
+    now: datetime,
+) -> None:
+    """Flag for review each of these persons (just given a national ID) and any other person
+    holding the same number: only holders the principal cannot see are left by then
+    (`_checked_identifiers` refuses the others). Each flag is audited by its ID."""
+    raised = flag_shared_national_ids(
+        session, person_ids, source="api", actor=principal.username, now=now
+    )
+    for flag_id in raised:
+        principal.audit(ACTION_RAISE, "ok", RECORD_TYPE, str(flag_id), permission=action)
 
 
 def _visible_persons(session: Session, scope: Scope):
@@ -251,7 +297,8 @@ def _add_new_members(
     *,
     now: datetime,
     actor: str,
-) -> None:
+) -> list[int]:
+    """Add the members as new persons of the household; their IDs, in order."""
     person_ids = _fresh_ids(session, Person, "person", len(members))
     for person_id, member, identity in zip(person_ids, members, values, strict=True):
         person = Person(
@@ -264,6 +311,7 @@ def _add_new_members(
     session.flush()
     for person_id, member in zip(person_ids, members, strict=True):
         session.add(open_membership(household_id, person_id, member.relationship, now))
+    return person_ids
 
 
 def _area_id(session: Session, code: str, scope: Scope, errors: ErrorCollector) -> int | None:
@@ -305,8 +353,9 @@ def _checked_identifiers(
     A `national_id` number already held by another person is refused: that person is
     registered, and is moved here by listing their person_id. (UNHCR case numbers are shared
     by a family, and other documents are checked by record linkage, not here.) A holder
-    outside the principal's areas is not mentioned, which would reveal them: the new record
-    is accepted and left to record linkage, as a bulk import's would be.
+    outside the principal's areas is not mentioned, which would reveal them: the number is
+    accepted, answered exactly as a number nobody holds, and the pair is flagged for a
+    reviewer who can see both (`registry.reviews`), as a bulk import's would be.
     """
     scheme = identifiers.scheme_for(settings.national_id_scheme)
     values: list[Identifiers] = []

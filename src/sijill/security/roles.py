@@ -15,9 +15,14 @@ class Permission(StrEnum):
     HOUSEHOLD_REGISTER = "household.register"
     HOUSEHOLD_UPDATE = "household.update"
     HOUSEHOLD_IMPORT = "household.import"
+    # List and decide the pairs of records flagged for review (`registry.reviews`); only
+    # for the whole country, since a flag's two records may lie in different areas.
+    REVIEW_FLAGS = "registry.review_flags"
     AGGREGATES = "registry.aggregates"  # counts by area, never a person
     EXPORT_PSEUDONYMISED = "export.pseudonymised"
     AUDIT_READ = "audit.read"
+    # Mend a broken audit chain (`sijill audit repair`): administrators of the whole country.
+    AUDIT_REPAIR = "audit.repair"
     USERS_MANAGE = "users.manage"
     KEYS_MANAGE = "keys.manage"
     AREAS_MANAGE = "areas.manage"
@@ -29,7 +34,13 @@ _READER = {P.HOUSEHOLD_READ, P.HOUSEHOLD_SEARCH}
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "registrar": frozenset(
         _READER
-        | {P.HOUSEHOLD_HISTORY, P.HOUSEHOLD_REGISTER, P.HOUSEHOLD_UPDATE, P.HOUSEHOLD_IMPORT}
+        | {
+            P.HOUSEHOLD_HISTORY,
+            P.HOUSEHOLD_REGISTER,
+            P.HOUSEHOLD_UPDATE,
+            P.HOUSEHOLD_IMPORT,
+            P.REVIEW_FLAGS,
+        }
     ),
     "program_officer": frozenset(_READER | {P.AGGREGATES}),
     "payment_officer": frozenset(_READER),

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sijill.core.errors import FieldError, InvalidInput
+from sijill.core.files import TABLE_SUFFIXES
 from sijill.core.settings import Settings
 from sijill.jobs.context import JobContext
 from sijill.jobs.kinds import job_kind
 from sijill.registry.bulk.mapping import load_mapping
 from sijill.registry.bulk.service import ImportReport, import_path
-from sijill.registry.bulk.sources import SUFFIXES
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 
@@ -81,6 +81,7 @@ def run_import(ctx: JobContext, params: ImportParams) -> ImportReport:
         progress=ctx.progress,
         stage=ctx.stage,
         cancelled=ctx.cancelled,
+        run=f"job {ctx.job_id}",
     )
     ctx.outcome = outcome(report)
     ctx.result_path = report.rejects_path
@@ -98,7 +99,7 @@ def _file_name(filename: str | None) -> str:
     name = re.split(r"[\\/]", filename or "")[-1].strip()
     name = _UNSAFE.sub("_", name).lstrip(". ")[-120:]
     suffix = Path(name).suffix.lower()
-    if suffix not in SUFFIXES:
+    if suffix not in TABLE_SUFFIXES:
         shown = f"'{suffix}' files" if suffix else "a file without a suffix"
         message = f"cannot read {shown}; send a .csv, .xlsx or .parquet file"
         raise InvalidInput(message, [FieldError("file", message)])

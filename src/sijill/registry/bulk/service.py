@@ -9,7 +9,6 @@ it stopped, because rows already in the registry are recognised by their source 
 import contextlib
 import csv
 import datetime as dt
-import json
 import queue
 import signal
 import sys
@@ -27,15 +26,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from sijill.core.areas import Area, load_areas
 from sijill.core.clock import utcnow
 from sijill.core.errors import InvalidInput
+from sijill.core.files import TABLE_SUFFIXES, count_rows, read_json, read_table
+from sijill.core.outgoing import for_terminal, spreadsheet_cell
 from sijill.core.settings import Settings
 from sijill.identity.national_id import Scheme
 from sijill.registry.bulk.batches import ORPHAN_MESSAGE, Batch, flat_batches, paired_batches
 from sijill.registry.bulk.mapping import Mapping, load_mapping, unmapped_columns
-from sijill.registry.bulk.sources import SUFFIXES, count_rows, read_batches
 from sijill.registry.bulk.validate import REJECT_SCHEMA, Context, check_households, check_persons
 from sijill.registry.bulk.writer import BatchCounts, BatchWriter, stamp
 from sijill.registry.fields import HOUSEHOLD_KEY, PERSON_KEY
-from sijill.security.audit.service import append_now
+from sijill.registry.reviews.service import ACTION_RAISE as RAISE_FLAG
+from sijill.registry.reviews.service import RECORD_TYPE as FLAG_RECORD
+from sijill.security.audit.service import AuditEntry, append_now
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 
@@ -55,6 +57,13 @@ class ImportReport:
     batches_committed: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+
+    @property
+    def flags_raised(self) -> int:
+        """Pairs flagged for review: a person given a national ID another person holds.
+        Never shown to whoever imports (job outcome, command output): for a registrar of a
+        district it would tell that the number is held outside their areas."""
+        return len(self.counts.flag_ids)
 
 
 @dataclass
@@ -87,7 +96,7 @@ def plan_import(path: Path, mapping_path: Path | None, source: str | None) -> Pl
         areas = path / "areas.csv" if (path / "areas.csv").exists() else None
         name = source or mapping.source or _folder_source(path)
         return Plan(name, households, persons, areas, mapping)
-    if path.suffix.lower() not in SUFFIXES:
+    if path.suffix.lower() not in TABLE_SUFFIXES:
         raise InvalidInput(
             f"{path.name}: cannot read '{path.suffix}' files; use CSV, XLSX or Parquet"
         )
@@ -98,18 +107,18 @@ def plan_import(path: Path, mapping_path: Path | None, source: str | None) -> Pl
 def _folder_source(folder: Path) -> str:
     manifest = folder / "manifest.json"
     if manifest.exists():
-        meta = json.loads(manifest.read_text())
-        if "seed" in meta:
+        meta = read_json(manifest)
+        if isinstance(meta, dict) and "seed" in meta:
             return f"synth-{meta['seed']}"
     return folder.resolve().name
 
 
 def _check_header(plan: Plan) -> list[str]:
     """Fail before writing anything when a needed column is missing; return ignored columns."""
-    first = next(read_batches(plan.households, 1, sheet=plan.mapping.sheet), None)
+    first = next(read_table(plan.households, 1, sheet=plan.mapping.sheet), None)
     if first is None:
         raise InvalidInput(f"{plan.households.name}: the file has no rows")
-    header = first.columns
+    header = first.rows.columns
     renamed = {plan.mapping.columns.get(c, c) for c in header} | set(plan.mapping.defaults)
     needed = [HOUSEHOLD_KEY, "area_code"] + ([] if plan.persons else [PERSON_KEY, "relationship"])
     missing = [c for c in needed if c not in renamed]
@@ -119,8 +128,8 @@ def _check_header(plan: Plan) -> list[str]:
             "file or map one of your columns to it with --mapping"
         )
     if plan.persons is not None:
-        persons_first = next(read_batches(plan.persons, 1), None)
-        person_header = persons_first.columns if persons_first is not None else []
+        persons_first = next(read_table(plan.persons, 1), None)
+        person_header = persons_first.rows.columns if persons_first is not None else []
         names = {plan.mapping.columns.get(c, c) for c in person_header}
         lacking = [c for c in (PERSON_KEY, HOUSEHOLD_KEY, "relationship") if c not in names]
         if lacking:
@@ -171,11 +180,27 @@ def _person_side_rejects(persons: pl.DataFrame, lost: pl.DataFrame, message: str
     )
 
 
+def _unreadable(rejects: pl.DataFrame) -> pl.DataFrame:
+    """Lines the reader could not read, as reject lines: the line and its reason, no content."""
+    return rejects.select(
+        "row",
+        pl.lit(None, dtype=pl.String).alias("record_key"),
+        pl.lit(None, dtype=pl.String).alias("field"),
+        pl.lit(None, dtype=pl.String).alias("value"),
+        "message",
+    ).cast(REJECT_SCHEMA)
+
+
 def check_batch(batch: Batch, ctx: Context, source: str):
     """Validated (households, persons) ready to write, and every reject line of the batch."""
     households, household_rejects = check_households(batch.households, ctx)
     persons, person_rejects = check_persons(batch.persons, ctx)
-    rejects = [_side(household_rejects, "households"), _side(person_rejects, "persons")]
+    rejects = [
+        _side(household_rejects, "households"),
+        _side(person_rejects, "persons"),
+        _side(_unreadable(batch.unreadable_households), "households"),
+        _side(_unreadable(batch.unreadable_persons), "persons"),
+    ]
     if batch.orphans.height:
         orphans = batch.orphans.select(
             pl.col(ROW).alias("row"),
@@ -228,6 +253,10 @@ def _side(rejects: pl.DataFrame, side: str) -> pl.DataFrame:
     return rejects.select(pl.lit(side).alias("side"), pl.all())
 
 
+def _rejects_cell(value: object) -> object:
+    return spreadsheet_cell(for_terminal(value)) if isinstance(value, str) else value
+
+
 class _RejectsFile:
     def __init__(self, path: Path):
         self.path = path
@@ -242,12 +271,14 @@ class _RejectsFile:
             self._writer = csv.writer(self._handle)
             self._writer.writerow(["file", "row", "record_key", "field", "value", "message"])
         persons_file = (plan.persons or plan.households).name
+        files = {"households": plan.households.name, "persons": persons_file}
         for side, *row in rejects.iter_rows():
-            self._writer.writerow(
-                [persons_file if side == "persons" else plan.households.name, *row]
-            )
+            # The agency's own cells are quoted back: shown, never run (core.outgoing).
+            self._writer.writerow([files[side], *map(_rejects_cell, row)])
         self._handle.flush()
-        self.rows += rejects.select("side", "row").n_unique()
+        # Rows, not reject lines: a row with three errors is one rejected row, and in a flat
+        # list a household's row is also a person's row.
+        self.rows += rejects.select(pl.col("side").replace_strict(files), "row").n_unique()
 
     def close(self) -> None:
         if self._handle is not None:
@@ -265,12 +296,14 @@ def import_path(
     progress: Progress | None = None,
     stage: Callable[[str], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    run: str | None = None,
 ) -> ImportReport:
     """Import a file or synth folder as `principal` (a registrar: only rows in their areas are
     taken; the others are rejected). The areas file of a synth folder is loaded only for a
     user who may manage areas. `stage` hears of the final index build of an initial load.
     `cancelled` is asked before each batch (a job's cancellation): once it says so, the import
-    stops as after Ctrl-C, committing the batches in hand, and says it was interrupted."""
+    stops as after Ctrl-C, committing the batches in hand, and says it was interrupted. Each
+    batch commits with its own audit record, naming `run` (the job) or else the source."""
     principal = principal or Principal.system("import")
     action = Permission.HOUSEHOLD_IMPORT
     principal.require(action)
@@ -315,6 +348,7 @@ def import_path(
         ),
     )
     outcome = "ok"
+    number = 0
     try:
         with _stop_on_ctrl_c(ctrl_c) as stop_requested:
             for batch in batches:
@@ -324,13 +358,18 @@ def import_path(
                 report.households_read += batch.households.height
                 report.persons_read += batch.persons.height + batch.orphans.height
                 rejects_file.write(rejects, plan)
-                pipeline.submit(stamp(households, now, actor), stamp(persons, now, actor))
+                number += 1
+                pipeline.submit(
+                    stamp(households, now, actor),
+                    stamp(persons, now, actor),
+                    _batch_record(principal, run or plan.source, number, batch),
+                )
                 if progress:
                     progress(report.households_read, total)
         pipeline.finish()
     except KeyboardInterrupt:
         report.interrupted = True
-        outcome = "failed"
+        outcome = "interrupted"  # what it committed stays, each batch with its record
         ctrl_c.set()  # a Ctrl-C once the source was read: it also ends a pause (see below)
         pipeline.finish()
     except BaseException:
@@ -344,11 +383,38 @@ def import_path(
         report.seconds = time.perf_counter() - started
         # One record for the run: its source, who ran it and how it ended (the batches it
         # committed are in the registry, stamped with the same user and time).
+        for flag_id in pipeline.counts.flag_ids:
+            principal.audit(RAISE_FLAG, "ok", FLAG_RECORD, str(flag_id), permission=action)
         principal.audit(action, outcome, "import", plan.source[:64])
         append_now(sessionmaker(engine), principal.take_audit())
     report.rejected_rows = rejects_file.rows
     report.rejects_path = rejects_file.path if rejects_file.rows else None
     return report
+
+
+def _batch_record(
+    principal: Principal, run: str, number: int, batch: Batch
+) -> Callable[[BatchCounts], AuditEntry]:
+    """The audit record of one batch, made from what it added once written: the run, the
+    batch's number, the households file's rows it spans and its counts; no row's content."""
+    rows = batch.households[ROW] if ROW in batch.households.columns else pl.Series([])
+    span = f"rows {rows.min()}-{rows.max()}" if rows.len() else "no rows"
+    action = Permission.HOUSEHOLD_IMPORT
+
+    def record(counts: BatchCounts) -> AuditEntry:
+        added = f"+{counts.households_added}h +{counts.persons_added}p"
+        return AuditEntry(
+            actor=principal.username,
+            role=principal.roles_for(action),
+            action=f"{action}.batch",
+            outcome="ok",
+            record_type="import_batch",
+            record_id=f"{run[:24]} batch {number} {span} {added}",
+            purpose=principal.purpose(action),
+            request_id=principal.request_id,
+        )
+
+    return record
 
 
 def _pause_after_batch(written: int, pause_after: int | None, ctrl_c: threading.Event) -> None:
@@ -424,7 +490,7 @@ class _WriterThread:
                     self.counts, self.committed = counts, written
             if writer.deferred:
                 self._on_indexing()
-                writer.finish()
+                counts.flag_ids += writer.finish()
                 self.counts, self.committed = counts, written
         except BaseException as error:  # handed to the caller's thread
             self._error = error
@@ -433,11 +499,11 @@ class _WriterThread:
             if writer is not None:
                 writer.close()
 
-    def submit(self, households: pl.DataFrame, persons: pl.DataFrame) -> None:
+    def submit(self, households: pl.DataFrame, persons: pl.DataFrame, audit=None) -> None:
         while True:
             self._raise_if_failed()
             try:
-                self._queue.put((households, persons), timeout=0.2)
+                self._queue.put((households, persons, audit), timeout=0.2)
                 return
             except queue.Full:
                 continue

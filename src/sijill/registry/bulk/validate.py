@@ -17,6 +17,7 @@ from sijill.identity import national_id as documents
 from sijill.identity.names import search_name_column
 from sijill.identity.national_id import Scheme
 from sijill.identity.phones import phone_column
+from sijill.identity.text import DISALLOWED, RULES, checked_text_column
 from sijill.registry.bulk.dates import parse_dates
 from sijill.registry.fields import (
     COUNTRY_PATTERN,
@@ -31,6 +32,7 @@ from sijill.registry.fields import (
 from sijill.security.consent import DATA_SHARING_PREFIX, SHARING_PURPOSE_PATTERN
 
 ROW = "_row"
+NOT_SHOWN = "_not_shown"  # a reject line's value naming no column is left empty
 REJECT_SCHEMA = {
     "row": pl.Int64,
     "record_key": pl.String,
@@ -165,13 +167,18 @@ def _area(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
 
 
 def _text(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
+    # The API's characters rule (`identity.text`); a refused value is not repeated: it spoofs.
+    written, refused = checked_text_column(rejects.frame, field.name, field.text_kind)
+    allowed = RULES[field.text_kind].allowed
+    message = f"{DISALLOWED}: holds a character that is not allowed here (allowed: {allowed})"
+    rejects.add(refused, field.name, message, value=NOT_SHOWN)
     if field.max_length:
         rejects.add(
-            pl.col(field.name).str.len_chars() > field.max_length,
+            written.str.len_chars() > field.max_length,
             field.name,
             f"is longer than {field.max_length} characters",
         )
-    return [pl.col(field.name)]
+    return [written.alias(field.name)]
 
 
 def _code(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:

@@ -14,7 +14,8 @@ import datetime as dt
 import io
 import queue
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import polars as pl
 from sqlalchemy import Engine
@@ -22,6 +23,9 @@ from sqlalchemy import Engine
 from sijill.core.ids import new_ids
 from sijill.registry import fields, identifiers
 from sijill.registry.bulk import initial_load
+from sijill.registry.reviews.flags import flag_shared_national_ids_raw
+from sijill.security.audit.service import AuditEntry, append_on_cursor
+from sijill.security.keys.usage import KEY_IN_USE_INSERT
 
 # The columns a batch writes: the keys, the columns of the fields the exchange format brings
 # (registry.fields), the derived ones (the search form of names; the blind index is one of the
@@ -52,12 +56,15 @@ class BatchCounts:
     households_present: int = 0
     persons_added: int = 0
     persons_present: int = 0
+    # Review flags raised for persons given a national ID another person holds (IDs only).
+    flag_ids: list[int] = field(default_factory=list)
 
     def __iadd__(self, other: "BatchCounts") -> "BatchCounts":
         self.households_added += other.households_added
         self.households_present += other.households_present
         self.persons_added += other.persons_added
         self.persons_present += other.persons_present
+        self.flag_ids += other.flag_ids
         return self
 
 
@@ -85,6 +92,9 @@ class BatchWriter:
         self._direct = True
         self.initial: initial_load.InitialLoad | None = None
         self._sender: _Sender | None = None
+        self._key_ids: set[str] = set()  # of an initial load's batches
+        self._audit: list[AuditEntry] = []  # an initial load's batch records, for its commit
+        self._stamp: tuple[str, dt.datetime] | None = None  # who loads, and when (flags)
         if initial_load_allowed and self.dialect == "postgresql":
             self.initial = initial_load.begin(self.connection)
             if self.initial is not None:
@@ -95,14 +105,31 @@ class BatchWriter:
         """True when batches are held in one transaction until `finish`."""
         return self.initial is not None
 
-    def finish(self) -> None:
-        """Commit an initial load (indexes first); batches are otherwise committed already."""
+    def finish(self) -> list[int]:
+        """Commit an initial load (indexes first); batches are otherwise committed already.
+        The IDs of the review flags the load raised (none for batches committed already)."""
         if self.initial is None:
-            return
+            return []
         self._sender.drain()
         cursor = self.connection.cursor()
+        flag_ids: list[int] = []
         try:
+            for kid in sorted(self._key_ids):
+                self._execute(cursor, KEY_IN_USE_INSERT, (kid,))
             initial_load.finish(cursor, self.initial)
+            # Once, over the whole load, now that the blind index is indexed again: the
+            # registry was empty, so every pair sharing a number is one this load brought.
+            if self._stamp is not None:
+                flag_ids = flag_shared_national_ids_raw(
+                    cursor,
+                    self.dialect,
+                    None,
+                    source="import",
+                    actor=self._stamp[0],
+                    now=self._stamp[1],
+                )
+            # Last, just before the commit: the chain's head is held from here to the commit.
+            append_on_cursor(cursor, self.dialect, self._audit)
             self.connection.commit()
         except BaseException:
             self.connection.rollback()
@@ -110,6 +137,7 @@ class BatchWriter:
         finally:
             cursor.close()
         self.initial = None
+        return flag_ids
 
     def close(self) -> None:
         if self._sender is not None:
@@ -138,17 +166,29 @@ class BatchWriter:
         self.connection.commit()
         self._staged = True
 
-    def write(self, households: pl.DataFrame, persons: pl.DataFrame) -> BatchCounts:
+    def write(
+        self,
+        households: pl.DataFrame,
+        persons: pl.DataFrame,
+        audit: Callable[[BatchCounts], AuditEntry] | None = None,
+    ) -> BatchCounts:
+        """Write a batch; `audit` makes its audit record from its counts, committed with it
+        (in an initial load, with the load's single commit)."""
         cursor = self.connection.cursor()
         if self.initial is not None:
             try:
-                return self._write_initial(cursor, self.initial, households, persons)
+                counts = self._write_initial(cursor, self.initial, households, persons)
+                if audit is not None:
+                    self._audit.append(audit(counts))
+                return counts
             finally:
                 cursor.close()
         if not self._staged:
             self._create_staging(cursor)
         try:
             counts = self._write(cursor, households, persons)
+            if audit is not None:
+                append_on_cursor(cursor, self.dialect, [audit(counts)])
             self.connection.commit()
             return counts
         except BaseException:
@@ -164,12 +204,37 @@ class BatchWriter:
         persons = identifiers.write_batch(
             persons.with_columns(pl.Series("id", new_ids("person", persons.height)))
         )
+        for kid in identifiers.batch_key_ids(persons):
+            self._execute(cursor, KEY_IN_USE_INSERT, (kid,))
         if self._direct:
             counts = self._write_direct(cursor, households, persons)
             if counts is not None:
+                counts.flag_ids = self._flag(cursor, persons, persons.select("source_key", "id"))
                 return counts
             self._direct = False
-        return self._write_staged(cursor, households, persons)
+        counts, added = self._write_staged(cursor, households, persons)
+        counts.flag_ids = self._flag(cursor, persons, added)
+        return counts
+
+    def _flag(self, cursor, persons: pl.DataFrame, added: pl.DataFrame) -> list[int]:
+        """Flag for review the batch's new persons whose national ID another person holds,
+        already registered or in this batch: one set query for the batch."""
+        numbered = persons.filter(
+            (pl.col("national_id_type") == "national_id") & pl.col("national_id").is_not_null()
+        )
+        if numbered.height == 0:
+            return []
+        # By record key: a row whose random ID collided was given another.
+        ids = added.join(numbered.select("source_key"), on="source_key")["id"].to_list()
+        first = persons.row(0, named=True)
+        return flag_shared_national_ids_raw(
+            cursor,
+            self.dialect,
+            ids,
+            source="import",
+            actor=first["recorded_by"],
+            now=first["valid_from"],
+        )
 
     def _write_initial(
         self, cursor, load: initial_load.InitialLoad, households, persons
@@ -187,6 +252,10 @@ class BatchWriter:
         persons = identifiers.write_batch(
             persons.with_columns(pl.Series("id", load.fresh_ids("person", persons.height, new_ids)))
         )
+        # Noted in `finish`, in the load's transaction, once the sender has let go of it.
+        self._key_ids.update(identifiers.batch_key_ids(persons))
+        if persons.height and self._stamp is None:
+            self._stamp = (persons["recorded_by"][0], persons["valid_from"][0])
         homes = pl.concat(
             [
                 households.select("source_key", "id"),
@@ -253,7 +322,8 @@ class BatchWriter:
         self._execute(cursor, "RELEASE SAVEPOINT direct_batch")
         return BatchCounts(households_added=households.height, persons_added=persons.height)
 
-    def _write_staged(self, cursor, households, persons) -> BatchCounts:
+    def _write_staged(self, cursor, households, persons) -> tuple[BatchCounts, pl.DataFrame]:
+        """The batch's counts, and the record key and ID of each person it added."""
         self._execute(cursor, "DELETE FROM stage_household")
         self._execute(cursor, "DELETE FROM stage_person")
         self._load(cursor, "stage_household", households, HOUSEHOLD_COLUMNS)
@@ -276,12 +346,14 @@ class BatchWriter:
             pl.col("valid_from").alias("recorded_at"),
         )
         self._load(cursor, "membership", memberships, MEMBERSHIP_COLUMNS)
-        return BatchCounts(
+        counts = BatchCounts(
             households_added=len(new_households.added),
             households_present=len(new_households.present),
             persons_added=len(new_persons.added),
             persons_present=len(new_persons.present),
         )
+        added = new_persons.rows.filter(pl.col("id").is_in(list(new_persons.added)))
+        return counts, added.select("source_key", "id")
 
     def _insert_new(self, cursor, table: str, columns, staged: pl.DataFrame) -> "Inserted":
         """Insert the staged rows whose source key is new.
