@@ -41,7 +41,7 @@ def _stop(country, database_url, sessions, stop, **extra):  # noqa: F811
 
 def _check_batches(records: list[AuditRecord], households: int, job: Job) -> list[str]:
     batches = [r for r in records if r.action == BATCH]
-    pattern = re.compile(rf"^job {job.id} batch (\d+) rows (\d+)-(\d+) \+(\d+)h \+(\d+)p$")
+    pattern = re.compile(rf"^job {job.id} b(\d+) r(\d+)-(\d+) \+(\d+)h \+(\d+)p( \+\d+f)?$")
     found = [pattern.match(r.record_id) for r in batches]
     assert all(found), [r.record_id for r in batches]
     assert [int(m.group(1)) for m in found] == list(range(1, len(batches) + 1))

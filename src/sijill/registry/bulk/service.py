@@ -35,8 +35,6 @@ from sijill.registry.bulk.mapping import Mapping, load_mapping, unmapped_columns
 from sijill.registry.bulk.validate import REJECT_SCHEMA, Context, check_households, check_persons
 from sijill.registry.bulk.writer import BatchCounts, BatchWriter, stamp
 from sijill.registry.fields import HOUSEHOLD_KEY, PERSON_KEY
-from sijill.registry.reviews.service import ACTION_RAISE as RAISE_FLAG
-from sijill.registry.reviews.service import RECORD_TYPE as FLAG_RECORD
 from sijill.security.audit.service import AuditEntry, append_now
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
@@ -383,8 +381,6 @@ def import_path(
         report.seconds = time.perf_counter() - started
         # One record for the run: its source, who ran it and how it ended (the batches it
         # committed are in the registry, stamped with the same user and time).
-        for flag_id in pipeline.counts.flag_ids:
-            principal.audit(RAISE_FLAG, "ok", FLAG_RECORD, str(flag_id), permission=action)
         principal.audit(action, outcome, "import", plan.source[:64])
         append_now(sessionmaker(engine), principal.take_audit())
     report.rejected_rows = rejects_file.rows
@@ -398,18 +394,22 @@ def _batch_record(
     """The audit record of one batch, made from what it added once written: the run, the
     batch's number, the households file's rows it spans and its counts; no row's content."""
     rows = batch.households[ROW] if ROW in batch.households.columns else pl.Series([])
-    span = f"rows {rows.min()}-{rows.max()}" if rows.len() else "no rows"
+    span = f"r{rows.min()}-{rows.max()}" if rows.len() else "r-"
     action = Permission.HOUSEHOLD_IMPORT
 
     def record(counts: BatchCounts) -> AuditEntry:
         added = f"+{counts.households_added}h +{counts.persons_added}p"
+        if counts.flag_ids:  # the flags themselves say which pairs (source "import")
+            added += f" +{len(counts.flag_ids)}f"
+        body = f"b{number} {span} {added}"
         return AuditEntry(
             actor=principal.username,
             role=principal.roles_for(action),
             action=f"{action}.batch",
             outcome="ok",
             record_type="import_batch",
-            record_id=f"{run[:24]} batch {number} {span} {added}",
+            # The column holds 64 characters: the run's name gives way to the counts.
+            record_id=f"{run[: 63 - len(body)]} {body}",
             purpose=principal.purpose(action),
             request_id=principal.request_id,
         )

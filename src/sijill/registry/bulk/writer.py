@@ -15,7 +15,7 @@ import io
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 from sqlalchemy import Engine
@@ -24,6 +24,8 @@ from sijill.core.ids import new_ids
 from sijill.registry import fields, identifiers
 from sijill.registry.bulk import initial_load
 from sijill.registry.reviews.flags import flag_shared_national_ids_raw
+from sijill.registry.reviews.service import ACTION_RAISE as FLAG_ACTION
+from sijill.registry.reviews.service import RECORD_TYPE as FLAG_RECORD
 from sijill.security.audit.service import AuditEntry, append_on_cursor
 from sijill.security.keys.usage import KEY_IN_USE_INSERT
 
@@ -116,9 +118,9 @@ class BatchWriter:
         try:
             for kid in sorted(self._key_ids):
                 self._execute(cursor, KEY_IN_USE_INSERT, (kid,))
-            initial_load.finish(cursor, self.initial)
-            # Once, over the whole load, now that the blind index is indexed again: the
-            # registry was empty, so every pair sharing a number is one this load brought.
+            # Once, over the whole load, before its keys are built again: the registry was
+            # empty, so every pair sharing a number is one this load brought, and the flags'
+            # foreign keys are then checked in one pass with the others, not row by row.
             if self._stamp is not None:
                 flag_ids = flag_shared_national_ids_raw(
                     cursor,
@@ -127,6 +129,18 @@ class BatchWriter:
                     source="import",
                     actor=self._stamp[0],
                     now=self._stamp[1],
+                )
+            initial_load.finish(cursor, self.initial)
+            if flag_ids and self._audit:
+                # One record for the pairs the load flagged, committed with them (each flag
+                # names its pair, source and time): not one per flag.
+                self._audit.append(
+                    replace(
+                        self._audit[-1],
+                        action=FLAG_ACTION,
+                        record_type=FLAG_RECORD,
+                        record_id=f"{len(flag_ids)} flags {flag_ids[0]}-{flag_ids[-1]}",
+                    )
                 )
             # Last, just before the commit: the chain's head is held from here to the commit.
             append_on_cursor(cursor, self.dialect, self._audit)
