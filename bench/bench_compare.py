@@ -37,7 +37,8 @@ architecture refactor must not worsen by more than 5%.
 Before measuring, the script waits up to `--quiet-wait` minutes (default 10) for a load
 average below 1.5 and no other bench/bench_*.py running, and says in the report if it measured
 on a busy machine. The section of BENCHMARKS.md named by `--section` (by default "Architecture
-refactor: before and after") is replaced (not with `--no-record`). Both databases are dropped at the end (`--keep` keeps them).
+refactor: before and after") is replaced (not with `--no-record`). Both databases are dropped
+at the end (`--keep` keeps them).
 Servers, and any command it started, are stopped whatever happens (Ctrl-C, SIGTERM, a failure);
 a failure is one line on stderr, the failing command's whole output in
 /tmp/sijill-bench/compare/logs/error.log. The full run at 1,000,000 households takes about 12

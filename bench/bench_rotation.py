@@ -58,7 +58,7 @@ def service_key(url: str) -> str:
     from sijill.core.db import make_engine, session_factory, transaction
     from sijill.security.audit.service import append
     from sijill.security.principal import Principal
-    from sijill.security.users import GrantSpec, create_user
+    from sijill.security.users.accounts import GrantSpec, create_user
 
     engine = make_engine(url)
     principal = Principal.system("bench")

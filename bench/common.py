@@ -102,12 +102,12 @@ def bench_user(
     `user:key` for SIJILL_SERVICE_KEY."""
     from sijill.core.db import make_engine, session_factory, transaction
     from sijill.core.settings import Settings
-    from sijill.security import tokens
     from sijill.security.audit.service import append
     from sijill.security.keys.keyring import install_keyring
-    from sijill.security.models import User
     from sijill.security.principal import Principal
-    from sijill.security.users import GrantSpec, create_user, user_grants
+    from sijill.security.users import tokens
+    from sijill.security.users.accounts import GrantSpec, create_user, user_grants
+    from sijill.security.users.models import User
 
     settings = Settings(
         database_url=url, key_file=key_file, access_token_minutes=token_minutes, _env_file=None

@@ -161,7 +161,7 @@ def make_user(
 ) -> str:
     """A user made through the service layer, as an administrator would; their secret."""
     from sijill.security.principal import Principal
-    from sijill.security.users import GrantSpec, create_user
+    from sijill.security.users.accounts import GrantSpec, create_user
 
     with transaction(sessions) as session:
         return create_user(
@@ -182,10 +182,10 @@ def auth_headers(
 
     from sijill.core import clock
     from sijill.core.areas import Area
-    from sijill.security import tokens
     from sijill.security.keys.keyring import install_keyring
-    from sijill.security.models import RoleGrant, User
-    from sijill.security.users import user_grants
+    from sijill.security.users import tokens
+    from sijill.security.users.accounts import user_grants
+    from sijill.security.users.models import RoleGrant, User
 
     area_codes = [area_code] if isinstance(area_code, str) else area_code
     username = f"{role}-{'+'.join(area_codes) if area_codes else 'national'}".lower()

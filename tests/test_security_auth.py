@@ -18,8 +18,9 @@ from sijill.core.areas import load_areas
 from sijill.core.db import transaction
 from sijill.core.errors import Unauthenticated
 from sijill.core.settings import Settings
-from sijill.security import principal, tokens
+from sijill.security import principal
 from sijill.security.keys.keyring import current_keyring
+from sijill.security.users import tokens
 
 PASSWORD = "a new password 42"
 
@@ -91,7 +92,7 @@ def test_wrong_password_and_unknown_user_answer_alike(app, sessions):
 def test_refresh_stops_when_the_user_is_disabled(app, sessions, settings):
     from sijill.core.db import transaction
     from sijill.security.principal import Principal
-    from sijill.security.users import set_disabled
+    from sijill.security.users.accounts import set_disabled
 
     with TestClient(app) as client:
         tokens = _user_with_password(client, sessions)

@@ -170,8 +170,8 @@ def create_app(settings: Settings) -> FastAPI:
     from sijill.registry.api import imports_router
     from sijill.registry.api import router as registry_router
     from sijill.registry.reviews.api import router as review_flags_router
-    from sijill.security.api import router as auth_router
     from sijill.security.audit.api import router as audit_router
+    from sijill.security.users.api import router as auth_router
 
     common = problem_responses(413, 415, 422, 500)
     app.include_router(auth_router, responses=common)

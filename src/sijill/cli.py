@@ -30,8 +30,8 @@ def _register_commands() -> None:
     from sijill.registry.cli import register as register_registry
     from sijill.registry.reviews.cli import register as register_review_flags
     from sijill.security.audit.cli import register as register_audit
-    from sijill.security.cli import register as register_users
     from sijill.security.keys.cli import register as register_keys
+    from sijill.security.users.cli import register as register_users
     from sijill.synth.cli import synth
 
     app.command("synth")(synth)

@@ -48,10 +48,10 @@ def _demo_users(settings) -> list[dict[str, str]]:
     (not one-time) so the demo can be tried straight away. Only for a demo registry."""
     from sijill.core.db import session_factory, transaction
     from sijill.security.audit.service import append
-    from sijill.security.models import User
-    from sijill.security.passwords import hash_password
     from sijill.security.principal import Principal
-    from sijill.security.users import GrantSpec, create_user, set_grants
+    from sijill.security.users.accounts import GrantSpec, create_user, set_grants
+    from sijill.security.users.models import User
+    from sijill.security.users.passwords import hash_password
 
     engine = make_engine(settings.database_url)
     installer = Principal.system("demo")
@@ -159,7 +159,7 @@ def demo(
 
     Example: sijill demo --no-serve
     """
-    from sijill.security.users import create_first_administrator
+    from sijill.security.users.accounts import create_first_administrator
 
     say = Console() if output is Output.table else console
     started = time.perf_counter()

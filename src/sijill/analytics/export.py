@@ -74,9 +74,9 @@ from sijill.registry.fields import Export, Field, Kind
 from sijill.registry.models import Household, Membership, Person
 from sijill.registry.search import consent_covers
 from sijill.security.keys.keyring import Keyring, current_keyring
-from sijill.security.models import RoleGrant
 from sijill.security.principal import Principal, Scope
 from sijill.security.roles import ROLE_PERMISSIONS, Permission
+from sijill.security.users.models import RoleGrant
 
 HOUSEHOLDS_FILE = "households.parquet"
 PERSONS_FILE = "persons.parquet"

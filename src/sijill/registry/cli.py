@@ -25,7 +25,7 @@ def db_upgrade(output: OutputOption = Output.table) -> None:
 
     Example: SIJILL_DATABASE_URL=postgresql+psycopg://user:pw@host/db sijill db upgrade
     """
-    from sijill.security.users import FIRST_ADMINISTRATOR, create_first_administrator
+    from sijill.security.users.accounts import FIRST_ADMINISTRATOR, create_first_administrator
 
     settings = get_settings()
     upgrade(settings.database_url)

@@ -25,9 +25,9 @@ from sijill.core.cli_output import (
 from sijill.core.db import make_engine, require_current_schema, session_factory, transaction
 from sijill.core.settings import Settings, get_settings
 from sijill.security.audit.service import append, append_now
-from sijill.security.cli_auth import cli_principal
 from sijill.security.keys.keyring import install_keyring
 from sijill.security.principal import Principal
+from sijill.security.users.cli_session import cli_principal
 
 __all__ = [
     "Column",

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from sijill.core.errors import FieldError, InvalidInput, Unauthenticated
 from sijill.core.settings import Settings
 from sijill.security.audit import service as audit
-from sijill.security.authn import principal_from_token
 from sijill.security.consent import AGENCY_PATTERN, DATA_SHARING_PREFIX
 from sijill.security.principal import PURPOSES, Principal, purpose_problem
+from sijill.security.users.authn import principal_from_token
 
 PURPOSE_PATTERN = f"^$|^({'|'.join(PURPOSES)})$|^{DATA_SHARING_PREFIX}{AGENCY_PATTERN}$"
 BEARER_SCHEME = "HTTPBearer"  # the security scheme's name in the OpenAPI document

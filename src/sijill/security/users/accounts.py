@@ -12,15 +12,15 @@ from sqlalchemy.orm import Session
 from sijill.core import clock
 from sijill.core.areas import Area
 from sijill.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from sijill.security.models import RoleGrant, User
-from sijill.security.passwords import (
+from sijill.security.principal import Grant, Principal
+from sijill.security.roles import ROLES, Permission
+from sijill.security.users.models import RoleGrant, User
+from sijill.security.users.passwords import (
     generate_password,
     hash_password,
     password_problem,
     verify_password,
 )
-from sijill.security.principal import Grant, Principal
-from sijill.security.roles import ROLES, Permission
 
 FIRST_ADMINISTRATOR = "admin"
 

@@ -1,7 +1,7 @@
 """`/auth`: sign in, refresh, choose a password, who am I.
 
-Every attempt to sign in is audited and failures are rate-limited, by `sijill.security.signin`,
-the same service `sijill login` calls.
+Every attempt to sign in is audited and failures are rate-limited, by
+`sijill.security.users.signin`, the same service `sijill login` calls.
 """
 
 from typing import Annotated
@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from sijill.core.problems import problem_responses
-from sijill.security import signin, tokens, users
 from sijill.security.deps import PrincipalDep, SettingsDep
 from sijill.security.principal import Principal
-from sijill.security.signin import LoginLimiter
+from sijill.security.users import accounts, signin, tokens
+from sijill.security.users.signin import LoginLimiter
 
 router = APIRouter(prefix="/auth", tags=["authentication"])
 
@@ -76,7 +76,7 @@ def sign_in(data: Credentials, request: Request, settings: SettingsDep) -> Token
     """An access token (send it as `Authorization: Bearer ...`) and a refresh token."""
 
     def attempt(session):
-        user, grants = users.authenticate(session, data.username, data.password)
+        user, grants = accounts.authenticate(session, data.username, data.password)
         return tokens.issue(settings, user.username, user.token_version, grants)
 
     return _signed_in(request, data.username, "auth.sign_in", attempt)
@@ -92,8 +92,8 @@ def refresh(data: RefreshRequest, request: Request, settings: SettingsDep) -> To
     claims = tokens.refresh_claims(data.refresh_token)
 
     def attempt(session):
-        user = users.active_user(session, claims["sub"], claims.get("ver"))
-        grants = users.user_grants(session, user.id)
+        user = accounts.active_user(session, claims["sub"], claims.get("ver"))
+        grants = accounts.user_grants(session, user.id)
         return tokens.issue(settings, user.username, user.token_version, grants)
 
     return _signed_in(request, claims["sub"], "auth.refresh", attempt)
@@ -107,8 +107,8 @@ def refresh(data: RefreshRequest, request: Request, settings: SettingsDep) -> To
 )
 def change_password(data: PasswordChange, request: Request, settings: SettingsDep) -> Tokens:
     def attempt(session):
-        users.change_password(session, data.username, data.password, data.new_password)
-        user, grants = users.authenticate(session, data.username, data.new_password)
+        accounts.change_password(session, data.username, data.password, data.new_password)
+        user, grants = accounts.authenticate(session, data.username, data.new_password)
         return tokens.issue(settings, user.username, user.token_version, grants)
 
     return _signed_in(request, data.username, "auth.password", attempt)

@@ -5,8 +5,8 @@ registry (roles and areas are managed in Sijill either way)."""
 from sqlalchemy.orm import Session, sessionmaker
 
 from sijill.core.settings import Settings
-from sijill.security import tokens, users
 from sijill.security.principal import Principal
+from sijill.security.users import accounts, tokens
 
 
 def principal_from_token(
@@ -15,8 +15,8 @@ def principal_from_token(
     if settings.oidc_issuer and tokens.unverified_issuer(token) == settings.oidc_issuer:
         username = tokens.oidc_username(settings, token)
         with sessions() as session:
-            user = users.active_user(session, username)
-            grants = tuple(users.user_grants(session, user.id))
+            user = accounts.active_user(session, username)
+            grants = tuple(accounts.user_grants(session, user.id))
         return Principal(username, grants)
     username, grants = tokens.access_grants(token)
     return Principal(username, grants)

@@ -5,8 +5,6 @@ import typer
 from sijill.core.db import make_engine, session_factory
 from sijill.core.errors import InvalidInput
 from sijill.core.settings import get_settings
-from sijill.security import signin, tokens, users
-from sijill.security.cli_auth import forget_session, save_session
 from sijill.security.cli_common import (
     Column,
     Output,
@@ -18,7 +16,9 @@ from sijill.security.cli_common import (
     emit_one,
 )
 from sijill.security.keys.keyring import install_keyring
-from sijill.security.signin import LoginLimiter
+from sijill.security.users import accounts, signin, tokens
+from sijill.security.users.cli_session import forget_session, save_session
+from sijill.security.users.signin import LoginLimiter
 
 users_app = typer.Typer(help="Users, their roles and areas.", no_args_is_help=True)
 
@@ -48,13 +48,13 @@ def login(
     granted = []
 
     def attempt(session):
-        account, grants = users.authenticate(session, user, password, allow_one_time=True)
+        account, grants = accounts.authenticate(session, user, password, allow_one_time=True)
         if account.password_one_time:
             console.print("This is a one-time password: choose your own.")
             new = typer.prompt(
                 "New password", hide_input=True, confirmation_prompt=True, err=prompts_on_stderr
             )
-            users.change_password(session, user, password, new)
+            accounts.change_password(session, user, password, new)
         granted.extend(grants)
         return tokens.issue(settings, account.username, account.token_version, grants)
 
@@ -101,10 +101,10 @@ def whoami(output: OutputOption = Output.table) -> None:
     )
 
 
-def _grants(roles: list[str]) -> list[users.GrantSpec]:
+def _grants(roles: list[str]) -> list[accounts.GrantSpec]:
     if not roles:
         raise InvalidInput("Give at least one --role")
-    return [users.GrantSpec.parse(role) for role in roles]
+    return [accounts.GrantSpec.parse(role) for role in roles]
 
 
 @users_app.command("add")
@@ -120,7 +120,7 @@ def users_add(
     """
     grants = _grants(role)
     with acting_user() as (sessions, principal), audited_transaction(sessions, principal) as s:
-        secret = users.create_user(s, principal, username, grants, service=service)
+        secret = accounts.create_user(s, principal, username, grants, service=service)
     key = f"{username}:{secret}" if service else None
     emit_one(
         {"username": username, "secret": secret, "service_key": key},
@@ -144,7 +144,7 @@ def users_roles(
     """
     grants = _grants(role)
     with acting_user() as (sessions, principal), audited_transaction(sessions, principal) as s:
-        users.set_grants(s, principal, username, grants)
+        accounts.set_grants(s, principal, username, grants)
     emit_one(
         {"username": username, "roles": _roles(grants)},
         output,
@@ -162,7 +162,7 @@ def users_disable(
     Example: sijill users disable amira
     """
     with acting_user() as (sessions, principal), audited_transaction(sessions, principal) as s:
-        users.set_disabled(s, principal, username, True)
+        accounts.set_disabled(s, principal, username, True)
     emit_one({"username": username, "disabled": True}, output, message=f"{username} is disabled.")
 
 
@@ -176,7 +176,7 @@ def users_enable(
     Example: sijill users enable amira
     """
     with acting_user() as (sessions, principal), audited_transaction(sessions, principal) as s:
-        users.set_disabled(s, principal, username, False)
+        accounts.set_disabled(s, principal, username, False)
     emit_one({"username": username, "disabled": False}, output, message=f"{username} is enabled.")
 
 
@@ -190,7 +190,7 @@ def users_reset(
     Example: sijill users reset amira
     """
     with acting_user() as (sessions, principal), audited_transaction(sessions, principal) as s:
-        secret = users.reset_password(s, principal, username)
+        secret = accounts.reset_password(s, principal, username)
     emit_one(
         {"username": username, "secret": secret},
         output,
@@ -205,7 +205,7 @@ def users_list(output: OutputOption = Output.table) -> None:
     Example: sijill users list
     """
     with acting_user() as (sessions, principal), audited_transaction(sessions, principal) as s:
-        views = users.list_users(s, principal)
+        views = accounts.list_users(s, principal)
     rows = []
     for view in views:
         state = "disabled" if view.disabled else ("service" if view.is_service else "active")

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from sijill.core.errors import Unauthenticated
 from sijill.core.settings import Settings
-from sijill.security import tokens, users
 from sijill.security.principal import Principal
+from sijill.security.users import accounts, tokens
 
 SERVICE_KEY_VARIABLE = "SIJILL_SERVICE_KEY"
 _SIGN_IN = (
@@ -45,7 +45,7 @@ def cli_principal(settings: Settings, session: Session) -> Principal:
     service_key = os.environ.get(SERVICE_KEY_VARIABLE)
     if service_key:
         username, _, secret = service_key.partition(":")
-        user, grants = users.authenticate(session, username, secret)
+        user, grants = accounts.authenticate(session, username, secret)
         if not user.is_service:
             raise Unauthenticated(
                 f"{SERVICE_KEY_VARIABLE} is for service accounts; people sign in with "
@@ -60,15 +60,15 @@ def cli_principal(settings: Settings, session: Session) -> Principal:
         username, grants = tokens.access_grants(saved["access_token"])
         # The grants in an access token can be 15 minutes old; on the command line, where
         # a round trip costs nothing, use the current ones.
-        user = users.active_user(session, username)
-        return Principal(user.username, tuple(users.user_grants(session, user.id)))
+        user = accounts.active_user(session, username)
+        return Principal(user.username, tuple(accounts.user_grants(session, user.id)))
     except (Unauthenticated, KeyError, TypeError):
         pass
     try:
         claims = tokens.refresh_claims(saved["refresh_token"])
-        user = users.active_user(session, claims["sub"], claims.get("ver"))
+        user = accounts.active_user(session, claims["sub"], claims.get("ver"))
     except (Unauthenticated, KeyError, TypeError):
         raise Unauthenticated(f"Your session has ended. {_SIGN_IN}") from None
-    grants = users.user_grants(session, user.id)
+    grants = accounts.user_grants(session, user.id)
     save_session(settings, tokens.issue(settings, user.username, user.token_version, grants))
     return Principal(user.username, tuple(grants))

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sijill.core.db import transaction
 from sijill.core.errors import SijillError, TooManyRequests
-from sijill.security import users
 from sijill.security.audit.service import AuditEntry, append_now
 from sijill.security.keys.keyring import current_keyring
-from sijill.security.tokens import TokenPair
+from sijill.security.users import accounts
+from sijill.security.users.tokens import TokenPair
 
 
 class LoginLimiter:
@@ -80,6 +80,6 @@ def known_or_pseudonym(sessions: sessionmaker[Session], username: str) -> str:
     """The name typed in a failed sign-in, if it is a user's; else a keyed pseudonym of it:
     people type all sorts there (their national ID, a password), none of it for the audit."""
     with sessions() as session:
-        if users.user_exists(session, username):
+        if accounts.user_exists(session, username):
             return username
     return "unknown:" + current_keyring().pseudonym("username", username)[:16]
