@@ -33,12 +33,9 @@ HASHED_FIELDS = (
 SEPARATOR = "\x1f"
 
 
-class AuditRecord(Base):
-    __tablename__ = "audit_record"
+class _Entry:
+    """What a record says, in the chain or waiting in the quarantine."""
 
-    # Assigned by the appender from audit_head, not by a database sequence: a rolled-back
-    # transaction would leave a gap indistinguishable from a deleted record.
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     # Text, not a timestamp type: the exact characters are hashed and must read back
     # identically from every backend.
     at: Mapped[str] = mapped_column(String(32))
@@ -50,6 +47,14 @@ class AuditRecord(Base):
     record_id: Mapped[str | None] = mapped_column(String(64))
     purpose: Mapped[str | None] = mapped_column(String(128))
     request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditRecord(_Entry, Base):
+    __tablename__ = "audit_record"
+
+    # Assigned by the appender from audit_head, not by a database sequence: a rolled-back
+    # transaction would leave a gap indistinguishable from a deleted record.
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
@@ -117,22 +122,13 @@ class AuditRepair(Base):
     record_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
-class AuditQuarantine(Base):
+class AuditQuarantine(_Entry, Base):
     """Audit records of sign-ins (and of the verify and repair commands) made while the chain
     was broken: kept here, reported by verify, and appended to the chain by the repair."""
 
     __tablename__ = "audit_quarantine"
 
     id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
-    at: Mapped[str] = mapped_column(String(32))
-    actor: Mapped[str] = mapped_column(String(128))
-    role: Mapped[str | None] = mapped_column(String(128))
-    action: Mapped[str] = mapped_column(String(64))
-    outcome: Mapped[str] = mapped_column(String(32))
-    record_type: Mapped[str | None] = mapped_column(String(32))
-    record_id: Mapped[str | None] = mapped_column(String(64))
-    purpose: Mapped[str | None] = mapped_column(String(128))
-    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 def _encode(value: str | None) -> str:
