@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -32,8 +33,8 @@ from sijill.core.db import transaction
 from sijill.core.errors import Forbidden
 from sijill.core.settings import get_settings
 from sijill.registry.bulk.service import import_path
-from sijill.registry.models import Person
-from sijill.registry.reviews.flags import flag_shared_national_ids
+from sijill.registry.models import Membership, Person
+from sijill.registry.reviews.flags import flag_shared_national_ids, index_holders, pair_holders
 from sijill.registry.reviews.models import ReviewFlag
 from sijill.security.audit.models import AuditRecord
 from test_import import household as import_household
@@ -326,8 +327,43 @@ def test_an_import_into_an_empty_registry_flags_too(engine, settings, sessions, 
     folder = _duplicate_folder(tmp_path, [valid_national_id(1), valid_national_id(1)])
     report = import_path(engine, settings, folder, source="first")
     assert report.counts.persons_added == 4
-    pairs = {frozenset((f.person_a_id, f.person_b_id)) for f in _flags(sessions)}
-    assert len(pairs) == 2 and report.flags_raised == 2
+    flags = _flags(sessions)
+    with sessions() as session:
+        by_key = dict(session.execute(select(Person.source_key, Person.id)).all())
+        homes = dict(session.execute(select(Membership.person_id, Membership.household_id)).all())
+    assert report.flags_raised == 2 and {
+        (f.person_a_id, f.person_b_id, f.household_a_id, f.household_b_id) for f in flags
+    } == {
+        (*sorted(pair), *(homes[p] for p in sorted(pair)))
+        for pair in (
+            (by_key["first:P1"], by_key["first:P2"]),
+            (by_key["first:P3"], by_key["first:P4"]),
+        )
+    }
+
+
+def test_pairing_an_initial_loads_holders_is_exact_and_complete():
+    # Three holders of one number make three pairs; numbers equal in one half only make none.
+    def holders(*rows):
+        return pl.DataFrame(
+            {
+                "national_id_index": [r[0] for r in rows],
+                "national_id_type": "national_id",
+                "id": [r[1] for r in rows],
+            }
+        )
+
+    same, high_only, low_only = "ab" * 16, "ab" * 8 + "cd" * 8, "cd" * 8 + "ab" * 8
+    persons = holders((same, 30), (high_only, 11), (same, 20), (low_only, 12), (same, 10))
+    persons = pl.concat(
+        [
+            persons,
+            pl.DataFrame({"national_id_index": [same], "national_id_type": "passport", "id": [40]}),
+        ]
+    )
+    memberships = pl.DataFrame({"person_id": [10, 20, 30, 11], "household_id": [1, 2, 3, 4]})
+    pairs = pair_holders(index_holders(persons, memberships))
+    assert pairs.rows() == [(10, 20, 1, 2), (10, 30, 1, 3), (20, 30, 2, 3)]
 
 
 @pytest.fixture

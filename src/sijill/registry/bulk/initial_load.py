@@ -27,6 +27,14 @@ from sijill.core.ids import new_ids
 
 REGISTRY_TABLES = ("household", "person", "membership")
 _KEY_HASH_SEED = 0x5EED
+_NO_HOLDERS = pl.DataFrame(
+    schema={
+        "index_high": pl.UInt64,
+        "index_low": pl.UInt64,
+        "person_id": pl.Int64,
+        "household_id": pl.Int64,
+    }
+)
 
 
 class Seen:
@@ -97,6 +105,12 @@ class InitialLoad:
     deferred: Deferred
     ids: dict[str, Seen] = field(default_factory=lambda: {"household": Seen(), "person": Seen()})
     keys: dict[str, Seen] = field(default_factory=lambda: {"household": Seen(), "person": Seen()})
+    # Each batch's holders of a national ID number (`reviews.flags.index_holders`), paired
+    # at the end: the registry was empty, so every shared number is one this load brought.
+    holders: list[pl.DataFrame] = field(default_factory=list)
+
+    def number_holders(self) -> pl.DataFrame:
+        return pl.concat(self.holders, rechunk=True) if self.holders else _NO_HOLDERS
 
     def fresh_ids(self, kind: str, count: int, draw=new_ids) -> np.ndarray:
         """`count` new registry IDs, none already drawn by this load (the registry was empty)."""

@@ -23,7 +23,12 @@ from sqlalchemy import Engine
 from sijill.core.ids import new_ids
 from sijill.registry import fields, identifiers
 from sijill.registry.bulk import initial_load
-from sijill.registry.reviews.flags import flag_shared_national_ids_raw
+from sijill.registry.reviews.flags import (
+    flag_shared_national_ids_raw,
+    index_holders,
+    insert_pairs_raw,
+    pair_holders,
+)
 from sijill.registry.reviews.service import ACTION_RAISE as FLAG_ACTION
 from sijill.registry.reviews.service import RECORD_TYPE as FLAG_RECORD
 from sijill.security.audit.service import AuditEntry, append_on_cursor
@@ -112,6 +117,8 @@ class BatchWriter:
         The IDs of the review flags the load raised (none for batches committed already)."""
         if self.initial is None:
             return []
+        # Paired while the sender copies the last batches in.
+        pairs = pair_holders(self.initial.number_holders())
         self._sender.drain()
         cursor = self.connection.cursor()
         flag_ids: list[int] = []
@@ -122,10 +129,9 @@ class BatchWriter:
             # empty, so every pair sharing a number is one this load brought, and the flags'
             # foreign keys are then checked in one pass with the others, not row by row.
             if self._stamp is not None:
-                flag_ids = flag_shared_national_ids_raw(
+                flag_ids = insert_pairs_raw(
                     cursor,
-                    self.dialect,
-                    None,
+                    pairs,
                     source="import",
                     actor=self._stamp[0],
                     now=self._stamp[1],
@@ -282,17 +288,15 @@ class BatchWriter:
             pl.col("source_key").alias("household_source_key"),
             pl.col("id").alias("household_id"),
         )
+        memberships = _memberships(persons, homes)
         self._sender.submit(
             [
                 ("household", HOUSEHOLD_COLUMNS, _csv(households, HOUSEHOLD_COLUMNS)),
                 ("person", PERSON_COLUMNS, _csv(persons, PERSON_COLUMNS)),
-                (
-                    "membership",
-                    MEMBERSHIP_COLUMNS,
-                    _csv(_memberships(persons, homes), MEMBERSHIP_COLUMNS),
-                ),
+                ("membership", MEMBERSHIP_COLUMNS, _csv(memberships, MEMBERSHIP_COLUMNS)),
             ]
         )
+        load.holders.append(index_holders(persons, memberships))
         load.keys["household"].add(household_hashes)
         load.keys["person"].add(person_hashes)
         return BatchCounts(
