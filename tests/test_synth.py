@@ -19,6 +19,8 @@ from stdnum.tr import tckimlik
 from typer.testing import CliRunner
 
 from sijill.core.errors import InvalidInput
+from sijill.identity.national_id import Scheme
+from sijill.registry.bulk.validate import Context, check_persons
 from sijill.synth.cli import synth
 from sijill.synth.service import generate
 
@@ -242,6 +244,8 @@ def test_same_seed_gives_identical_files(tmp_path):
         "areas.geojson",
     ):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    truth = pl.read_parquet(tmp_path / "a" / "truth_persons.parquet")
+    assert (truth["duplicate_kind"] == "other_script").sum() >= 5
     assert (tmp_path / "a" / "persons.parquet").read_bytes() != (
         tmp_path / "c" / "persons.parquet"
     ).read_bytes()
@@ -293,7 +297,13 @@ def test_marital_status_follows_relationships(persons):
 
 
 def test_children_carry_the_fathers_names(persons):
-    originals = persons.filter(pl.col("duplicate_kind").is_null())
+    # (A record written in one script, half of an `other_script` pair, is left out: it is
+    # another agency's list, spelled its own way.)
+    originals = persons.filter(
+        pl.col("duplicate_kind").is_null()
+        & pl.col("given_name_ar").is_not_null()
+        & pl.col("given_name_lat").is_not_null()
+    )
     heads = originals.filter((pl.col("relationship") == "head") & (pl.col("sex") == "M")).select(
         "household_key",
         hg=pl.col("given_name_ar"),
@@ -321,7 +331,11 @@ def test_name_tables_are_rich_and_spellings_vary():
 
 
 def test_originals_use_one_spelling_per_name(persons):
-    originals = persons.filter(pl.col("duplicate_kind").is_null())
+    originals = persons.filter(
+        pl.col("duplicate_kind").is_null()
+        & pl.col("given_name_ar").is_not_null()
+        & pl.col("given_name_lat").is_not_null()
+    )
     spellings = originals.group_by("given_name_ar").agg(pl.col("given_name_lat").n_unique())
     assert (spellings.drop_nulls("given_name_ar")["given_name_lat"] == 1).all()
 
@@ -368,9 +382,12 @@ def test_duplicates_share_and_kinds(persons):
         "national_id_missing",
         "national_id_mistyped",
         "day_month_swapped",
+        "other_script",
         "moved_household",
     }
     assert kinds["count"].min() >= 20
+    again = duplicates.filter(pl.col("duplicate_kind") != "moved_household")
+    assert 0.11 <= (again["duplicate_kind"] == "other_script").mean() <= 0.19
 
 
 def test_duplicate_truth_is_consistent(persons):
@@ -420,6 +437,65 @@ def test_each_duplicate_kind_differs_as_described(persons):
     assert (moved["household_key"] != moved["household_key_o"]).all()
     assert (_differs(moved, NAMES + ["birth_date", "national_id"]).sum(axis=1) == 0).all()
     assert (moved["relationship"] != "head").all()
+
+
+def _script(frame: pl.DataFrame, suffix: str = "") -> pl.Series:
+    """Which scripts each record's names are written in: "ar", "lat" or "both"."""
+    arabic = pl.any_horizontal(pl.col(f"{c}{suffix}").is_not_null() for c in NAMES[:4])
+    latin = pl.any_horizontal(pl.col(f"{c}{suffix}").is_not_null() for c in NAMES[4:])
+    return frame.select(
+        pl.when(arabic & latin)
+        .then(pl.lit("both"))
+        .when(arabic)
+        .then(pl.lit("ar"))
+        .otherwise(pl.lit("lat"))
+    ).to_series()
+
+
+def test_other_script_pairs_are_written_in_one_script_each(persons):
+    pairs = _pairs(persons, "other_script")
+    scripts = pl.DataFrame({"copy": _script(pairs), "original": _script(pairs, "_o")})
+    assert set(scripts.iter_rows()) == {("ar", "lat"), ("lat", "ar")}  # both directions
+    assert (pairs["given_name_ar"].is_not_null() | pairs["given_name_ar_o"].is_not_null()).all()
+    assert (pairs["given_name_lat"].is_not_null() | pairs["given_name_lat_o"].is_not_null()).all()
+    # Nothing but the script differs.
+    assert (_differs(pairs, ["birth_date", "national_id", "sex", "phone"]).sum(axis=1) == 0).all()
+    # The Latin record is romanised its own way, not with the spelling the registry's
+    # two-script records use for that Arabic name (a table a linkage could learn).
+    canonical = dict(
+        persons.filter((_script(persons) == "both") & pl.col("duplicate_kind").is_null())
+        .select("given_name_ar", "given_name_lat")
+        .unique()
+        .iter_rows()
+    )
+    latin = pl.concat(
+        [
+            pairs.select(ar=pl.col("given_name_ar_o"), lat=pl.col("given_name_lat")),
+            pairs.select(ar=pl.col("given_name_ar"), lat=pl.col("given_name_lat_o")),
+        ]
+    ).drop_nulls()
+    assert 0.1 <= np.mean([canonical.get(ar) != lat for ar, lat in latin.iter_rows()]) <= 0.7
+    # Only the pairs are one-script: every other record of a person with Arabic names has both.
+    alone = persons.filter(
+        ~pl.col("person_key").is_in(pairs["person_key"].implode())
+        & ~pl.col("person_key").is_in(pairs["duplicate_of"].implode())
+        & ~pl.col("duplicate_of").is_in(pairs["duplicate_of"].implode()).fill_null(False)
+    )
+    assert set(_script(alone)) == {"both", "lat"}  # Latin alone: domestic workers
+    assert alone.filter(_script(alone) == "lat")["father_name_lat"].is_null().all()
+
+
+def test_registry_import_accepts_every_row(country, manifest):
+    persons = pl.read_csv(country / "persons.csv", infer_schema=False).with_row_index("_row")
+    context = Context(
+        areas={},
+        scheme=Scheme("tr.tckimlik"),
+        date_order="dmy",
+        today=date.fromisoformat(manifest["reference_date"]),
+    )
+    clean, rejects = check_persons(persons, context)
+    assert rejects.height == 0, rejects.group_by("field", "message").len().rows()
+    assert clean.height == persons.height
 
 
 def test_re_registered_households_keep_one_head(persons, country):

@@ -70,6 +70,7 @@ def _originals(rng: np.random.Generator, n: int, start: Start, ctx: Context):
     for part in duplicates.NAME_PARTS:
         p[f"spell_{part}"] = np.full(n_p, -1, dtype=np.int32)
     p["typo_field"] = np.full(n_p, -1, dtype=np.int8)
+    p["script"] = np.full(n_p, duplicates.BOTH_SCRIPTS, dtype=np.int8)
 
     p["wg"] = welfare.disability(rng, p["age"], hh["ses"][p["hh"]])
     p["potential"] = welfare.education_potential(rng, hh, p)

@@ -5,8 +5,11 @@ Two ways a person ends up registered twice, as in real registries:
 - a whole household registered again (another survey round, another enumerator) under a new
   household key; each member's second record differs from the first in one way: a `typo`, a
   `transliteration` (another Latin spelling), the ID left blank (`national_id_missing`), the ID
-  mistyped in a way its checksum accepts (`national_id_mistyped`), or day and month swapped
-  (`day_month_swapped`);
+  mistyped in a way its checksum accepts (`national_id_mistyped`), day and month swapped
+  (`day_month_swapped`), or the names written in the other script (`other_script`: the
+  original record then has its names in Arabic only and the copy in Latin only, or the
+  reverse, as two agencies' lists do; the Latin record spells each name with one of its
+  variants drawn at random, so no one table turns the Arabic into it);
 - one person also listed in another household (`moved_household`): a son listed by his parents
   and by his wife's family, a relative listed where she stays.
 
@@ -25,10 +28,16 @@ KINDS = (
     "national_id_missing",
     "national_id_mistyped",
     "day_month_swapped",
+    "other_script",
     "moved_household",
 )
-TYPO, TRANSLITERATION, ID_MISSING, ID_MISTYPED, DAY_MONTH, MOVED = range(6)
-KIND_SHARES = (0.30, 0.25, 0.15, 0.12, 0.18)  # among members of a re-registered household
+TYPO, TRANSLITERATION, ID_MISSING, ID_MISTYPED, DAY_MONTH, OTHER_SCRIPT, MOVED = range(7)
+# Among members of a re-registered household, one per kind before MOVED. `other_script` took
+# 0.15 from the others, whose proportions stayed about as they were.
+KIND_SHARES = (0.25, 0.20, 0.13, 0.10, 0.17, 0.15)
+# Which scripts a record's names are written in (`script`): both unless one of an
+# `other_script` pair.
+BOTH_SCRIPTS, ARABIC_ONLY, LATIN_ONLY = -1, 0, 1
 HOUSEHOLD_RATE = 0.022  # households registered twice
 MOVED_RATE = 0.013  # persons aged 15+ also listed in another household
 NAME_PARTS = ("given", "father", "grandfather", "family")
@@ -53,6 +62,7 @@ def inject(rng: np.random.Generator, hh: dict, p: dict) -> tuple[dict, dict]:
     copies = _copy(p, members)
     copies["hh"] = n_hh + np.searchsorted(again, p["hh"][members])
     _vary(rng, copies)
+    _other_script(rng, p, copies)
 
     # (A household alone in its chunk has nowhere else to be listed.)
     movers = np.flatnonzero((p["age"] >= 15) & (rng.random(n_p) < MOVED_RATE) & (n_hh > 1))
@@ -87,8 +97,12 @@ def _vary(rng: np.random.Generator, c: dict) -> None:
     year, month, day = _ymd(c["birth_days"])
     swappable = (c["birth_precision"] == FULL) & (day <= 12) & (day != month)
     spellable = _spellable(c)
-    eligible = np.column_stack([np.ones(n, bool), spellable.any(axis=1), has_id, has_id, swappable])
-    wanted = _draw(rng, np.broadcast_to(KIND_SHARES, (n, 5)))
+    # (Domestic workers' names have no Arabic form to write.)
+    arabic = _has_arabic(names.GIVEN, c["given"]) & _has_arabic(names.SURNAMES, c["family"])
+    eligible = np.column_stack(
+        [np.ones(n, bool), spellable.any(axis=1), has_id, has_id, swappable, arabic]
+    )
+    wanted = _draw(rng, np.broadcast_to(KIND_SHARES, (n, len(KIND_SHARES))))
     kind = np.where(
         eligible[np.arange(n), wanted],
         wanted,
@@ -121,6 +135,38 @@ def _vary(rng: np.random.Generator, c: dict) -> None:
     c["typo_field"][rows] = _typo_fields(rng, c, rows)
 
 
+def _other_script(rng: np.random.Generator, p: dict, c: dict) -> None:
+    """Write each `other_script` pair in one script per record: the original in Arabic and the
+    copy in Latin, or the reverse (half each); the Latin one romanised its own way.
+
+    Runs before anyone is copied into another household, so such a copy is written as its
+    original is.
+    """
+    rows = np.flatnonzero(c["dup_kind"] == OTHER_SCRIPT)
+    originals = c["dup_of"][rows]
+    latin_copy = rng.random(len(rows)) < 0.5
+    c["script"][rows] = np.where(latin_copy, LATIN_ONLY, ARABIC_ONLY)
+    p["script"][originals] = np.where(latin_copy, ARABIC_ONLY, LATIN_ONLY)
+    _romanise(rng, c, rows[latin_copy])
+    _romanise(rng, p, originals[~latin_copy])
+
+
+def _romanise(rng: np.random.Generator, d: dict, rows: np.ndarray) -> None:
+    """Each name part of `rows` spelled with one of its Latin variants, drawn uniformly."""
+    for name in NAME_PARTS:
+        table = names.SURNAMES if name == "family" else names.GIVEN
+        ids = d[name][rows]
+        spellings = table.n_spellings[np.maximum(ids, 0)]
+        drawn = np.floor(rng.random(len(rows)) * spellings).astype(np.int32)
+        d[f"spell_{name}"][rows] = np.where(ids >= 0, drawn, -1)
+
+
+def _has_arabic(table: names.NameTable, ids: np.ndarray) -> np.ndarray:
+    """Whether each name id has an Arabic form (an absent name, id -1, has none)."""
+    written = table.arabic.is_valid().to_numpy(zero_copy_only=False)
+    return (ids >= 0) & written[np.maximum(ids, 0)]
+
+
 def _spellable(c: dict) -> np.ndarray:
     """Which name parts (columns) have another Latin spelling to switch to."""
     columns = []
@@ -135,9 +181,7 @@ def _typo_fields(rng: np.random.Generator, c: dict, rows: np.ndarray) -> np.ndar
     """Which written name gets the typo: 2 * name part + (0 Arabic, 1 Latin)."""
     present = np.column_stack([c[name][rows] >= 0 for name in NAME_PARTS])
     part = _draw(rng, present * np.array(PART_SHARES))
-    has_arabic = names.GIVEN.arabic.is_valid().to_numpy(zero_copy_only=False)[
-        np.maximum(c["given"][rows], 0)
-    ]
+    has_arabic = _has_arabic(names.GIVEN, c["given"][rows])
     latin = (rng.random(len(rows)) < 0.6) | ~has_arabic
     return (2 * part + latin).astype(np.int8)
 

@@ -3,7 +3,8 @@
 Each entry is the Arabic form, the Latin spellings met in registries of the region, and a
 relative frequency (Mohammed is far more common than Ghassan). The original registration of a
 person always uses one canonical spelling per name, chosen from the Arabic form by a hash, so it
-does not depend on the order of the table; duplicates of kind `transliteration` use another.
+does not depend on the order of the table; duplicates of kind `transliteration` use another, and
+the Latin-only record of an `other_script` pair (original or copy) any of them.
 
 Migrant domestic workers from outside the Arab world are written in Latin script only, as their
 passports are: they have no Arabic form and no father's or grandfather's name.

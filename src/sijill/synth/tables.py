@@ -12,7 +12,7 @@ from sijill.registry.codes import LIVESTOCK
 from sijill.synth import dwelling as dw
 from sijill.synth import names, national_ids, typos
 from sijill.synth.codes import fixed_strings, permute, template_strings
-from sijill.synth.duplicates import KINDS, NAME_PARTS
+from sijill.synth.duplicates import ARABIC_ONLY, KINDS, LATIN_ONLY, NAME_PARTS
 from sijill.synth.geography import Geography
 from sijill.synth.population import MARITAL, NATIONALITIES, RELATIONSHIPS, RESIDENCY
 from sijill.synth.registration import ID_TYPES, NATIONAL_ID, PASSPORT, UNHCR, YEAR, YEAR_MONTH
@@ -233,14 +233,16 @@ def persons(p: dict, hh_keys: pa.Array, rng: np.random.Generator) -> tuple[pa.Ta
 
 
 def _names(p: dict, rng: np.random.Generator) -> dict[str, pa.Array]:
+    """Each name part in both scripts, except where a record is written in one only."""
     out = {}
     for k, part in enumerate(NAME_PARTS):
         table = names.SURNAMES if part == "family" else names.GIVEN
         ids = p[part]
         missing = ids < 0
-        arabic = table.arabic.take(pa.array(np.maximum(ids, 0), mask=missing))
+        no_arabic = missing | (p["script"] == LATIN_ONLY)
+        arabic = table.arabic.take(pa.array(np.maximum(ids, 0), mask=no_arabic))
         latin_at = table.latin_index(ids, p[f"spell_{part}"])
-        latin = table.latin.take(pa.array(latin_at, mask=missing))
+        latin = table.latin.take(pa.array(latin_at, mask=missing | (p["script"] == ARABIC_ONLY)))
         out[f"{part}_name_ar"] = _with_typos(arabic, p["typo_field"] == 2 * k, rng)
         out[f"{part}_name_lat"] = _with_typos(latin, p["typo_field"] == 2 * k + 1, rng)
     return out
