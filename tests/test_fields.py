@@ -24,6 +24,7 @@ FORMAT_DOC = Path(__file__).parents[1] / "docs" / "data-format.md"
 # Columns of the state tables that hold no field: keys, the area, bookkeeping, derived forms.
 NOT_FIELDS = {"id", "source_key", "area_id", "search_name", "version", "valid_from"}
 NOT_FIELDS |= {"recorded_by", "valid_to", "household_id", "person_id"}
+NOT_FIELDS |= {"merged_into_id"}  # where a merged record points (registry.merges)
 
 
 def test_data_format_doc_is_generated_from_the_catalogue():

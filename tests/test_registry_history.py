@@ -165,6 +165,7 @@ def test_birth_and_death_keep_person_ids_and_history(client, clock, sessions):
             "end_date": "2026-04-01",
             "end_reason": "death",
             "recorded_at": "2026-03-02T09:30:00Z",
+            "merged_into": None,
         }
     ]
     with sessions() as session:

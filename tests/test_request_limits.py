@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from factories import auth_headers, household, make_areas
 from sijill.api import create_app
+from sijill.core.ids import format_id, new_id
 from sijill.core.settings import Settings
 
 
@@ -23,13 +24,18 @@ def app(settings, sessions):
     return create_app(settings)
 
 
+PERSON_ID = format_id(new_id("person"))
+
+
 def _json_routes(app) -> list[tuple[str, str]]:
     found = []
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         body = getattr(route, "body_field", None)
         if isinstance(route, APIRoute) and body and not isinstance(body.field_info, params.Form):
-            path = re.sub(r"\{[^}]+\}", "1000561627", context.path_format)
+            # A valid ID of the kind each parameter names, so that the body is what is judged.
+            path = context.path_format.replace("{person_id}", PERSON_ID)
+            path = re.sub(r"\{[^}]+\}", "1000561627", path)
             found += [(method, path) for method in sorted(route.methods)]
     return found
 

@@ -13,6 +13,7 @@ fails `test_every_route_has_a_rule`. For each protected route and role:
   grouped aggregates).
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,10 +25,12 @@ from factories import (
     OTHER_LOCALITY,
     as_update,
     auth_headers,
+    child,
     household,
     make_areas,
     national_id,
     person,
+    spouse,
 )
 from sijill.api import create_app
 from sijill.core.ids import format_id, new_id
@@ -54,6 +57,9 @@ class Target:
     update: dict | None = None  # an update that changes nothing
     # Where to register a new household: for the missing target, an area that does not exist.
     register_area: str | None = None
+    # Its members (head, spouse, child) and a merge of the child into the spouse.
+    person_ids: tuple[str, ...] = ()
+    merge_id: int | None = None
 
 
 @dataclass
@@ -120,6 +126,45 @@ def decide_review_flag(client, target):
     return [_seen(client.post("/review-flags/1/decision", json={"decision": "dismissed"}))]
 
 
+def merge(client, target):
+    head, spouse_id = target.person_ids[:2]
+    return [_seen(client.post(f"/persons/{head}/merge", json={"lost": spouse_id}))]
+
+
+def read_merge(client, target):
+    return [_seen(client.get(f"/merges/{target.merge_id}"))]
+
+
+def unmerge(client, target):
+    return [_seen(client.post(f"/merges/{target.merge_id}/unmerge"))]
+
+
+def flagged_pair(client, target):
+    return [_seen(client.get("/linkage/review-flags/1"))]
+
+
+def dedup(client, target):
+    """Dedup of the target's area: accepted as a job, or refused at once as if the area did
+    not exist (the job itself fails on an area this small: too few records to train)."""
+    area = target.register_area or target.area_code
+    response = client.post("/linkage/dedup", json={"area_code": area})
+    if response.status_code == 202:
+        return [(202, "created")]
+    return [_seen(response)]
+
+
+def link_list(client, target):
+    """Upload a one-line civil list: a national list, so accepted as a job only for a user
+    whose scope is the whole country."""
+    content = "given_name_lat,sex,birth_date,death_date\nAhmad,M,1980-05-12,01/02/2026\n"
+    response = client.post(
+        "/linkage/link", data={"kind": "civil"}, files={"file": ("deaths.csv", content)}
+    )
+    if response.status_code == 202:
+        return [(202, "created")]
+    return [_seen(response)]
+
+
 def me(client, target):
     return [_seen(client.get("/auth/me"))]
 
@@ -149,9 +194,19 @@ RULES: dict[str, Rule] = {
     # A flag pairs records of any areas: tests/test_review_flags.py checks who sees them.
     "list_review_flags": Rule(Permission.REVIEW_FLAGS, review_flags, national_only=True),
     "decide_review_flag": Rule(Permission.REVIEW_FLAGS, decide_review_flag, national_only=True),
-    # Last: its jobs run in the background, after every other rule's checks.
+    # Both persons in the user's areas (tests/test_registry_merges.py: pairs across areas).
+    # The merge read and undone is the target's own; the new merge comes after them.
+    "read_merge": Rule(Permission.MERGE, read_merge),
+    "unmerge_persons": Rule(Permission.MERGE, unmerge),
+    "merge_persons": Rule(Permission.MERGE, merge),
+    "read_flagged_pair": Rule(Permission.REVIEW_FLAGS, flagged_pair, national_only=True),
+    # Last: their jobs run in the background, after every other rule's checks.
     "start_import": Rule(Permission.HOUSEHOLD_IMPORT, import_file),
+    "start_dedup": Rule(Permission.LINKAGE_RUN, dedup),
+    "start_link": Rule(Permission.LINKAGE_RUN, link_list, national_only=True),
 }
+# Not area data: a linkage model holds parameters, never a record (tested below).
+MODELS = {"read_linkage_model"}
 EXTRA_CALLS = {"read_household": [read_as_of]}
 
 
@@ -213,24 +268,39 @@ def world(settings, sessions):
     admin = auth_headers(sessions, settings)
     with TestClient(app, headers=admin) as client:
 
-        def add(area_code: str, name: str) -> Target:
+        def add(area_code: str, name: str, *, family: bool = False) -> Target:
             number = national_id()
+            head = person(
+                given_name_lat=name, national_id={"type": "national_id", "number": number}
+            )
             payload = household(
-                area_code=area_code,
-                members=[
-                    person(
-                        given_name_lat=name, national_id={"type": "national_id", "number": number}
-                    )
-                ],
+                area_code=area_code, members=[head, spouse(), child()][: 1 + 2 * family]
             )
             payload["consent"]["purposes"] = ALL_PURPOSES
             created = client.post("/households", json=payload)
             assert created.status_code == 201, created.text
             public = created.json()
-            return Target(public["household_id"], number, name, area_code, as_update(public))
+            person_ids = tuple(member["person_id"] for member in public["members"])
+            merge_id = None
+            if family:
+                merged = client.post(
+                    f"/persons/{person_ids[1]}/merge", json={"lost": person_ids[2]}
+                )
+                assert merged.status_code == 201, merged.text
+                merge_id = merged.json()["merge_id"]
+                public = client.get(f"/households/{public['household_id']}").json()
+            return Target(
+                public["household_id"],
+                number,
+                name,
+                area_code,
+                as_update(public),
+                person_ids=person_ids,
+                merge_id=merge_id,
+            )
 
-        inside = add(LOCALITY, "Insideperson")
-        outside = add(OTHER_LOCALITY, "Outsideperson")
+        inside = add(LOCALITY, "Insideperson", family=True)
+        outside = add(OTHER_LOCALITY, "Outsideperson", family=True)
         missing = Target(
             format_id(new_id("household")),
             national_id(),
@@ -238,13 +308,15 @@ def world(settings, sessions):
             EMPTY_LOCALITY,
             inside.update,
             register_area="SJ999999",
+            person_ids=tuple(format_id(new_id("person")) for _ in range(3)),
+            merge_id=(outside.merge_id or 0) + 1_000_000,
         )
         yield app, settings, sessions, client, add, inside, outside, missing
 
 
 def test_every_route_has_a_rule(settings, sessions):
     app = create_app(settings)
-    unruled = set(_operations(app)) - set(RULES) - PUBLIC - ANY_SIGNED_IN - OWN_JOBS
+    unruled = set(_operations(app)) - set(RULES) - PUBLIC - ANY_SIGNED_IN - OWN_JOBS - MODELS
     assert not unruled, f"routes without an authorisation rule in this test: {unruled}"
 
 
@@ -257,6 +329,8 @@ def test_every_protected_route_needs_a_token(settings, sessions):
                 continue
             url = path.replace("{household_id}", format_id(new_id("household")))
             url = url.replace("{job_id}", format_id(new_id("job")))
+            url = url.replace("{person_id}", format_id(new_id("person")))
+            url = url.replace("{merge_id}", "1")
             response = client.request(method, url, json={})
             assert response.status_code == 401, (operation_id, response.text)
             assert response.headers["www-authenticate"] == "Bearer"
@@ -309,8 +383,11 @@ def _anonymised(seen: list, target: Target) -> list:
     blanked = []
     for status, body in seen:
         values = (target.household_id, target.national_id, target.name, target.area_code)
-        for value in (*values, target.register_area or target.area_code):
+        for value in (*values, target.register_area or target.area_code, *target.person_ids):
             body = body.replace(value, "<target>")
+        if target.merge_id is not None:
+            # Only where a merge is named: its ID is a small number that other fields hold too.
+            body = re.sub(rf"(merge |/merges/){target.merge_id}\b", r"\1<target>", body)
         blanked.append((status, body))
     return blanked
 
@@ -322,6 +399,15 @@ def _check_aggregate(client, call, add, inside, where) -> None:
     assert call(client, inside) == before, f"{where}: counts households outside the user's areas"
     add(LOCALITY, "Insidesecond")
     assert call(client, inside) != before, f"{where}: does not count the user's own households"
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_PERMISSIONS))
+def test_linkage_models_are_for_those_who_run_linkage(world, role):
+    app, settings, sessions, *_ = world
+    with TestClient(app, headers=auth_headers(sessions, settings, role, SCOPE)) as client:
+        answer = client.get("/linkage/models/m-0123456789abcdef")
+    allowed = Permission.LINKAGE_RUN in ROLE_PERMISSIONS[role]
+    assert answer.status_code == (404 if allowed else 403), (role, answer.text)
 
 
 @pytest.mark.parametrize("role", ["auditor", "administrator", "registrar"])

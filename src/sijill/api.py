@@ -132,12 +132,16 @@ def create_app(settings: Settings) -> FastAPI:
             allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Authorization", "Content-Type", "X-Purpose", "X-Request-ID"],
         )
+    from sijill.linkage.api import LINK_UPLOAD_PATH
     from sijill.registry.api import UPLOAD_PATH
 
     app.add_middleware(
         Hardening,
         max_body=settings.max_request_bytes,
-        body_limits={UPLOAD_PATH: settings.max_upload_bytes},
+        body_limits={
+            UPLOAD_PATH: settings.max_upload_bytes,
+            LINK_UPLOAD_PATH: settings.max_upload_bytes,
+        },
         body_timeout=settings.request_body_timeout_seconds,
     )
     # Outermost: every answer, a refused body or a crash too, is in the request's language.
@@ -167,8 +171,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     from sijill.analytics.api import router as analytics_router
     from sijill.jobs.api import router as jobs_router
+    from sijill.linkage.api import router as linkage_router
     from sijill.registry.api import imports_router
     from sijill.registry.api import router as registry_router
+    from sijill.registry.merges.api import router as merges_router
     from sijill.registry.reviews.api import router as review_flags_router
     from sijill.security.audit.api import router as audit_router
     from sijill.security.users.api import router as auth_router
@@ -179,6 +185,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(registry_router, responses=protected)
     app.include_router(imports_router, responses=protected)
     app.include_router(review_flags_router, responses=protected)
+    app.include_router(merges_router, responses=protected)
+    app.include_router(linkage_router, responses=protected)
     app.include_router(jobs_router, responses=protected)
     app.include_router(analytics_router, responses=protected)
     app.include_router(audit_router, responses=protected)

@@ -27,7 +27,9 @@ app = typer.Typer(
 def _register_commands() -> None:
     from sijill.analytics.cli import register as register_export
     from sijill.demo import demo
+    from sijill.linkage.cli import register as register_linkage
     from sijill.registry.cli import register as register_registry
+    from sijill.registry.merges.cli import register as register_merges
     from sijill.registry.reviews.cli import register as register_review_flags
     from sijill.security.audit.cli import register as register_audit
     from sijill.security.keys.cli import register as register_keys
@@ -37,6 +39,8 @@ def _register_commands() -> None:
     app.command("synth")(synth)
     register_registry(app)
     register_review_flags(app)
+    register_merges(app)
+    register_linkage(app)
     app.command("demo")(demo)
     register_users(app)
     register_export(app)

@@ -1,6 +1,8 @@
 """Every table of Sijill, registered on `Base.metadata` (for Alembic and the schema test)."""
 
 import sijill.jobs.models  # noqa: F401
+import sijill.linkage.models  # noqa: F401
+import sijill.registry.merges.models  # noqa: F401
 import sijill.registry.models  # noqa: F401
 import sijill.registry.reviews.models  # noqa: F401
 import sijill.security.audit.models  # noqa: F401

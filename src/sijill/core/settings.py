@@ -107,6 +107,21 @@ class Settings(BaseSettings):
     min_cell_size: int = Field(
         10, ge=1, description="aggregates for analysts suppress cells of fewer households"
     )
+    linkage_review_threshold: float = Field(
+        0.95,
+        gt=0,
+        lt=1,
+        description="record linkage proposes a pair for review from this match probability "
+        "(measured in BENCHMARKS.md, 'Record linkage')",
+    )
+    linkage_auto_merge: bool = Field(
+        False,
+        description="merge the pairs at or above linkage_accept_threshold without a reviewer "
+        "(off for a new country until its model's figures are known)",
+    )
+    linkage_accept_threshold: float = Field(
+        0.999, gt=0, lt=1, description="with linkage_auto_merge, merge from this probability"
+    )
 
 
 @lru_cache

@@ -55,8 +55,11 @@ def household_history(session: Session, household_id: int) -> HouseholdHistoryPu
     states = [household_state_public(row._mapping) for row in versions]
     states.append(household_state_public(current._mapping))
     memberships = session.execute(
-        select(Membership).where(Membership.household_id == household_id).order_by(Membership.id)
-    ).scalars()
+        select(Membership, Person.merged_into_id)
+        .join(Person, Person.id == Membership.person_id)
+        .where(Membership.household_id == household_id)
+        .order_by(Membership.id)
+    ).all()
     return HouseholdHistoryPublic.model_validate(
         {
             "household_id": str(household_id),
@@ -70,8 +73,9 @@ def household_history(session: Session, household_id: int) -> HouseholdHistoryPu
                     "end_date": m.end_date,
                     "end_reason": m.end_reason,
                     "recorded_at": m.recorded_at,
+                    "merged_into": None if merged_into is None else str(merged_into),
                 }
-                for m in memberships
+                for m, merged_into in memberships
             ],
         }
     )

@@ -113,11 +113,23 @@ _add_field_columns(PersonState, fields.PERSON)
 
 class Person(PersonState, Base):
     __tablename__ = "person"
+    __table_args__ = (
+        # Few records are ever merged away: indexing only those costs a bulk import nothing.
+        Index(
+            "ix_person_merged_into_id",
+            "merged_into_id",
+            sqlite_where=text("merged_into_id IS NOT NULL"),
+            postgresql_where=text("merged_into_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     source_key: Mapped[str | None] = mapped_column(machine_text(200), unique=True)
     # Searches by national ID go to the current row only (history keeps the index unindexed).
     national_id_index: Mapped[str | None] = mapped_column(machine_text(32), index=True)
+    # The record this one was merged into (`registry.merges`): kept outside the versioned
+    # state, so that a merge and its undoing rewrite no history.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
 
 
 class PersonVersion(PersonState, Base):

@@ -57,7 +57,7 @@ _HOUSEHOLD_COLUMNS = (
 )
 _PERSON_SHOWN = tuple(key for key in PERSON_STATE if key != "search_name")
 _MEMBER_KEYS = ("household_id", "relationship", "start_date", "end_date", "end_reason", "id")
-_MEMBER_KEYS += _PERSON_SHOWN
+_MEMBER_KEYS += (*_PERSON_SHOWN, "merged_into_id")
 _MEMBER_COLUMNS = (
     _M.c.household_id,
     _M.c.relationship,
@@ -66,6 +66,7 @@ _MEMBER_COLUMNS = (
     _M.c.end_reason,
     _P.c.id,
     *(_P.c[key] for key in _PERSON_SHOWN),
+    _P.c.merged_into_id,
 )
 _N = len(_HOUSEHOLD_KEYS)
 _PERSON_ID = _N + _MEMBER_KEYS.index("id")
@@ -310,5 +311,10 @@ def member_public(member: Mapping[str, Any]) -> dict[str, Any]:
         membership_start=member["start_date"],
         membership_end=member["end_date"],
         end_reason=member["end_reason"],
+        merged_into=_merged_into(member["merged_into_id"]),
     )
     return public
+
+
+def _merged_into(person_id: int | None) -> str | None:
+    return None if person_id is None else str(person_id)

@@ -80,6 +80,12 @@ class Roster:
         for person_id, index in roster.listed.items():
             if person_id not in roster.persons:
                 errors.add(f"members.{index}.person_id", f"there is no person {person_id}")
+            elif (merged_into := roster.persons[person_id].merged_into_id) is not None:
+                errors.add(
+                    f"members.{index}.person_id",
+                    f"person {person_id} was merged into person {merged_into}: list that "
+                    "person instead",
+                )
         roster._check_departures(data, errors)
         return roster
 

@@ -419,11 +419,19 @@ _person_shown["national_id"] = (NationalIdPublic | None, Field())
 PersonPublic = create_model("PersonPublic", __base__=_PersonShown, **_person_shown)
 
 
+MERGED_INTO = Field(
+    None,
+    description="set when this record was found to be another person's and merged into them: "
+    "that person's registry ID (their record holds them from then on)",
+)
+
+
 class MemberPublic(PersonPublic):
     relationship: str
     membership_start: date | None
     membership_end: date | None
     end_reason: str | None
+    merged_into: str | None = MERGED_INTO
 
 
 class _HouseholdShown(BaseModel):
@@ -457,6 +465,7 @@ class MembershipPublic(BaseModel):
     end_date: date | None
     end_reason: str | None
     recorded_at: UtcDatetime
+    merged_into: str | None = MERGED_INTO
 
 
 class HouseholdHistoryPublic(BaseModel):

@@ -18,6 +18,12 @@ class Permission(StrEnum):
     # List and decide the pairs of records flagged for review (`registry.reviews`); only
     # for the whole country, since a flag's two records may lie in different areas.
     REVIEW_FLAGS = "registry.review_flags"
+    # Merge two records of one person and undo a merge (`registry.merges`): both records'
+    # households must lie in the user's areas, so a pair across areas needs a wider scope.
+    MERGE = "registry.merge"
+    # Run record linkage (`sijill.linkage`): dedup of the registry or of an area, matching an
+    # agency's list; it reads every person in its scope and proposes pairs for review.
+    LINKAGE_RUN = "linkage.run"
     AGGREGATES = "registry.aggregates"  # counts by area, never a person
     EXPORT_PSEUDONYMISED = "export.pseudonymised"
     AUDIT_READ = "audit.read"
@@ -40,6 +46,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.HOUSEHOLD_UPDATE,
             P.HOUSEHOLD_IMPORT,
             P.REVIEW_FLAGS,
+            P.MERGE,
+            P.LINKAGE_RUN,
         }
     ),
     "program_officer": frozenset(_READER | {P.AGGREGATES}),

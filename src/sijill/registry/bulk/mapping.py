@@ -1,6 +1,7 @@
 """How an agency's own list maps onto the registry's fields (a YAML file, see
 docs/import-mapping.md), and the text clean-up every source gets."""
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -25,7 +26,10 @@ class Mapping:
     defaults: dict[str, str] = field(default_factory=dict)
 
 
-def load_mapping(path: Path) -> Mapping:
+def load_mapping(path: Path, extra: Collection[str] = ()) -> Mapping:
+    """The mapping in `path`; `extra` names columns beyond the registry's fields that the
+    reader of this list takes (an outside list's own: `death_date`, `employer` ...)."""
+    targets = EXCHANGE_FIELDS | frozenset(extra)
     raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise InvalidInput(f"{path.name}: a mapping is a YAML dictionary")
@@ -36,20 +40,16 @@ def load_mapping(path: Path) -> Mapping:
     problems += [
         f"columns: '{src}' maps to '{target}', which is not a registry field"
         for src, target in columns.items()
-        if target not in EXCHANGE_FIELDS
+        if target not in targets
     ]
     values = {
         # An agency's "unknown" code maps to null (`UNK: null`): the value is missing.
         str(target): {str(k): None if v is None else str(v) for k, v in (codes or {}).items()}
         for target, codes in (raw.get("values") or {}).items()
     }
-    problems += [
-        f"values: '{t}' is not a registry field" for t in values if t not in EXCHANGE_FIELDS
-    ]
+    problems += [f"values: '{t}' is not a registry field" for t in values if t not in targets]
     defaults = {str(k): str(v) for k, v in (raw.get("defaults") or {}).items()}
-    problems += [
-        f"defaults: '{t}' is not a registry field" for t in defaults if t not in EXCHANGE_FIELDS
-    ]
+    problems += [f"defaults: '{t}' is not a registry field" for t in defaults if t not in targets]
     date_order = raw.get("date_order", "dmy")
     if date_order not in ("dmy", "mdy", "auto"):
         problems.append("date_order must be dmy, mdy or auto")
@@ -65,11 +65,16 @@ def load_mapping(path: Path) -> Mapping:
     )
 
 
-def apply_mapping(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
-    """Rename to registry fields, fill defaults, translate code values, clean text."""
+def apply_mapping(
+    frame: pl.DataFrame, mapping: Mapping, extra: dict[str, bool] | None = None
+) -> pl.DataFrame:
+    """Rename to registry fields, fill defaults, translate code values, clean text. `extra`:
+    the columns beyond the registry's fields to keep, each saying whether it reads local
+    digits as numbers (an amount, a date: True) or keeps its text as written (False)."""
+    extra = extra or {}
     renamed = {src: target for src, target in mapping.columns.items() if src in frame.columns}
     frame = frame.rename(renamed)
-    keep = [c for c in frame.columns if c in EXCHANGE_FIELDS or c == "_row"]
+    keep = [c for c in frame.columns if c in EXCHANGE_FIELDS or c in extra or c == "_row"]
     frame = frame.select(keep)
     for target, value in mapping.defaults.items():
         if target in frame.columns:
@@ -80,7 +85,7 @@ def apply_mapping(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
     # padding, empty text or a local digit or separator, and clean only those. Free text keeps
     # its own digits; identifiers are read by their own rules (sijill.identity) when checked.
     texts = [name for name in frame.columns if name != "_row"]
-    coded = {name for name in texts if _reads_local_numbers(name)}
+    coded = {name for name in texts if extra.get(name, False) or _reads_local_numbers(name)}
     local = LOCAL_NUMBER_CHARACTERS
     found = frame.select(
         *[pl.col(n).str.contains(r"^\s|\s$").any().alias(f"pad {n}") for n in texts],
@@ -105,6 +110,8 @@ def apply_mapping(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
 
 
 def _reads_local_numbers(name: str) -> bool:
+    if name not in EXCHANGE_FIELDS:
+        return False
     field = exchange_field(name)
     return not (field.as_written or field.own_digits_rule)
 

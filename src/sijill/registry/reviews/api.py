@@ -50,7 +50,8 @@ def list_review_flags(
     "/{flag_id}/decision",
     operation_id="decide_review_flag",
     responses=problem_responses(404, 409),
-    summary="Decide an open flag: same person, different persons, or dismissed",
+    summary="Decide an open flag: same person (and merge them, if asked), different persons, "
+    "or dismissed",
 )
 def decide_review_flag(
     flag_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="the flag's ID")],
@@ -58,4 +59,11 @@ def decide_review_flag(
     session: SessionDep,
     principal: PrincipalDep,
 ) -> ReviewFlagPublic:
-    return service.decide_flag(session, principal, flag_id, data.decision)
+    return service.decide_flag(
+        session,
+        principal,
+        flag_id,
+        data.decision,
+        keep=None if data.keep is None else int(data.keep),
+        keep_membership_of=data.keep_membership_of,
+    )

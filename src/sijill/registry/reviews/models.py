@@ -19,8 +19,16 @@ STATES = (OPEN, DECIDED)
 
 # Kinds of flag, and the reason codes they are raised with.
 DUPLICATE_NATIONAL_ID = "duplicate_national_id"
-KINDS = (DUPLICATE_NATIONAL_ID,)
+# Two records the linkage model scores as probably one person (`sijill.linkage`).
+POSSIBLE_DUPLICATE = "possible_duplicate"
+# A civil registry reported a person's death (`sijill link --kind civil`): the deceased paired
+# with their household's head, or with each other member when the head died, so that the
+# household's reviewer sees who heads it now and what it receives.
+DEATH_REPORTED = "death_reported"
+KINDS = (DUPLICATE_NATIONAL_ID, POSSIBLE_DUPLICATE, DEATH_REPORTED)
 NATIONAL_ID_HELD_ELSEWHERE = "national_id_held_by_another_person"
+LINKAGE_MATCH = "linkage_match_probability"
+DEATH_IN_CIVIL_REGISTRY = "death_in_civil_registry"
 
 # Where a flag comes from.
 SOURCES = ("api", "import", "linkage")

@@ -2,10 +2,11 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sijill.registry.merges.schemas import Side
 from sijill.registry.reviews.models import DECISIONS, KINDS, SOURCES, STATES
-from sijill.registry.schemas import UtcDatetime
+from sijill.registry.schemas import PersonRegistryId, UtcDatetime
 
 Kind = Literal[KINDS]  # type: ignore[valid-type]
 State = Literal[STATES]  # type: ignore[valid-type]
@@ -35,6 +36,9 @@ class ReviewFlagPublic(BaseModel):
     )
     decided_by: str | None
     decided_at: UtcDatetime | None
+    merge_id: int | None = Field(
+        None, description="the merge made with a same_person decision, if one was (to undo it)"
+    )
 
 
 class ReviewFlagsPublic(BaseModel):
@@ -48,6 +52,23 @@ class ReviewDecision(BaseModel):
     decision: Decision = Field(
         description="same_person, different_persons or dismissed", examples=["different_persons"]
     )
+    keep: PersonRegistryId | None = Field(
+        None,
+        description="with same_person, merge the two now, keeping this one (by default, or "
+        "when only keep_membership_of is given, the one registered first)",
+    )
+    keep_membership_of: Side | None = Field(
+        None,
+        description="with same_person, merge the two now; when they live in two households, "
+        "whose membership continues: kept (the default) or lost",
+    )
+
+    @model_validator(mode="after")
+    def _merge_only_when_same(self) -> "ReviewDecision":
+        merging = self.keep is not None or self.keep_membership_of is not None
+        if merging and self.decision != "same_person":
+            raise ValueError("keep and keep_membership_of go only with the decision same_person")
+        return self
 
 
 __all__ = ["ReviewDecision", "ReviewFlagPublic", "ReviewFlagsPublic"]

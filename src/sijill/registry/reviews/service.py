@@ -10,8 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
-from sijill.core.errors import Conflict, Forbidden, NotFound
+from sijill.core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from sijill.core.ids import format_id
+from sijill.registry.merges.models import KEPT, PersonMerge
+from sijill.registry.merges.service import merge_persons, older_of
 from sijill.registry.reviews.models import DECIDED, OPEN, ReviewFlag
 from sijill.registry.reviews.schemas import FlaggedRecord, ReviewFlagPublic
 from sijill.security.principal import Principal
@@ -35,7 +37,7 @@ def require_reviewer(session: Session, principal: Principal, action: str) -> Non
         )
 
 
-def public(flag: ReviewFlag) -> ReviewFlagPublic:
+def public(flag: ReviewFlag, merge_id: int | None = None) -> ReviewFlagPublic:
     def household(value: int | None) -> str | None:
         return None if value is None else format_id(value)
 
@@ -58,6 +60,7 @@ def public(flag: ReviewFlag) -> ReviewFlagPublic:
         decision=flag.decision,
         decided_by=flag.decided_by,
         decided_at=flag.decided_at,
+        merge_id=merge_id,
     )
 
 
@@ -91,14 +94,31 @@ def list_flags(
         principal.audit(ACTION_LIST, "ok", RECORD_TYPE, str(flag.id), permission=permission)
     if not flags:
         principal.audit(ACTION_LIST, "ok", RECORD_TYPE, None, permission=permission)
-    return [public(flag) for flag in flags], total or 0
+    merges = dict(
+        session.execute(
+            select(PersonMerge.review_flag_id, PersonMerge.id).where(
+                PersonMerge.review_flag_id.in_([flag.id for flag in flags])
+            )
+        ).all()
+    )
+    return [public(flag, merges.get(flag.id)) for flag in flags], total or 0
 
 
 def decide_flag(
-    session: Session, principal: Principal, flag_id: int, decision: str
+    session: Session,
+    principal: Principal,
+    flag_id: int,
+    decision: str,
+    *,
+    keep: int | None = None,
+    keep_membership_of: str | None = None,
 ) -> ReviewFlagPublic:
-    """Close an open flag with the reviewer's decision. The records themselves are left as
-    they are: merging two records of one person is the linkage stage's work."""
+    """Close an open flag with the reviewer's decision. A same_person decision given `keep`
+    or `keep_membership_of` also merges the two records (`registry.merges`), in the same
+    transaction; otherwise the records are left as they are."""
+    merging = keep is not None or keep_membership_of is not None
+    if merging and decision != "same_person":
+        raise InvalidInput("keep and keep_membership_of go only with the decision same_person")
     require_reviewer(session, principal, ACTION_DECIDE)
     permission = Permission.REVIEW_FLAGS
     flag = session.scalars(
@@ -114,10 +134,26 @@ def decide_flag(
         raise Conflict(
             f"Review flag {flag_id} was already decided ({flag.decision}) by {flag.decided_by}"
         )
+    pair = (flag.person_a_id, flag.person_b_id)
+    if keep is not None and keep not in pair:
+        message = f"person {keep} is not one of the flag's two persons"
+        raise InvalidInput(f"Review flag {flag_id}: {message}", [FieldError("keep", message)])
     flag.state = DECIDED
     flag.decision = decision
     flag.decided_by = principal.username
     flag.decided_at = clock.utcnow()
     session.flush()
     principal.audit(ACTION_DECIDE, "ok", RECORD_TYPE, str(flag_id), permission=permission)
-    return public(flag)
+    merge_id = None
+    if merging:
+        kept, lost = older_of(session, *pair) if keep is None else (keep, sum(pair) - keep)
+        merge = merge_persons(
+            session,
+            principal,
+            kept,
+            lost,
+            keep_membership_of=keep_membership_of or KEPT,
+            review_flag_id=flag.id,
+        )
+        merge_id = merge.merge_id
+    return public(flag, merge_id)
