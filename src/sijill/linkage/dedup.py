@@ -109,7 +109,7 @@ def run_dedup(
     with Session(engine) as session, session.begin():
         run = LinkageRun(
             kind=DEDUP,
-            model_version=_keep_model(session, scored.model),
+            model_version=keep_model(session, scored.model),
             area_id=area_id,
             job_id=job_id,
             run_by=principal.username,
@@ -153,7 +153,7 @@ def run_dedup(
     )
 
 
-def _keep_model(session: Session, model: dict[str, Any]) -> str:
+def keep_model(session: Session, model: dict[str, Any]) -> str:
     version = model["version"]
     if session.get(LinkageModel, version) is None:
         session.add(

@@ -43,7 +43,7 @@ from sijill.core.outgoing import for_terminal, spreadsheet_cell
 from sijill.core.settings import Settings
 from sijill.identity.national_id import Scheme
 from sijill.linkage import model as linkage_model
-from sijill.linkage.dedup import RUN_RECORD, _keep_model
+from sijill.linkage.dedup import RUN_RECORD, keep_model
 from sijill.linkage.events import Events, record
 from sijill.linkage.extract import registry_persons
 from sijill.linkage.features import match_frame
@@ -220,7 +220,7 @@ def _record(
     with Session(engine) as session, session.begin():
         run = LinkageRun(
             kind=LINK,
-            model_version=_keep_model(session, model),
+            model_version=keep_model(session, model),
             area_id=None,
             job_id=job_id,
             run_by=principal.username,

@@ -7,43 +7,23 @@ writes. The list and the mapping go when the job ends (`linkage.jobs`); the repo
 download (`/jobs/{id}/rejects`).
 """
 
-import os
-import re
 import secrets
 import shutil
 from datetime import date
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from sijill.core.errors import FieldError, InvalidInput
-from sijill.core.files import TABLE_SUFFIXES
 from sijill.core.settings import Settings
 from sijill.linkage.jobs import LinkParams
 from sijill.linkage.lists import LIST_COLUMNS
+from sijill.registry.bulk.jobs import private_folder, save_upload, upload_name
 from sijill.registry.bulk.mapping import load_mapping
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 
-_UNSAFE = re.compile(r"[^\w.\- ]")
-
 
 def _refused(field: str, message: str) -> InvalidInput:
     return InvalidInput(message, [FieldError(field, message)])
-
-
-def _file_name(filename: str | None) -> str:
-    name = _UNSAFE.sub("_", re.split(r"[\\/]", filename or "")[-1].strip()).lstrip(". ")[-120:]
-    suffix = Path(name).suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
-        shown = f"'{suffix}' files" if suffix else "a file without a suffix"
-        raise _refused("file", f"cannot read {shown}; send a .csv, .xlsx or .parquet file")
-    return name
-
-
-def _save(data: BinaryIO, path: Path) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        shutil.copyfileobj(data, handle, 1 << 20)
 
 
 def receive_list(
@@ -61,19 +41,17 @@ def receive_list(
     principal.require(Permission.LINKAGE_RUN)
     if kind not in LIST_COLUMNS:
         raise _refused("kind", f"kind must be one of {', '.join(LIST_COLUMNS)}")
-    name = _file_name(filename)
-    work = settings.work_dir
-    work.mkdir(mode=0o700, parents=True, exist_ok=True)
-    folder = work / secrets.token_hex(16)
+    name = upload_name(filename)
+    folder = private_folder(settings.work_dir) / secrets.token_hex(16)
     folder.mkdir(mode=0o700)
     try:
         (folder / "in").mkdir(mode=0o700)
         path = folder / "in" / name
-        _save(data, path)
+        save_upload(data, path)
         mapping_path = None
         if mapping is not None:
             mapping_path = folder / "mapping.yaml"
-            _save(mapping, mapping_path)
+            save_upload(mapping, mapping_path)
             try:
                 load_mapping(mapping_path, extra=LIST_COLUMNS[kind])
             except InvalidInput as error:

@@ -93,7 +93,7 @@ def run_import(ctx: JobContext, params: ImportParams) -> ImportReport:
 # --- uploads -------------------------------------------------------------------------------------
 
 
-def _file_name(filename: str | None) -> str:
+def upload_name(filename: str | None) -> str:
     """The uploaded file's own name, cleaned: no folders, only letters, digits, . - _ and
     spaces, and a suffix the importer reads."""
     name = re.split(r"[\\/]", filename or "")[-1].strip()
@@ -106,14 +106,14 @@ def _file_name(filename: str | None) -> str:
     return name
 
 
-def _private(folder: Path) -> Path:
+def private_folder(folder: Path) -> Path:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     if folder.stat().st_mode & 0o077:
         folder.chmod(0o700)
     return folder
 
 
-def _save(data: BinaryIO, path: Path) -> None:
+def save_upload(data: BinaryIO, path: Path) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         shutil.copyfileobj(data, handle, 1 << 20)
@@ -133,17 +133,17 @@ def receive_upload(
     be read. `data` is what Starlette spooled while receiving it (memory, then an unnamed
     temporary file, gone with the request): copied here, where the job can still read it."""
     principal.require(Permission.HOUSEHOLD_IMPORT)
-    name = _file_name(filename)
-    folder = _private(settings.work_dir) / secrets.token_hex(16)
+    name = upload_name(filename)
+    folder = private_folder(settings.work_dir) / secrets.token_hex(16)
     folder.mkdir(mode=0o700)
     try:
         (folder / "in").mkdir(mode=0o700)
         path = folder / "in" / name
-        _save(data, path)
+        save_upload(data, path)
         mapping_path = None
         if mapping is not None:
             mapping_path = folder / "mapping.yaml"
-            _save(mapping, mapping_path)
+            save_upload(mapping, mapping_path)
             try:
                 load_mapping(mapping_path)
             except InvalidInput as error:
