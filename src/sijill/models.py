@@ -8,3 +8,4 @@ import sijill.registry.reviews.models  # noqa: F401
 import sijill.security.audit.models  # noqa: F401
 import sijill.security.keys.usage  # noqa: F401
 import sijill.security.users.models  # noqa: F401
+import sijill.targeting.models  # noqa: F401

@@ -24,6 +24,14 @@ class Permission(StrEnum):
     # Run record linkage (`sijill.linkage`): dedup of the registry or of an area, matching an
     # agency's list; it reads every person in its scope and proposes pairs for review.
     LINKAGE_RUN = "linkage.run"
+    # Compute the household feature view and score households (PMT, MPI) in the user's
+    # areas: a bulk read of every consenting household there (`sijill.targeting`).
+    TARGETING_RUN = "targeting.run"
+    # Fit a proxy means test on a survey, and evaluate designs against reference welfare:
+    # survey data and aggregates, never a registry record.
+    TARGETING_FIT = "targeting.fit"
+    # Approve a fitted PMT for scoring: never the one who fitted it (four eyes).
+    TARGETING_APPROVE = "targeting.approve"
     AGGREGATES = "registry.aggregates"  # counts by area, never a person
     EXPORT_PSEUDONYMISED = "export.pseudonymised"
     AUDIT_READ = "audit.read"
@@ -50,12 +58,14 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.LINKAGE_RUN,
         }
     ),
-    "program_officer": frozenset(_READER | {P.AGGREGATES}),
+    "program_officer": frozenset(
+        _READER | {P.AGGREGATES, P.TARGETING_RUN, P.TARGETING_FIT, P.TARGETING_APPROVE}
+    ),
     "payment_officer": frozenset(_READER),
     "grievance_officer": frozenset(_READER | {P.HOUSEHOLD_HISTORY}),
     "auditor": frozenset(_READER | {P.HOUSEHOLD_HISTORY, P.AGGREGATES, P.AUDIT_READ}),
     # Aggregates and pseudonymised exports only: never a name or an identifier.
-    "analyst": frozenset({P.AGGREGATES, P.EXPORT_PSEUDONYMISED}),
+    "analyst": frozenset({P.AGGREGATES, P.EXPORT_PSEUDONYMISED, P.TARGETING_FIT}),
     "administrator": frozenset(Permission),
 }
 ROLES = tuple(ROLE_PERMISSIONS)

@@ -1,0 +1,256 @@
+"""Targeting runs on the registry: the feature snapshot, PMT scoring and MPI, in bulk.
+
+A snapshot is the feature view of every consenting household in the user's scope (or an
+area of it) as of a date, written once to a Parquet file in the private work folder and
+recorded with its checksum and how many households were not assessed for want of consent.
+A scoring run reads a snapshot (a new one by default), scores every household in DuckDB with
+the approved model's SQL (PMT) or the configured deprivation conditions (MPI), and writes one
+narrow row per household by COPY, in one transaction with the run and its audit record: a run
+writes all its scores or none.
+"""
+
+import hashlib
+import io
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.orm import Session
+
+from sijill.core import clock
+from sijill.core.areas import Area
+from sijill.core.errors import Forbidden, InvalidInput, NotFound
+from sijill.core.settings import Settings
+from sijill.security.audit.service import append
+from sijill.security.principal import Principal
+from sijill.security.roles import Permission
+from sijill.targeting import features
+from sijill.targeting.inputs import from_registry
+from sijill.targeting.models import FeatureSnapshot, HouseholdScore, TargetingRun
+
+SNAPSHOT_RECORD = "feature_snapshot"
+RUN_RECORD = "targeting_run"
+Stage = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def resolve_area(session: Session, principal: Principal, area_code: str | None) -> int | None:
+    """The area a run is limited to (None: the whole registry), inside the user's scope."""
+    scope = principal.scope(session, Permission.TARGETING_RUN)
+    if area_code is None:
+        if not scope.national:
+            raise Forbidden(
+                "Scoring the whole registry needs a scope over the whole country: name one "
+                "of your areas with --area"
+            )
+        return None
+    area_id = session.scalar(select(Area.id).where(Area.code == area_code))
+    if area_id is None or not scope.allows(area_id):
+        raise NotFound(f"There is no area {area_code} in your scope")
+    return area_id
+
+
+def snapshot_folder(settings: Settings) -> Path:
+    folder = settings.work_dir / "targeting" / "snapshots"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
+@dataclass
+class Snapshot:
+    record: FeatureSnapshot
+    view: pl.DataFrame
+
+
+def take_snapshot(
+    engine: Engine,
+    settings: Settings,
+    *,
+    principal: Principal,
+    as_of: date | None = None,
+    area_code: str | None = None,
+    stage: Stage = _quiet,
+) -> Snapshot:
+    """The feature view of the registry as of `as_of` (default today), written and recorded."""
+    as_of = as_of or clock.utcnow().date()
+    with Session(engine) as session:
+        area_id = resolve_area(session, principal, area_code)
+    stage("reading the registry")
+    read = from_registry(engine, as_of, area_id=area_id, work_dir=settings.work_dir)
+    stage("computing the features")
+    view = features.compute(read.inputs, as_of)
+    stage("writing the snapshot")
+    file_name, digest = _write_parquet(view, snapshot_folder(settings))
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        record = FeatureSnapshot(
+            as_of=as_of,
+            catalogue_version=features.catalogue_version(),
+            area_id=area_id,
+            created_by=principal.username,
+            created_at=clock.utcnow(),
+            households=view.height,
+            households_without_consent=read.households_without_consent,
+            file_name=file_name,
+            sha256=digest,
+        )
+        session.add(record)
+        session.flush()
+        principal.audit(
+            "targeting.features",
+            "ok",
+            SNAPSHOT_RECORD,
+            str(record.id),
+            permission=Permission.TARGETING_RUN,
+        )
+        append(session, principal.take_audit())
+    return Snapshot(record, view)
+
+
+def _write_parquet(view: pl.DataFrame, folder: Path) -> tuple[str, str]:
+    """Written under a temporary name and renamed, so no reader ever sees half a file."""
+    name = f"{uuid.uuid4().hex}.parquet"
+    partial = folder / f".{name}.partial"
+    view.write_parquet(partial, compression="zstd")
+    os.chmod(partial, 0o600)
+    digest = _sha256(partial)
+    partial.rename(folder / name)
+    return name, digest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_snapshot(
+    session: Session, settings: Settings, principal: Principal, snapshot_id: int
+) -> Snapshot:
+    """A stored snapshot, if it lies in the user's scope and its file is the one recorded."""
+    record = session.get(FeatureSnapshot, snapshot_id)
+    scope = principal.scope(session, Permission.TARGETING_RUN)
+    allowed = record is not None and (
+        scope.national if record.area_id is None else scope.allows(record.area_id)
+    )
+    if not allowed:
+        raise NotFound(f"There is no feature snapshot {snapshot_id} in your scope")
+    path = snapshot_folder(settings) / record.file_name
+    if not path.is_file() or _sha256(path) != record.sha256:
+        raise InvalidInput(
+            f"feature snapshot {snapshot_id}: its file is missing or not the one recorded; "
+            "take a new snapshot"
+        )
+    return Snapshot(record, pl.read_parquet(path))
+
+
+# --- scores ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunReport:
+    run_id: int
+    kind: str
+    snapshot_id: int
+    as_of: date
+    households_scored: int
+    households_without_consent: int
+    poor: int
+    model_version: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def score_sql(view: pl.DataFrame, expression: str, poor_when: str | None) -> pl.DataFrame:
+    """household_id, score and poor for every row of the view, by DuckDB."""
+    connection = duckdb.connect()
+    try:
+        connection.register("view", view.to_arrow())
+        query = (
+            f"SELECT household_id, CAST({expression} AS DOUBLE) AS score FROM view"
+            if poor_when is None
+            else f"SELECT household_id, score, {poor_when} AS poor FROM "
+            f"(SELECT household_id, CAST({expression} AS DOUBLE) AS score FROM view)"
+        )
+        return pl.from_arrow(connection.sql(query).to_arrow_table())
+    finally:
+        connection.close()
+
+
+def record_run(
+    engine: Engine,
+    principal: Principal,
+    snapshot: Snapshot,
+    scores: pl.DataFrame,
+    *,
+    kind: str,
+    started,
+    model_version: str | None = None,
+    config: dict | None = None,
+    config_digest: str | None = None,
+    summary: dict | None = None,
+    job_id: int | None = None,
+) -> TargetingRun:
+    """The run, its scores (household_id, score, poor) and its audit record, in one
+    transaction."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        run = TargetingRun(
+            kind=kind,
+            snapshot_id=snapshot.record.id,
+            model_version=model_version,
+            config=config,
+            config_digest=config_digest,
+            as_of=snapshot.record.as_of,
+            job_id=job_id,
+            run_by=principal.username,
+            started_at=started,
+            households_scored=scores.height,
+            households_without_consent=snapshot.record.households_without_consent,
+            summary=summary,
+        )
+        session.add(run)
+        session.flush()
+        _write_scores(session, run.id, scores)
+        run.finished_at = clock.utcnow()
+        principal.audit(
+            f"targeting.{kind}", "ok", RUN_RECORD, str(run.id), permission=Permission.TARGETING_RUN
+        )
+        append(session, principal.take_audit())
+    return run
+
+
+def _write_scores(session: Session, run_id: int, scores: pl.DataFrame) -> None:
+    rows = scores.select(
+        pl.lit(run_id, pl.Int64).alias("run_id"),
+        pl.col("household_id").cast(pl.Int64),
+        pl.col("score").cast(pl.Float64),
+        pl.col("poor").cast(pl.Boolean),
+    )
+    if session.bind.dialect.name != "postgresql":
+        if rows.height:
+            session.execute(insert(HouseholdScore), rows.to_dicts())
+        return
+    raw = session.connection().connection.driver_connection
+    buffer = io.BytesIO()
+    rows.write_csv(buffer, include_header=False)
+    sql = "COPY household_score (run_id, household_id, score, poor) FROM STDIN (FORMAT csv)"
+    with raw.cursor() as cursor, cursor.copy(sql) as copy:
+        view = buffer.getbuffer()
+        for start in range(0, len(view), 1 << 20):
+            copy.write(view[start : start + (1 << 20)])
+
+
+def timer() -> tuple[Any, float]:
+    return clock.utcnow(), time.perf_counter()
