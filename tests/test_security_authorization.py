@@ -41,9 +41,11 @@ EMPTY_LOCALITY = "SJ010102"  # in the scoped users' district, with no household
 SCOPE = "SJ0101"  # every scoped user below holds their role in this district
 ALL_PURPOSES = ["eligibility_assessment", "payment", "research"]
 PUBLIC = {"health", "sign_in", "refresh_token", "change_password"}
-ANY_SIGNED_IN = {"who_am_i"}
+ANY_SIGNED_IN = {"who_am_i", "list_features"}
 # A job is its starter's (and national administrators'): tests/test_jobs.py checks who sees it.
 OWN_JOBS = {"read_job", "cancel_job", "read_job_rejects"}
+# An evaluation's report is its job's (tests/test_targeting_runs.py checks who reads it).
+OWN_JOBS |= {"read_targeting_report"}
 
 
 @dataclass
@@ -183,6 +185,24 @@ def import_file(client, target):
     return [_seen(response)]
 
 
+def feature_snapshot(client, target):
+    """A feature snapshot of the target's area: a job, or refused as if the area did not
+    exist."""
+    area = target.register_area or target.area_code
+    response = client.post("/targeting/snapshots", json={"area_code": area})
+    if response.status_code == 202:
+        return [(202, "created")]
+    return [_seen(response)]
+
+
+def mpi_run(client, target):
+    area = target.register_area or target.area_code
+    response = client.post("/targeting/mpi", json={"area_code": area})
+    if response.status_code == 202:
+        return [(202, "created")]
+    return [_seen(response)]
+
+
 RULES: dict[str, Rule] = {
     "read_household": Rule(Permission.HOUSEHOLD_READ, read),
     "search_households": Rule(Permission.HOUSEHOLD_SEARCH, search),
@@ -204,9 +224,20 @@ RULES: dict[str, Rule] = {
     "start_import": Rule(Permission.HOUSEHOLD_IMPORT, import_file),
     "start_dedup": Rule(Permission.LINKAGE_RUN, dedup),
     "start_link": Rule(Permission.LINKAGE_RUN, link_list, national_only=True),
+    "start_feature_snapshot": Rule(Permission.TARGETING_RUN, feature_snapshot),
+    "start_mpi": Rule(Permission.TARGETING_RUN, mpi_run),
 }
 # Not area data: a linkage model holds parameters, never a record (tested below).
 MODELS = {"read_linkage_model"}
+# Targeting's models and runs: parameters and counts, never a record (tested below).
+TARGETING = {
+    "read_pmt_model",
+    "approve_pmt_model",
+    "start_pmt_fit",
+    "start_pmt_score",
+    "read_targeting_run",
+    "start_targeting_evaluation",
+}
 EXTRA_CALLS = {"read_household": [read_as_of]}
 
 
@@ -317,6 +348,7 @@ def world(settings, sessions):
 def test_every_route_has_a_rule(settings, sessions):
     app = create_app(settings)
     unruled = set(_operations(app)) - set(RULES) - PUBLIC - ANY_SIGNED_IN - OWN_JOBS - MODELS
+    unruled -= TARGETING
     assert not unruled, f"routes without an authorisation rule in this test: {unruled}"
 
 
@@ -408,6 +440,68 @@ def test_linkage_models_are_for_those_who_run_linkage(world, role):
         answer = client.get("/linkage/models/m-0123456789abcdef")
     allowed = Permission.LINKAGE_RUN in ROLE_PERMISSIONS[role]
     assert answer.status_code == (404 if allowed else 403), (role, answer.text)
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_PERMISSIONS))
+def test_targeting_models_and_runs_follow_their_permissions(world, role):
+    app, settings, sessions, *_ = world
+    version = "pmt-0123456789abcdef"
+    permissions = ROLE_PERMISSIONS[role]
+    calls = [
+        (
+            "read_pmt_model",
+            lambda c: c.get(f"/targeting/pmt/models/{version}"),
+            Permission.TARGETING_FIT in permissions or Permission.TARGETING_RUN in permissions,
+            404,
+        ),
+        (
+            "approve_pmt_model",
+            lambda c: c.post(f"/targeting/pmt/models/{version}/approve"),
+            Permission.TARGETING_APPROVE in permissions,
+            404,
+        ),
+        (
+            "start_pmt_fit",
+            lambda c: c.post(
+                "/targeting/pmt/models",
+                data={"poverty_line": "1800"},
+                files={name: (f"{name}.txt", "x") for name in ("survey", "households", "persons")},
+            ),
+            Permission.TARGETING_FIT in permissions,
+            422,
+        ),
+        (
+            "start_pmt_score",
+            lambda c: c.post(
+                "/targeting/pmt/score", json={"model_version": version, "area_code": SCOPE}
+            ),
+            Permission.TARGETING_RUN in permissions,
+            404,
+        ),
+        (
+            "read_targeting_run",
+            lambda c: c.get("/targeting/runs/1"),
+            Permission.TARGETING_RUN in permissions,
+            404,
+        ),
+    ]
+    calls.append(
+        (
+            "start_targeting_evaluation",
+            lambda c: c.post(
+                "/targeting/evaluations",
+                data={"area_code": SCOPE},
+                files={"reference": ("reference.csv", "household_key,consumption_pc\nH1,10\n")},
+            ),
+            Permission.TARGETING_RUN in permissions,
+            422,
+        )
+    )
+    assert {name for name, *_ in calls} == TARGETING
+    with TestClient(app, headers=auth_headers(sessions, settings, role, SCOPE)) as client:
+        for name, call, allowed, status in calls:
+            answer = call(client)
+            assert answer.status_code == (status if allowed else 403), (role, name, answer.text)
 
 
 @pytest.mark.parametrize("role", ["auditor", "administrator", "registrar"])

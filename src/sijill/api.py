@@ -134,6 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
     from sijill.linkage.api import LINK_UPLOAD_PATH
     from sijill.registry.api import UPLOAD_PATH
+    from sijill.targeting.api import EVALUATE_UPLOAD_PATH, FIT_UPLOAD_PATH
 
     app.add_middleware(
         Hardening,
@@ -141,6 +142,8 @@ def create_app(settings: Settings) -> FastAPI:
         body_limits={
             UPLOAD_PATH: settings.max_upload_bytes,
             LINK_UPLOAD_PATH: settings.max_upload_bytes,
+            FIT_UPLOAD_PATH: settings.max_upload_bytes,
+            EVALUATE_UPLOAD_PATH: settings.max_upload_bytes,
         },
         body_timeout=settings.request_body_timeout_seconds,
     )
@@ -178,6 +181,7 @@ def create_app(settings: Settings) -> FastAPI:
     from sijill.registry.reviews.api import router as review_flags_router
     from sijill.security.audit.api import router as audit_router
     from sijill.security.users.api import router as auth_router
+    from sijill.targeting.api import router as targeting_router
 
     common = problem_responses(413, 415, 422, 500)
     app.include_router(auth_router, responses=common)
@@ -187,6 +191,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(review_flags_router, responses=protected)
     app.include_router(merges_router, responses=protected)
     app.include_router(linkage_router, responses=protected)
+    app.include_router(targeting_router, responses=protected)
     app.include_router(jobs_router, responses=protected)
     app.include_router(analytics_router, responses=protected)
     app.include_router(audit_router, responses=protected)

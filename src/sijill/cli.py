@@ -35,12 +35,14 @@ def _register_commands() -> None:
     from sijill.security.keys.cli import register as register_keys
     from sijill.security.users.cli import register as register_users
     from sijill.synth.cli import synth
+    from sijill.targeting.cli import register as register_targeting
 
     app.command("synth")(synth)
     register_registry(app)
     register_review_flags(app)
     register_merges(app)
     register_linkage(app)
+    register_targeting(app)
     app.command("demo")(demo)
     register_users(app)
     register_export(app)

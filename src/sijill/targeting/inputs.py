@@ -232,12 +232,12 @@ def from_registry(
     household_raw.update(
         assets=pl.String, income_sources=pl.String, livestock=pl.String, consented=pl.Int8
     )
-    raw = _read(engine, households_sql, household_raw, work_dir)
+    raw = read_query(engine, households_sql, household_raw, work_dir)
     consented = raw.filter(pl.col("consented") == 1)
     households = _decode_household_json(consented)
-    persons = _read(engine, persons_sql, {**PERSON_SCHEMA, "enrolled": pl.Int8}, work_dir)
+    persons = read_query(engine, persons_sql, {**PERSON_SCHEMA, "enrolled": pl.Int8}, work_dir)
     persons = persons.cast({"enrolled": pl.Boolean})
-    facts = _read(engine, facts_sql, FACT_SCHEMA, work_dir)
+    facts = read_query(engine, facts_sql, FACT_SCHEMA, work_dir)
     return RegistryInputs(
         Inputs(households, persons, areas, facts),
         households_without_consent=raw.height - consented.height,
@@ -260,7 +260,7 @@ def _decode_household_json(raw: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _read(engine: Engine, query: str, schema: dict, work_dir: Path | None) -> pl.DataFrame:
+def read_query(engine: Engine, query: str, schema: dict, work_dir: Path | None) -> pl.DataFrame:
     if engine.dialect.name == "postgresql":
         return _copy_out(engine, query, schema, work_dir)
     with engine.connect() as connection:

@@ -15,7 +15,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -157,20 +157,6 @@ def load_snapshot(
 
 
 # --- scores ---------------------------------------------------------------------------------
-
-
-@dataclass
-class RunReport:
-    run_id: int
-    kind: str
-    snapshot_id: int
-    as_of: date
-    households_scored: int
-    households_without_consent: int
-    poor: int
-    model_version: str | None = None
-    summary: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
 
 
 def score_sql(view: pl.DataFrame, expression: str, poor_when: str | None) -> pl.DataFrame:

@@ -1,0 +1,218 @@
+"""Targeting on a registry: a PMT fitted on a survey, approved by a second person, scoring every
+consenting household; MPI over the same snapshot; the runs through the CLI's service and the
+API's jobs, on SQLite and PostgreSQL."""
+
+import math
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from factories import auth_headers
+from sijill.api import create_app
+from sijill.core.areas import load_areas
+from sijill.core.db import make_engine
+from sijill.core.errors import Forbidden, InvalidInput
+from sijill.core.settings import Settings
+from sijill.registry.bulk.service import import_path
+from sijill.registry.models import Household
+from sijill.security.audit.models import AuditRecord
+from sijill.security.principal import Grant, Principal
+from sijill.synth.service import generate
+from sijill.targeting import mpi, pmt_design
+from sijill.targeting.models import HouseholdScore, TargetingRun
+from sijill.targeting.mpi_config import load_config
+from sijill.targeting.pmt_models import approve
+from sijill.targeting.runs import fit_survey, run_mpi, score_pmt
+from sijill.targeting.service import load_snapshot
+
+LINE = Decimal(1800)
+ENDED = ("succeeded", "failed", "cancelled", "interrupted")
+FITTER = Principal("fitter", (Grant("analyst", None),))
+OFFICER = Principal("officer", (Grant("program_officer", None),))
+
+
+@pytest.fixture(scope="module")
+def country(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("targeting") / "synth"
+    generate(1500, 5, out)
+    # A census-like survey of 500 households with their true consumption (synth's own 1% survey
+    # of so small a country is too small to fit a model on).
+    truth = pl.read_parquet(out / "truth_households.parquet").sample(500, seed=3)
+    truth.select(
+        "household_key",
+        "consumption_pc",
+        pl.lit(1.0).alias("weight"),
+        pl.col("region_code").alias("stratum"),
+    ).write_parquet(out / "survey.parquet")
+    return out
+
+
+@pytest.fixture
+def registry(database_url, country, tmp_path):
+    settings = Settings(database_url=database_url, work_dir=tmp_path / "work", min_cell_size=5)
+    engine = make_engine(database_url)
+    with Session(engine) as session, session.begin():
+        load_areas(session, country / "areas.csv")
+    import_path(engine, settings, country, source="synth")
+    yield engine, settings
+    engine.dispose()
+
+
+def _approved_model(engine, country) -> dict:
+    artifact = fit_survey(
+        engine, principal=FITTER, survey=country / "survey.parquet", poverty_line=LINE, folds=3
+    )
+    with Session(engine) as session, session.begin(), pytest.raises(Forbidden):
+        approve(session, artifact["version"], FITTER.username)
+    with Session(engine) as session, session.begin():
+        approve(session, artifact["version"], OFFICER.username)
+    return artifact
+
+
+def _consenting(engine) -> tuple[int, int]:
+    with Session(engine) as session:
+        households = session.scalars(select(Household.consent_purposes)).all()
+    yes = sum("eligibility_assessment" in (purposes or []) for purposes in households)
+    return yes, len(households) - yes
+
+
+def test_a_pmt_scores_every_consenting_household_with_its_approved_model(registry, country):
+    engine, settings = registry
+    artifact = _approved_model(engine, country)
+    assert artifact["validation"]["out_of_sample"]["wls"]["r2"] > 0.2
+    report = score_pmt(engine, settings, principal=OFFICER, model_version=artifact["version"])
+    consenting, refusing = _consenting(engine)
+    assert refusing > 0
+    assert (report.households_scored, report.households_without_consent) == (consenting, refusing)
+    with Session(engine) as session:
+        scores = pl.DataFrame(
+            session.execute(
+                select(
+                    HouseholdScore.household_id, HouseholdScore.score, HouseholdScore.poor
+                ).where(HouseholdScore.run_id == report.run_id)
+            ).all(),
+            schema=["household_id", "score", "poor"],
+            orient="row",
+        )
+        run = session.get(TargetingRun, report.run_id)
+        snapshot = load_snapshot(session, settings, OFFICER, run.snapshot_id)
+        audited = session.scalar(
+            select(func.count()).where(
+                AuditRecord.action == "targeting.pmt", AuditRecord.record_id == str(run.id)
+            )
+        )
+    assert (run.model_version, run.households_scored, audited) == (
+        artifact["version"],
+        consenting,
+        1,
+    )
+    # The bulk SQL gives what the fitted model predicts, household by household.
+    view = snapshot.view.with_columns(pl.col("household_id").cast(pl.Int64))
+    joined = view.join(scores, on="household_id")
+    assert joined.height == consenting
+    expected = pmt_design.predict(artifact, joined)
+    np.testing.assert_allclose(joined["score"].to_numpy(), expected, rtol=1e-9)
+    assert (joined["poor"] == (joined["score"] < math.log(LINE))).all()
+    assert report.poor == int(joined["poor"].sum())
+
+
+def test_an_unapproved_model_scores_nothing(registry, country):
+    engine, settings = registry
+    artifact = fit_survey(
+        engine, principal=FITTER, survey=country / "survey.parquet", poverty_line=LINE, folds=3
+    )
+    with pytest.raises(InvalidInput, match="not approved"):
+        score_pmt(engine, settings, principal=OFFICER, model_version=artifact["version"])
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(TargetingRun)) == 0
+
+
+def test_mpi_scores_the_snapshot_and_keeps_its_aggregates(registry):
+    engine, settings = registry
+    report = run_mpi(engine, settings, principal=OFFICER, area_code="SJ01")
+    with Session(engine) as session:
+        run = session.get(TargetingRun, report.run_id)
+        snapshot = load_snapshot(session, settings, OFFICER, run.snapshot_id)
+        stored = session.scalar(
+            select(func.count()).where(HouseholdScore.run_id == run.id, HouseholdScore.poor)
+        )
+    expected = mpi.compute(snapshot.view, load_config(), min_households=5)
+    assert set(snapshot.view["governorate_code"]) == {"SJ01"}
+    assert report.summary["national"]["M0"] == pytest.approx(expected.national.m0)
+    assert report.poor == stored == int(expected.households[mpi.POOR].sum())
+    assert run.config_digest == load_config().digest and run.config is not None
+    assert report.summary["decompositions"]["governorate_code"][0]["value"] == "SJ01"
+
+
+def test_the_api_runs_mpi_as_a_job_and_shows_the_run(registry):
+    engine, settings = registry
+    app = create_app(settings)
+    with TestClient(app) as client:
+        headers = auth_headers(app.state.sessions, settings, "program_officer", "SJ02")
+        started = client.post("/targeting/mpi", json={"area_code": "SJ02"}, headers=headers)
+        assert started.status_code == 202, started.text
+        job = _finished(client, started.headers["Location"], headers)
+        assert job["state"] == "succeeded", job
+        run_id = job["outcome"]["run_id"]
+        run = client.get(f"/targeting/runs/{run_id}", headers=headers)
+        assert run.status_code == 200 and run.json()["kind"] == "mpi"
+        assert run.json()["summary"]["national"]["H"] is not None
+        # Another governorate's officer does not see it.
+        other = auth_headers(app.state.sessions, settings, "program_officer", "SJ01")
+        assert client.get(f"/targeting/runs/{run_id}", headers=other).status_code == 404
+        features = client.get("/targeting/features", headers=headers).json()
+        assert any(f["name"] == "hh_size" and f["labels"]["ar"] for f in features)
+
+
+def _finished(client, location: str, headers) -> dict:
+    for _ in range(3000):  # up to five minutes on a busy machine
+        job = client.get(location, headers=headers).json()
+        if job["state"] in ENDED:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"the job did not end: {job}")
+
+
+def test_an_evaluation_compares_designs_and_its_report_is_served_to_its_owner(registry, country):
+    engine, settings = registry
+    artifact = _approved_model(engine, country)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        owner = auth_headers(app.state.sessions, settings, "program_officer")
+        started = client.post(
+            "/targeting/evaluations",
+            data={"pmt": [artifact["version"]], "coverage": "0.2", "poverty_line": "1800"},
+            files={
+                "reference": (
+                    "truth.parquet",
+                    (country / "truth_households.parquet").read_bytes(),
+                )
+            },
+            headers=owner,
+        )
+        assert started.status_code == 202, started.text
+        job = _finished(client, started.headers["Location"], owner)
+        assert job["state"] == "succeeded", job
+        outcome = job["outcome"]
+        assert [d["kind"] for d in outcome["designs"]] == ["pmt", "mpi"]
+        assert outcome["households"] + outcome["unmatched"] == outcome["reference_rows"]
+        base = f"/targeting/evaluations/{job['job_id']}/files"
+        page = client.get(f"{base}/report.html", headers=owner)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "data:image/png;base64," in page.text and "http://" not in page.text
+        table = client.get(f"{base}/measures.csv", headers=owner)
+        measures = pl.read_csv(table.content)
+        overall = measures.filter(pl.col("group") == "all")
+        assert overall.height == 2 and overall["exclusion_error"].is_between(0, 1).all()
+        # Another officer does not see it; a name the report does not hold is not served.
+        other = auth_headers(app.state.sessions, settings, "program_officer", "SJ01")
+        assert client.get(f"{base}/report.html", headers=other).status_code == 404
+        assert client.get(f"{base}/reference.parquet", headers=owner).status_code == 404
+        assert client.get(f"{base}/..", headers=owner).status_code == 404
