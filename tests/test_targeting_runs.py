@@ -216,3 +216,62 @@ def test_an_evaluation_compares_designs_and_its_report_is_served_to_its_owner(re
         assert client.get(f"{base}/report.html", headers=other).status_code == 404
         assert client.get(f"{base}/reference.parquet", headers=owner).status_code == 404
         assert client.get(f"{base}/..", headers=owner).status_code == 404
+
+
+def test_the_commands_fit_approve_score_and_refuse_with_one_line(
+    registry, country, monkeypatch, tmp_path
+):
+    import json
+
+    from typer.testing import CliRunner
+
+    from factories import make_user
+    from sijill.cli import _register_commands
+    from sijill.cli import app as cli_app
+    from sijill.core.db import session_factory
+    from sijill.core.errors import SijillError
+    from sijill.core.settings import get_settings
+
+    engine, settings = registry
+    _register_commands()
+    sessions = session_factory(engine)
+    keys = {
+        name: make_user(sessions, name, role, service=True)
+        for name, role in (("fitter1", "program_officer"), ("officer1", "program_officer"))
+    }
+    monkeypatch.setenv("SIJILL_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("SIJILL_WORK_DIR", str(settings.work_dir))
+
+    def run(user: str, *args: str):
+        monkeypatch.setenv("SIJILL_SERVICE_KEY", f"{user}:{keys[user]}")
+        get_settings.cache_clear()
+        return CliRunner().invoke(cli_app, list(args))
+
+    try:
+        listed = run("officer1", "features", "list", "-o", "json")
+        assert listed.exit_code == 0 and "hh_size" in {f["name"] for f in json.loads(listed.stdout)}
+        fitted = run("fitter1", "pmt", "fit", "--survey", str(country / "survey.parquet"),
+                     "--poverty-line", "1800", "--folds", "3", "-o", "json")  # fmt: skip
+        assert fitted.exit_code == 0, fitted.output
+        version = json.loads(fitted.stdout.strip().splitlines()[-1])["version"]
+        # The command raises the user's mistake; `sijill`'s main prints it as one line.
+        refused = run("fitter1", "pmt", "approve", version)
+        assert isinstance(refused.exception, SijillError)
+        assert "four eyes" in refused.exception.detail
+        assert run("officer1", "pmt", "approve", version).exit_code == 0
+        scored = run("officer1", "pmt", "score", "--model", version, "-o", "json")
+        assert scored.exit_code == 0, scored.output
+        assert json.loads(scored.stdout.strip().splitlines()[-1])["households_scored"] > 0
+        shown = run("officer1", "pmt", "show", version, "-o", "json")
+        assert json.loads(shown.stdout)["approved_by"] == "officer1"
+        # Bad input names the file (and never a value of it).
+        bad = tmp_path / "survey.csv"
+        bad.write_text("household_key,consumption_pc,weight,stratum\nH1,abc,1,S\n")
+        failed = run("fitter1", "pmt", "fit", "--survey", str(bad), "--poverty-line", "1800")
+        assert isinstance(failed.exception, SijillError)
+        assert failed.exception.detail.startswith("survey.csv")
+        wrong = run("officer1", "mpi", "--config", str(tmp_path / "nothing.yaml"))
+        assert isinstance(wrong.exception, SijillError)
+        assert "nothing.yaml" in wrong.exception.detail
+    finally:
+        get_settings.cache_clear()

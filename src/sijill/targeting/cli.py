@@ -169,20 +169,36 @@ def pmt_approve(
 
 
 @pmt_app.command("show")
-def pmt_show(version: str = typer.Argument(..., help="the model's version (pmt-...)")) -> None:
-    """Print a stored PMT model: its coefficients, features, data source and validation.
+def pmt_show(
+    version: str = typer.Argument(..., help="the model's version (pmt-...)"),
+    output: OutputOption = Output.table,
+) -> None:
+    """Show a stored PMT model: its terms (table), or the whole artifact (--output json:
+    coefficients, features, data source, validation, approval).
 
-    Example: sijill pmt show pmt-0123456789abcdef > model.json
+    Example: sijill pmt show pmt-0123456789abcdef -o json > model.json
     """
     from sijill.security.roles import Permission
     from sijill.targeting.pmt_models import get_model
 
     settings = get_settings()
     with acting_user(settings) as (sessions, principal), sessions() as session:
-        principal.require(Permission.TARGETING_FIT)
+        if not principal.may(Permission.TARGETING_RUN):
+            principal.require(Permission.TARGETING_FIT)
         model = get_model(session, version)
         shown = {**model.body, "approved_by": model.approved_by, "fitted_by": model.fitted_by}
-    typer.echo(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
+    if output is Output.json:
+        typer.echo(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
+        return
+    rows = [{"feature": "(intercept)", "level": "", "coefficient": shown["intercept"]}]
+    rows += [
+        {"feature": t["feature"], "level": t["level"] or "", "coefficient": t["coefficient"],
+         "std_error": t.get("std_error")}
+        for t in shown["terms"]
+    ]  # fmt: skip
+    approver = shown["approved_by"] or "nobody yet"
+    title = f"{version} ({shown['method']}), approved by {approver}"
+    emit(rows, ["feature", "level", "coefficient", "std_error"], output, title=title)
 
 
 @pmt_app.command("score")
