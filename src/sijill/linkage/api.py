@@ -5,13 +5,12 @@ the stored models, by version, as the reviewable JSON each run was scored with;
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Form, Path, Request, Response, UploadFile, status
+from fastapi import APIRouter, Body, File, Form, Path, UploadFile, status
 from pydantic import BaseModel, Field
 
 from sijill.core.errors import Forbidden, NotFound
 from sijill.core.problems import problem_responses
-from sijill.jobs import service as jobs
-from sijill.jobs.deps import RunnerDep
+from sijill.jobs.deps import StartJobDep
 from sijill.jobs.schemas import JobPublic
 from sijill.linkage.dedup import resolve_area
 from sijill.linkage.jobs import DEDUP_JOB, LINK_JOB, DedupParams
@@ -56,10 +55,7 @@ def _stored_model(session, version: str) -> dict[str, Any]:
 def start_dedup(
     session: SessionDep,
     principal: PrincipalDep,
-    settings: SettingsDep,
-    runner: RunnerDep,
-    request: Request,
-    response: Response,
+    start: StartJobDep,
     body: Annotated[DedupRequest, Body()] = DedupRequest(),
 ) -> JobPublic:
     """Answers 202 at once; follow `Location` (`/jobs/{id}`) until the job has ended. Its
@@ -70,9 +66,7 @@ def start_dedup(
     resolve_area(session, principal, body.area_code)
     model = _stored_model(session, body.model_version) if body.model_version else None
     params = DedupParams(body.area_code, model, None, body.threshold)
-    job = runner.start(DEDUP_JOB, params, principal)
-    response.headers["Location"] = str(request.url_for("read_job", job_id=str(job.id)))
-    return jobs.public(job, settings.work_dir)
+    return start(DEDUP_JOB, params, principal)
 
 
 @router.post(
@@ -86,9 +80,7 @@ def start_link(
     session: SessionDep,
     principal: PrincipalDep,
     settings: SettingsDep,
-    runner: RunnerDep,
-    request: Request,
-    response: Response,
+    start: StartJobDep,
     file: Annotated[
         UploadFile,
         File(description="CSV, XLSX or Parquet, a person a row; at most max_upload_bytes"),
@@ -126,9 +118,7 @@ def start_link(
         threshold=threshold,
         as_of=as_of,
     )
-    job = runner.start(LINK_JOB, params, principal)
-    response.headers["Location"] = str(request.url_for("read_job", job_id=str(job.id)))
-    return jobs.public(job, settings.work_dir)
+    return start(LINK_JOB, params, principal)
 
 
 @router.get(

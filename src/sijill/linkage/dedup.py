@@ -23,8 +23,6 @@ from sqlalchemy import Engine, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
-from sijill.core.areas import Area
-from sijill.core.errors import Forbidden, NotFound
 from sijill.core.settings import Settings
 from sijill.linkage import model as linkage_model
 from sijill.linkage.extract import registry_persons
@@ -41,6 +39,7 @@ from sijill.registry.reviews.models import (
     ReviewFlag,
 )
 from sijill.registry.reviews.service import ACTION_RAISE, RECORD_TYPE
+from sijill.security.area_scope import run_area
 from sijill.security.audit.service import append
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
@@ -67,18 +66,10 @@ class DedupReport:
 
 def resolve_area(session: Session, principal: Principal, area_code: str | None) -> int | None:
     """The area a run is limited to (None: the whole registry), inside the user's scope."""
-    scope = principal.scope(session, Permission.LINKAGE_RUN)
-    if area_code is None:
-        if not scope.national:
-            raise Forbidden(
-                "Deduplicating the whole registry needs a scope over the whole country: "
-                "name one of your areas with --area"
-            )
-        return None
-    area_id = session.scalar(select(Area.id).where(Area.code == area_code))
-    if area_id is None or not scope.allows(area_id):
-        raise NotFound(f"There is no area {area_code} in your scope")
-    return area_id
+    return run_area(
+        session, principal, Permission.LINKAGE_RUN, area_code,
+        whole_registry="Deduplicating the whole registry",
+    )  # fmt: skip
 
 
 def run_dedup(

@@ -25,8 +25,7 @@ from fastapi import (
 from sijill.core.errors import FieldError, InvalidInput
 from sijill.core.ids import parse_id
 from sijill.core.problems import problem_responses
-from sijill.jobs import service as jobs
-from sijill.jobs.deps import RunnerDep
+from sijill.jobs.deps import StartJobDep
 from sijill.jobs.schemas import JobPublic
 from sijill.registry import service
 from sijill.registry.bulk.jobs import IMPORT, receive_upload
@@ -238,9 +237,7 @@ def start_import(
     session: SessionDep,  # appends the audit record of a refusal
     principal: PrincipalDep,
     settings: SettingsDep,
-    runner: RunnerDep,
-    request: Request,
-    response: Response,
+    start: StartJobDep,
     file: Annotated[
         UploadFile,
         File(
@@ -273,6 +270,4 @@ def start_import(
         mapping.file if mapping is not None else None,
         source or None,
     )
-    job = runner.start(IMPORT, params, principal)
-    response.headers["Location"] = str(request.url_for("read_job", job_id=str(job.id)))
-    return jobs.public(job, settings.work_dir)
+    return start(IMPORT, params, principal)

@@ -9,14 +9,13 @@ from decimal import Decimal
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Form, Path, Request, Response, UploadFile, status
+from fastapi import APIRouter, Body, File, Form, Path, UploadFile, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from sijill.core.errors import FieldError, InvalidInput, NotFound
 from sijill.core.problems import problem_responses
-from sijill.jobs import service as jobs
-from sijill.jobs.deps import RunnerDep
+from sijill.jobs.deps import StartJobDep
 from sijill.jobs.schemas import JobPublic
 from sijill.registry.bulk.jobs import private_folder, save_upload, upload_name
 from sijill.security.deps import PrincipalDep, SessionDep, SettingsDep
@@ -65,12 +64,6 @@ class MpiRequest(SnapshotRequest):
     snapshot_id: int | None = Field(None, ge=1, le=2**63 - 1, description="a stored snapshot")
 
 
-def _started(runner, kind: str, params, principal, request: Request, response: Response, settings):
-    job = runner.start(kind, params, principal)
-    response.headers["Location"] = str(request.url_for("read_job", job_id=str(job.id)))
-    return jobs.public(job, settings.work_dir)
-
-
 @router.get(
     "/features",
     operation_id="list_features",
@@ -90,16 +83,13 @@ def list_features(principal: PrincipalDep) -> list[FeaturePublic]:
 def start_snapshot(
     session: SessionDep,
     principal: PrincipalDep,
-    settings: SettingsDep,
-    runner: RunnerDep,
-    request: Request,
-    response: Response,
+    start: StartJobDep,
     body: Annotated[SnapshotRequest, Body()] = SnapshotRequest(),
 ) -> JobPublic:
     principal.require(Permission.TARGETING_RUN)
     resolve_area(session, principal, body.area_code)
     params = SnapshotParams(body.as_of, body.area_code)
-    return _started(runner, SNAPSHOT_JOB, params, principal, request, response, settings)
+    return start(SNAPSHOT_JOB, params, principal)
 
 
 @router.post(
@@ -112,9 +102,7 @@ def start_snapshot(
 def start_fit(
     principal: PrincipalDep,
     settings: SettingsDep,
-    runner: RunnerDep,
-    request: Request,
-    response: Response,
+    start: StartJobDep,
     survey: Annotated[
         UploadFile, File(description="household_key, consumption_pc, weight, stratum")
     ],
@@ -139,7 +127,7 @@ def start_fit(
             saved[stem] = folder / f"{stem}{suffix}"
             save_upload(upload.file, saved[stem])
         params = FitParams(saved["survey"], poverty_line, method, regions, folds, as_of, folder)
-        return _started(runner, FIT_JOB, params, principal, request, response, settings)
+        return start(FIT_JOB, params, principal)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -193,17 +181,14 @@ def approve_model(
 def start_score(
     session: SessionDep,
     principal: PrincipalDep,
-    settings: SettingsDep,
-    runner: RunnerDep,
-    request: Request,
-    response: Response,
+    start: StartJobDep,
     body: Annotated[ScoreRequest, Body()],
 ) -> JobPublic:
     principal.require(Permission.TARGETING_RUN)
     resolve_area(session, principal, body.area_code)
     get_model(session, body.model_version)
     params = PmtParams(body.model_version, body.as_of, body.area_code, body.snapshot_id)
-    return _started(runner, PMT_JOB, params, principal, request, response, settings)
+    return start(PMT_JOB, params, principal)
 
 
 @router.post(
@@ -216,10 +201,7 @@ def start_score(
 def start_mpi(
     session: SessionDep,
     principal: PrincipalDep,
-    settings: SettingsDep,
-    runner: RunnerDep,
-    request: Request,
-    response: Response,
+    start: StartJobDep,
     body: Annotated[MpiRequest, Body()] = MpiRequest(),
 ) -> JobPublic:
     """The outcome holds H, A, M0, each indicator's contribution and the decompositions by area
@@ -227,7 +209,7 @@ def start_mpi(
     principal.require(Permission.TARGETING_RUN)
     resolve_area(session, principal, body.area_code)
     params = MpiParams(None, body.as_of, body.area_code, body.snapshot_id)
-    return _started(runner, MPI_JOB, params, principal, request, response, settings)
+    return start(MPI_JOB, params, principal)
 
 
 EVALUATE_UPLOAD_PATH = "/targeting/evaluations"
@@ -250,9 +232,7 @@ def start_evaluation(
     session: SessionDep,
     principal: PrincipalDep,
     settings: SettingsDep,
-    runner: RunnerDep,
-    request: Request,
-    response: Response,
+    start: StartJobDep,
     reference: Annotated[UploadFile, File(description="household_key, consumption_pc [, weight]")],
     pmt: Annotated[list[str], Form(description="PMT model versions")] = [],  # noqa: B006
     mpi: Annotated[bool, Form(description="rank by the MPI's deprivation too")] = True,
@@ -309,7 +289,7 @@ def start_evaluation(
             source=source,
             upload=folder,
         )
-        return _started(runner, EVALUATE_JOB, params, principal, request, response, settings)
+        return start(EVALUATE_JOB, params, principal)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

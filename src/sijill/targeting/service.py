@@ -22,13 +22,13 @@ from typing import Any
 
 import duckdb
 import polars as pl
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
-from sijill.core.areas import Area
-from sijill.core.errors import Forbidden, InvalidInput, NotFound
+from sijill.core.errors import InvalidInput, NotFound
 from sijill.core.settings import Settings
+from sijill.security.area_scope import run_area
 from sijill.security.audit.service import append
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
@@ -47,18 +47,10 @@ def _quiet(_: str) -> None:
 
 def resolve_area(session: Session, principal: Principal, area_code: str | None) -> int | None:
     """The area a run is limited to (None: the whole registry), inside the user's scope."""
-    scope = principal.scope(session, Permission.TARGETING_RUN)
-    if area_code is None:
-        if not scope.national:
-            raise Forbidden(
-                "Scoring the whole registry needs a scope over the whole country: name one "
-                "of your areas with --area"
-            )
-        return None
-    area_id = session.scalar(select(Area.id).where(Area.code == area_code))
-    if area_id is None or not scope.allows(area_id):
-        raise NotFound(f"There is no area {area_code} in your scope")
-    return area_id
+    return run_area(
+        session, principal, Permission.TARGETING_RUN, area_code,
+        whole_registry="Scoring the whole registry",
+    )  # fmt: skip
 
 
 def snapshot_folder(settings: Settings) -> Path:
