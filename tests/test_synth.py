@@ -20,9 +20,13 @@ from typer.testing import CliRunner
 
 from sijill.core.errors import InvalidInput
 from sijill.identity.national_id import Scheme
+from sijill.identity.phones import normalise_phone, phone_column
 from sijill.registry.bulk.validate import Context, check_persons
+from sijill.synth import chunk, national_ids, registration, survey, tables
 from sijill.synth.cli import synth
-from sijill.synth.service import generate
+from sijill.synth.codes import permute
+from sijill.synth.registration import Keys
+from sijill.synth.service import MAX_HOUSEHOLDS, check_arguments, generate
 
 FORMAT_DOC = Path(__file__).parents[1] / "docs" / "data-format.md"
 N = 20_000
@@ -585,6 +589,11 @@ def test_poverty_rates(households, manifest):
     consumption = households["consumption_pc"].to_numpy()
     line = manifest["poverty_lines"]["poverty"]
     assert (households["poor"].to_numpy() == (consumption < line)).all()
+    rates = manifest["poverty_rates"]
+    assert (rates["persons_poor"], rates["persons_extreme_poor"]) == (
+        round(poor, 4),
+        round(extreme, 4),
+    )
 
 
 def test_poverty_differs_by_region_and_is_higher_in_rural_areas(households):
@@ -672,6 +681,20 @@ def test_survey_is_a_weighted_one_percent_sample(country, households, manifest):
     assert 0.85 < ratio.median() < 1.05 and ratio.std() > 0.05  # measured, with error
 
 
+def test_survey_takes_the_lowest_draws_of_each_stratum_in_order():
+    """Stratum by stratum, the same rows in the same order as one sort of the whole country."""
+    rng = np.random.default_rng(4)
+    stratum = rng.choice([0, 1, 4, 5, 9], 200_000, p=[0.4, 0.3, 0.2, 0.09, 0.01]).astype(np.int8)
+    consumption = rng.lognormal(8, 1, len(stratum))
+    chosen, weight, _ = survey.sample(np.random.default_rng([SEED, 2]), stratum, consumption)
+    order = np.lexsort((np.random.default_rng([SEED, 2]).random(len(stratum)), stratum))
+    counts = np.bincount(stratum)
+    wanted = np.where(counts, np.maximum(np.round(0.01 * counts), 2), 0).astype(np.int64)
+    rank = np.arange(len(order)) - np.searchsorted(stratum[order], stratum[order])
+    assert np.array_equal(chosen, order[rank < wanted[stratum[order]]])
+    assert weight.sum() == pytest.approx(len(stratum))
+
+
 # --- Arguments and the command line ------------------------------------------------------------
 
 
@@ -687,6 +710,55 @@ def test_bad_arguments_are_refused_before_writing(tmp_path):
         generate(10, 1, foreign)
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     assert not (tmp_path / "x").exists()
+
+
+def test_twenty_million_households_are_accepted_and_more_refused(tmp_path):
+    check_arguments(10_000_000, 1, tmp_path / "x")
+    check_arguments(MAX_HOUSEHOLDS, 1, tmp_path / "x")
+    assert MAX_HOUSEHOLDS == 20_000_000
+    with pytest.raises(InvalidInput) as refused:
+        generate(MAX_HOUSEHOLDS + 1, 1, tmp_path / "x")
+    assert refused.value.detail == "--households must be at most 20,000,000 (got 20,000,001)"
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_cap_fits_every_keyed_space(manifest):
+    """Counters of the largest country allowed stay inside every number space they index."""
+    sizes = manifest["sizes"]
+    per_household = sizes["original_persons"] / sizes["original_households"]
+    persons = MAX_HOUSEHOLDS * per_household * 1.1  # a margin far beyond chance at that size
+    assert persons < registration.PHONE_CAPACITY
+    assert persons < national_ids.PAYLOAD_SPAN and persons < registration.DOCUMENT_SPAN
+    # Originals' household counters, then re-registrations' (fewer than the originals) from
+    # the base; the summary keeps originals' counters as int32.
+    assert MAX_HOUSEHOLDS <= chunk.DUPLICATE_HOUSEHOLD_BASE <= np.iinfo(np.int32).max
+    assert chunk.DUPLICATE_HOUSEHOLD_BASE + MAX_HOUSEHOLDS <= tables.HOUSEHOLD_KEY_SPAN
+
+
+def test_phone_numbers_stay_distinct_and_valid_beyond_thirty_million_persons():
+    key = Keys.from_seed(SEED).phone
+    block = registration.PHONE_BLOCK
+    around = (50_000, block, 2 * block, 3 * block, registration.PHONE_CAPACITY - 50_000)
+    counter = np.concatenate([np.arange(c - 50_000, c + 50_000) for c in around])
+    numbers = registration.phone_numbers(counter, key)
+    assert len(np.unique(numbers)) == len(counter)
+    # The first 30 million persons keep the numbers of the single-operator country.
+    first = counter < block
+    expected = 7 * 10**8 + 70_000_000 + permute(counter[first], block, key)
+    assert np.array_equal(numbers[first], expected)
+    assert set(numbers // 10**8) == set(registration.PHONE_OPERATORS)
+    assert (numbers % 10**8 >= registration.PHONE_FIRST_SUBSCRIBER).all()
+    # Counters 30 million apart get unrelated subscriber digits.
+    low = registration.phone_numbers(np.arange(1_000), key) % 10**8
+    high = registration.phone_numbers(np.arange(1_000) + block, key) % 10**8
+    assert (low != high).mean() > 0.99
+    written = pl.Series(tables.written_phones(numbers))
+    assert written.str.contains(r"^\+999[4-7]\d{8}$").all()
+    accepted = pl.DataFrame({"phone": written}).select(phone_column(pl.col("phone")))["phone"]
+    assert accepted.to_list() == written.to_list()  # the registry's rule, as the import applies it
+    assert [normalise_phone(text) for text in written[::997]] == written[::997].to_list()
+    with pytest.raises(ValueError, match="more persons than"):
+        registration.phone_numbers(np.array([registration.PHONE_CAPACITY]), key)
 
 
 def test_an_earlier_output_is_replaced(tmp_path):

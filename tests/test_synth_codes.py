@@ -2,6 +2,7 @@
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from stdnum.tr import tckimlik
@@ -46,6 +47,14 @@ def test_permutation_is_a_bijection_on_its_domain():
     assert (
         codes.permute(np.arange(1_000), 1_000, 1) != codes.permute(np.arange(1_000), 1_000, 2)
     ).any()
+
+
+def test_permutation_refuses_counters_outside_its_domain():
+    # Beyond the domain a counter would land on another counter's value.
+    for counter in (1_000, 1_001, 5_000, -1):
+        with pytest.raises(ValueError, match="outside"):
+            codes.permute(np.array([0, counter]), 1_000, 99)
+    assert len(codes.permute(np.array([], dtype=np.int64), 1_000, 99)) == 0
 
 
 def test_fixed_width_strings():

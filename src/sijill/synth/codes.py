@@ -35,8 +35,11 @@ def permute(counter: np.ndarray, domain: int, key: int) -> np.ndarray:
     """A bijection of [0, domain) onto itself, chosen by `key`, applied to every counter value.
 
     A Feistel network permutes the next power of four; values that land outside the domain are
-    sent through again ("cycle walking"), which keeps the map one-to-one on the domain.
+    sent through again ("cycle walking"), which keeps the map one-to-one on the domain. A
+    counter outside the domain is refused: it would land on another counter's value.
     """
+    if counter.size and (counter.min() < 0 or counter.max() >= domain):
+        raise ValueError(f"a counter is outside the permutation's domain [0, {domain:,})")
     half_bits = max(1, (int(domain - 1).bit_length() + 1) // 2)
     x = _feistel(counter.astype(np.uint64), key, half_bits)
     outside = np.flatnonzero(x >= np.uint64(domain))

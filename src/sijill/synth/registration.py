@@ -20,6 +20,15 @@ FULL, YEAR_MONTH, YEAR = range(3)  # how much of a birth date is known
 REGISTRATION_YEARS = 3
 DAYS_PER_YEAR = 365.25
 DOCUMENT_SPAN = 9 * 10**8  # document numbers other than national IDs: nine digits
+# Mobile numbers are +999, an operator digit and eight subscriber digits from 70,000,000 up:
+# 30 million numbers per operator. Person counters take operator 7's numbers first, then 6's,
+# and so on: the first 30 million persons keep the numbers they had when 7 was the only
+# operator, so countries of up to 5 million households are written as they were.
+PHONE_COUNTRY = "+999"
+PHONE_OPERATORS = (7, 6, 5, 4)
+PHONE_FIRST_SUBSCRIBER = 70_000_000
+PHONE_BLOCK = 30_000_000
+PHONE_CAPACITY = PHONE_BLOCK * len(PHONE_OPERATORS)
 
 
 @dataclass(frozen=True)
@@ -82,12 +91,30 @@ def phones(rng: np.random.Generator, hh: dict, p: dict, keys: Keys) -> None:
     home, age = p["hh"], p["age"]
     n = len(age)
     own_p = np.where(age >= 18, np.where(hh["urban"][home], 0.87, 0.76), 0.3 * (age >= 15))
-    number = 70_000_000 + permute(p["counter"], 30_000_000, keys.phone)  # after +9997
+    number = phone_numbers(p["counter"], keys.phone)
     phone = np.where(rng.random(n) < own_p, number, -1)
     head_row = np.concatenate([[0], np.cumsum(hh["size"])[:-1]])
     wife = (p["rel"] == SPOUSE) & ~p["sex_male"] & (phone < 0)
     shares = wife & (rng.random(n) < 0.4)
     p["phone"] = np.where(shares, phone[head_row[home]], phone)
+
+
+def phone_numbers(person_counter: np.ndarray, key: int) -> np.ndarray:
+    """A distinct nine-digit number (operator digit, subscriber) for each distinct counter.
+
+    Written after `PHONE_COUNTRY`. Each operator's block is permuted with its own key, so
+    counters 30 million apart do not get the same subscriber digits.
+    """
+    block, within = np.divmod(person_counter.astype(np.int64), PHONE_BLOCK)
+    if person_counter.size and (block.min() < 0 or block.max() >= len(PHONE_OPERATORS)):
+        raise ValueError(f"more persons than the {PHONE_CAPACITY:,} synthetic phone numbers")
+    number = np.empty(len(block), dtype=np.int64)
+    for index, operator in enumerate(PHONE_OPERATORS):
+        rows = np.flatnonzero(block == index)
+        if rows.size:
+            subscriber = permute(within[rows], PHONE_BLOCK, key + index)
+            number[rows] = operator * 10**8 + PHONE_FIRST_SUBSCRIBER + subscriber
+    return number
 
 
 def birth_dates(rng: np.random.Generator, hh: dict, p: dict, reference_day: int) -> None:

@@ -26,13 +26,16 @@ from sijill.synth.welfare import EXTREME_POVERTY_LINE, POVERTY_LINE
 
 Progress = Callable[[str, float], None]
 
-# Households generated at a time: bounds memory (about 330 MB at any size). Each chunk has its
-# own random stream, so changing this number changes the output for a given seed.
+# Households generated at a time: bounds the chunks' memory (about 330 MB at any size; the run
+# keeps 13 bytes more per household, `_Summary`). Each chunk has its own random stream, so
+# changing this number changes the output for a given seed.
 CHUNK_HOUSEHOLDS = 25_000
-# Phone numbers are a permutation of 30 million subscriber numbers, one per person record:
-# 5 million households (about 23 million persons) stay well inside it.
-MAX_HOUSEHOLDS = 5_000_000
+# The tightest keyed space is the phones' (registration.PHONE_CAPACITY, 120 million, one per
+# person): 20 million households are about 90 million persons. Household counters stay below
+# chunk.DUPLICATE_HOUSEHOLD_BASE, person counters below the 900 million document numbers.
+MAX_HOUSEHOLDS = 20_000_000
 GENERATOR = "sijill synth"
+ALL, POOR, EXTREME_POOR = range(3)  # rows of `_Summary.persons`
 BOTH_FORMATS = ("households", "persons")
 PARQUET_ONLY = ("truth_households", "truth_persons")
 OUTPUT_FILES = (
@@ -146,10 +149,10 @@ def _generate_into(folder: Path, households: int, seed: int, report: Progress) -
         (ref - date(1970, 1, 1)).days,
         (POVERTY_LINE, EXTREME_POVERTY_LINE),
     )
-    rows, start, totals = _write_chunks(folder, households, ctx, report)
-    rows["survey"] = _write_survey(folder, ctx, totals)
+    rows, start, summary = _write_chunks(folder, households, ctx, report)
+    rows["survey"] = _write_survey(folder, ctx, summary)
     report("survey", 1.0)
-    manifest = _manifest(seed, households, ref, geo, rows, start, totals, folder)
+    manifest = _manifest(seed, households, ref, geo, rows, start, summary.persons, folder)
     (folder / "manifest.json").write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
@@ -163,8 +166,41 @@ def _write_areas(folder: Path, geo: geography.Geography) -> None:
     geography.write_geojson(geo, folder / "areas.geojson")
 
 
+class _Summary:
+    """What the survey and the manifest need of the original households, kept for the whole run.
+
+    The arrays are sized for the run up front and filled in place, as narrow as their values
+    allow (13 bytes a household), rather than gathered chunk by chunk and joined at the end,
+    which held them twice. Persons are counted as the chunks pass, so no per-household size
+    or poverty flag is kept at all.
+    """
+
+    def __init__(self, households: int, regions: int):
+        self.stratum = np.empty(households, dtype=np.int8)
+        self.consumption = np.empty(households, dtype=np.float64)  # the survey's starting point
+        self.counter = np.empty(households, dtype=np.int32)  # < DUPLICATE_HOUSEHOLD_BASE
+        # Persons by region (columns): all, poor, extreme poor (rows), for the poverty rates.
+        self.persons = np.zeros((3, regions), dtype=np.int64)
+
+    def add(self, first: int, part: chunk.Chunk) -> None:
+        rows = slice(first, first + len(part.stratum))
+        self.stratum[rows] = part.stratum
+        self.consumption[rows] = part.consumption
+        self.counter[rows] = part.household_counter
+        region, size = part.stratum // 2, part.size.astype(np.int64)
+        regions = self.persons.shape[1]
+        below = {
+            ALL: np.ones(len(size), dtype=bool),
+            POOR: part.consumption < POVERTY_LINE,
+            EXTREME_POOR: part.consumption < EXTREME_POVERTY_LINE,
+        }
+        for row, where in below.items():
+            counts = np.bincount(region[where], weights=size[where], minlength=regions)
+            self.persons[row] += counts.astype(np.int64)  # whole numbers: exact in a float64
+
+
 def _write_chunks(folder: Path, households: int, ctx: chunk.Context, report: Progress):
-    """Generate and write the chunks; return row counts, final counters, per-household totals.
+    """Generate and write the chunks; return row counts, final counters, the `_Summary`.
 
     Chunk i+1 is generated while chunk i is written by a background thread (pyarrow's writers
     release the GIL, so the second core works); at most two chunks are in memory. Writes stay
@@ -172,7 +208,7 @@ def _write_chunks(folder: Path, households: int, ctx: chunk.Context, report: Pro
     """
     start = chunk.Start()
     rows = dict.fromkeys(BOTH_FORMATS + PARQUET_ONLY, 0)
-    summary: dict[str, list] = {"stratum": [], "consumption": [], "counter": [], "size": []}
+    summary = _Summary(households, len(ctx.geo.governorate_code))
     writers = _Writers(folder)
     writing: Future | None = None
     with ThreadPoolExecutor(max_workers=1) as background:
@@ -185,10 +221,7 @@ def _write_chunks(folder: Path, households: int, ctx: chunk.Context, report: Pro
                 writing = background.submit(writers.write_all, part.tables)
                 for name, table in part.tables.items():
                     rows[name] += table.num_rows
-                summary["stratum"].append(part.stratum)
-                summary["consumption"].append(part.consumption)
-                summary["counter"].append(part.household_counter)
-                summary["size"].append(part.size)
+                summary.add(first, part)
                 start = chunk.Start(
                     start.households + n,
                     start.persons + part.n_persons,
@@ -201,24 +234,22 @@ def _write_chunks(folder: Path, households: int, ctx: chunk.Context, report: Pro
             if writing is not None:
                 wait([writing])  # never close a file a write is still using
             writers.close()
-    return rows, start, {k: np.concatenate(v) for k, v in summary.items()}
+    return rows, start, summary
 
 
-def _write_survey(folder: Path, ctx: chunk.Context, totals: dict) -> int:
+def _write_survey(folder: Path, ctx: chunk.Context, summary: _Summary) -> int:
     rng = np.random.default_rng([ctx.seed, 2])
-    chosen, weight, measured = survey.sample(rng, totals["stratum"], totals["consumption"])
-    hh_keys = tables.household_keys(totals["counter"][chosen], ctx.keys.household)
-    sample = survey.table(hh_keys, totals["stratum"][chosen], weight, measured, ctx.geo)
+    chosen, weight, measured = survey.sample(rng, summary.stratum, summary.consumption)
+    hh_keys = tables.household_keys(summary.counter[chosen], ctx.keys.household)
+    sample = survey.table(hh_keys, summary.stratum[chosen], weight, measured, ctx.geo)
     pq.write_table(sample, folder / "survey.parquet", compression="zstd")
     return sample.num_rows
 
 
-def _manifest(seed, households, ref, geo, rows, start, totals, folder: Path) -> dict:
-    consumption, size = totals["consumption"], totals["size"].astype(np.float64)
-    region = totals["stratum"] // 2
-
-    def rate(line: int, mask: np.ndarray | slice = slice(None)) -> float:
-        return round(float(np.average(consumption[mask] < line, weights=size[mask])), 4)
+def _manifest(seed, households, ref, geo, rows, start, persons: np.ndarray, folder: Path) -> dict:
+    def rate(row: int, region: int | slice = slice(None)) -> float:
+        # Whole-number counts: the same float as a weighted mean over every household.
+        return round(float(persons[row, region].sum() / persons[ALL, region].sum()), 4)
 
     return {
         "generator": GENERATOR,
@@ -244,12 +275,12 @@ def _manifest(seed, households, ref, geo, rows, start, totals, folder: Path) -> 
             "extreme_poverty": EXTREME_POVERTY_LINE,
         },
         "poverty_rates": {
-            "persons_poor": rate(POVERTY_LINE),
-            "persons_extreme_poor": rate(EXTREME_POVERTY_LINE),
+            "persons_poor": rate(POOR),
+            "persons_extreme_poor": rate(EXTREME_POOR),
             "by_region": {
-                code: rate(POVERTY_LINE, region == g)
+                code: rate(POOR, g)
                 for g, code in enumerate(geo.governorate_code)
-                if (region == g).any()
+                if persons[ALL, g]
             },
         },
         "files": [

@@ -33,10 +33,19 @@ def sample(
     counts = np.bincount(stratum, minlength=stratum.max() + 1)
     wanted = np.where(counts > 0, np.maximum(np.round(SAMPLING_RATE * counts), 2), 0)
     wanted = np.minimum(wanted, counts).astype(np.int64)
-    # Order households by stratum, randomly within it; take the first n_h of each stratum.
-    order = np.lexsort((rng.random(len(stratum)), stratum))
-    rank = np.arange(len(order)) - np.searchsorted(stratum[order], stratum[order])
-    chosen = order[rank < wanted[stratum[order]]]
+    # Households by stratum, randomly within it (ties by row); the first n_h of each stratum.
+    # Only the rows at or below a stratum's n_h-th smallest draw are sorted: the same rows in
+    # the same order as sorting the whole stratum, without a country-sized sort in memory.
+    draw = rng.random(len(stratum))
+    picked = [np.empty(0, dtype=np.int64)]
+    for code in np.flatnonzero(wanted):
+        in_stratum = stratum == code
+        values = draw[in_stratum]
+        values.partition(wanted[code] - 1)
+        rows = np.flatnonzero(in_stratum & (draw <= values[wanted[code] - 1]))
+        del in_stratum, values
+        picked.append(rows[np.argsort(draw[rows], kind="stable")[: wanted[code]]])
+    chosen = np.concatenate(picked)
     weight = counts[stratum[chosen]] / wanted[stratum[chosen]]
     error = rng.normal(-UNDER_REPORTING, MEASUREMENT_SD, len(chosen))
     return chosen, weight, consumption[chosen] * np.exp(error)

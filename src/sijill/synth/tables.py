@@ -15,7 +15,15 @@ from sijill.synth.codes import fixed_strings, permute, template_strings
 from sijill.synth.duplicates import ARABIC_ONLY, KINDS, LATIN_ONLY, NAME_PARTS
 from sijill.synth.geography import Geography
 from sijill.synth.population import MARITAL, NATIONALITIES, RELATIONSHIPS, RESIDENCY
-from sijill.synth.registration import ID_TYPES, NATIONAL_ID, PASSPORT, UNHCR, YEAR, YEAR_MONTH
+from sijill.synth.registration import (
+    ID_TYPES,
+    NATIONAL_ID,
+    PASSPORT,
+    PHONE_COUNTRY,
+    UNHCR,
+    YEAR,
+    YEAR_MONTH,
+)
 from sijill.synth.welfare import EDUCATION, EMPLOYMENT, SECTORS, WG_DOMAINS
 
 _s, _b, _d = pa.string(), pa.bool_(), pa.date32()
@@ -89,6 +97,7 @@ SCHEMAS = {
     ),
 }
 PURPOSES = ("eligibility_assessment;payment", "research", "data_sharing:MOH")
+HOUSEHOLD_KEY_SPAN = 10**9  # H and nine digits
 
 
 def _coded(values, codes: np.ndarray) -> pa.Array:
@@ -111,7 +120,12 @@ def _lists(items, masks: np.ndarray) -> pa.Array:
 
 
 def household_keys(counter: np.ndarray, key: int) -> pa.Array:
-    return fixed_strings(permute(counter, 10**9, key), 9, prefix="H")
+    return fixed_strings(permute(counter, HOUSEHOLD_KEY_SPAN, key), 9, prefix="H")
+
+
+def written_phones(numbers: np.ndarray) -> pa.Array:
+    """Each phone as written (`registration.phone_numbers`'s nine digits); -1 is no phone."""
+    return fixed_strings(np.maximum(numbers, 0), 9, PHONE_COUNTRY, valid=numbers >= 0)
 
 
 def _dates(days: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
@@ -222,7 +236,7 @@ def persons(p: dict, hh_keys: pa.Array, rng: np.random.Generator) -> tuple[pa.Ta
         residency_status=_coded(RESIDENCY, p["residency"]),
         national_id_type=_coded(ID_TYPES, p["id_type"]),
         national_id=_document_numbers(p["id_type"], p["id_number"]),
-        phone=fixed_strings(np.maximum(p["phone"], 0), 8, "+9997", valid=p["phone"] >= 0),
+        phone=written_phones(p["phone"]),
         **wg,
         education_level=_coded(EDUCATION, p["education"]),
         enrolled=pa.array(p["enrolled"]),
