@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 import sqlglot
 import statsmodels.api as sm
+from sqlglot.errors import ErrorLevel
 
 from sijill.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sijill.targeting import pmt
@@ -485,3 +486,17 @@ def test_only_a_model_a_person_can_review_is_stored(sessions, artifact):
     boosted["version"] = pmt.version_of(boosted)
     with sessions() as session, pytest.raises(InvalidInput, match="method is one of wls, quantile"):
         save_model(session, boosted, "fitter", "survey.csv")
+
+
+def test_the_scoring_run_statement_transpiles_to_spark_and_postgresql(tmp_path):
+    """What `sijill pmt score` executes in DuckDB, the scale-out path runs as it is."""
+    from sijill.targeting.service import score_statement
+
+    _, _, artifact = _fitted(tmp_path, p_value=1.0)
+    statement = score_statement(score_sql(artifact), "score < 7.5")
+    for dialect in ("spark", "postgres"):
+        (translated,) = sqlglot.transpile(
+            statement, read="duckdb", write=dialect, unsupported_level=ErrorLevel.RAISE
+        )
+        tree = sqlglot.parse_one(translated, read=dialect)
+        assert {c.alias_or_name for c in tree.selects} == {"household_id", "score", "poor"}

@@ -275,3 +275,17 @@ def test_the_commands_fit_approve_score_and_refuse_with_one_line(
         assert "nothing.yaml" in wrong.exception.detail
     finally:
         get_settings.cache_clear()
+
+
+def test_a_snapshot_read_in_partitions_equals_one_read_whole(registry):
+    from sijill.targeting.service import take_snapshot
+
+    engine, settings = registry
+    whole = take_snapshot(engine, settings, principal=OFFICER)
+    small = settings.model_copy(update={"targeting_partition_households": 1_000})
+    stages = []
+    parted = take_snapshot(engine, small, principal=OFFICER, stage=stages.append)
+    assert "reading the registry (2 of 2)" in stages
+    assert parted.record.households == whole.record.households > 1_000
+    assert parted.record.households_without_consent == whole.record.households_without_consent
+    assert parted.view.sort("household_id").equals(whole.view.sort("household_id"))

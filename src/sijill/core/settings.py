@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     linkage_accept_threshold: float = Field(
         0.999, gt=0, lt=1, description="with linkage_auto_merge, merge from this probability"
     )
+    targeting_partition_households: int = Field(
+        500_000,
+        ge=1_000,
+        description="a feature snapshot reads and computes the registry this many households "
+        "at a time, so its memory stays flat however large the registry",
+    )
 
 
 @lru_cache

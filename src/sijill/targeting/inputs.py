@@ -28,6 +28,7 @@ from sijill.registry.codes import LIVESTOCK
 from sijill.targeting.features import WASHINGTON_GROUP, Inputs
 
 PURPOSE = "eligibility_assessment"
+_WORK_MEM = "256MB"
 
 DWELLING = (
     "dwelling_tenure",
@@ -152,7 +153,13 @@ def _end_of(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
 
-def _queries(dialect: str, as_of: date | None, area_ids: list[int] | None, day: date):
+def _queries(
+    dialect: str,
+    as_of: date | None,
+    area_ids: list[int] | None,
+    day: date,
+    id_range: tuple[int, int] | None = None,
+):
     household_columns = ", ".join(
         ("area_id", *DWELLING, "dwelling_rooms", "assets", "income_sources", "livestock",
          "consent_given", "consent_purposes")
@@ -168,6 +175,11 @@ def _queries(dialect: str, as_of: date | None, area_ids: list[int] | None, day: 
         if area_ids is None
         else f"h.area_id IN ({', '.join(str(int(a)) for a in area_ids) or 'NULL'})"
     )
+    household_part = member_part = "TRUE"
+    if id_range is not None:
+        low, high = (int(bound) for bound in id_range)
+        household_part = f"h.id >= {low} AND h.id < {high}"
+        member_part = f"m.household_id >= {low} AND m.household_id < {high}"
     as_text = "CAST(h.{} AS TEXT)"
     consented = (
         f"h.consent_purposes ? '{PURPOSE}'"
@@ -180,19 +192,39 @@ SELECT CAST(h.id AS TEXT), a.code, {", ".join(f"h.{c}" for c in DWELLING)}, h.dw
   CASE WHEN h.consent_given AND {consented} THEN 1 ELSE 0 END
 FROM {_state("household", household_columns, as_of)} h
 JOIN area a ON a.id = h.area_id
-WHERE {scope}"""
+WHERE {scope} AND {household_part}"""
     iso = f"'{day.isoformat()}'"
 
+    # A merged record is the same person as the one it was merged into: left out on every
+    # date, so no one counts twice. Whether it was merged is on the current row only.
+    if as_of is None:
+        person_join = (
+            f"JOIN {_state('person', person_columns + ', merged_into_id', None)} p "
+            "ON p.id = m.person_id"
+        )
+        unmerged = "p.merged_into_id IS NULL"
+    else:
+        person_join = (
+            f"JOIN {_state('person', person_columns, as_of)} p ON p.id = m.person_id\n"
+            "JOIN person current_person ON current_person.id = p.id"
+        )
+        unmerged = "current_person.merged_into_id IS NULL"
+
+    # Nationally, members are kept to the consenting households read above by a semi-join
+    # after reading (joining the household table in the database would cost a third of the
+    # read); in an area, the database keeps the area's members only.
+    in_area = (
+        ""
+        if area_ids is None
+        else f"JOIN {_state('household', household_columns, as_of)} h ON h.id = m.household_id"
+    )
+
     def members(source: str) -> str:
-        # A merged record is the same person as the one it was merged into: left out on every
-        # date, so no one counts twice.
         return f"""
 FROM {source}
-JOIN {_state("household", household_columns, as_of)} h ON h.id = m.household_id
-JOIN {_state("person", person_columns, as_of)} p ON p.id = m.person_id
-JOIN person current_person ON current_person.id = m.person_id
-WHERE {scope} AND h.consent_given AND {consented}
-  AND current_person.merged_into_id IS NULL
+{in_area}
+{person_join}
+WHERE {scope} AND {member_part} AND {unmerged}
   AND (m.start_date IS NULL OR m.start_date <= {iso})
   AND (m.end_date IS NULL OR m.end_date > {iso})"""
 
@@ -215,9 +247,10 @@ def from_registry(
     *,
     area_id: int | None = None,
     work_dir: Path | None = None,
+    id_range: tuple[int, int] | None = None,
 ) -> RegistryInputs:
     """The inputs for every consenting household of the registry (or of `area_id` and the
-    areas below it) as of `as_of`."""
+    areas below it) as of `as_of`; only the household IDs in [low, high) given `id_range`."""
     today = utcnow().date()
     if as_of > today:
         raise InvalidInput(f"as_of {as_of.isoformat()} is in the future (today is {today})")
@@ -226,7 +259,7 @@ def from_registry(
         within = None if area_id is None else areas_within(session, [area_id])
     state_date = None if as_of == today else as_of
     households_sql, persons_sql, facts_sql = _queries(
-        engine.dialect.name, state_date, within, as_of
+        engine.dialect.name, state_date, within, as_of, id_range
     )
     household_raw = {k: v for k, v in HOUSEHOLD_SCHEMA.items() if not k.startswith("livestock_")}
     household_raw.update(
@@ -236,8 +269,10 @@ def from_registry(
     consented = raw.filter(pl.col("consented") == 1)
     households = _decode_household_json(consented)
     persons = read_query(engine, persons_sql, {**PERSON_SCHEMA, "enrolled": pl.Int8}, work_dir)
-    persons = persons.cast({"enrolled": pl.Boolean})
+    kept = households.select("household_id")
+    persons = persons.cast({"enrolled": pl.Boolean}).join(kept, on="household_id", how="semi")
     facts = read_query(engine, facts_sql, FACT_SCHEMA, work_dir)
+    facts = facts.join(kept, on="household_id", how="semi")
     return RegistryInputs(
         Inputs(households, persons, areas, facts),
         households_without_consent=raw.height - consented.height,
@@ -278,9 +313,13 @@ def _copy_out(engine: Engine, query: str, schema: dict, work_dir: Path | None) -
     try:
         with tempfile.NamedTemporaryFile(dir=work_dir, suffix=".csv") as spool:
             copy_sql = f"COPY ({query}) TO STDOUT (FORMAT csv)"
-            with connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
-                for chunk in copy:
-                    spool.write(chunk)
+            with connection.cursor() as cursor:
+                # The joins hash millions of members: with the default 4 MB per hash they
+                # spill to disk in a hundred batches. For this read only (rolled back below).
+                cursor.execute(f"SET LOCAL work_mem = '{_WORK_MEM}'")
+                with cursor.copy(copy_sql) as copy:
+                    for chunk in copy:
+                        spool.write(chunk)
             spool.flush()
             if not Path(spool.name).stat().st_size:
                 return pl.DataFrame(schema=schema)

@@ -91,7 +91,8 @@ def score_pmt(
     stage("scoring")
     line = Decimal(artifact["poverty_line"]["per_person_per_year"])
     cut = repr(math.log(line))
-    scores = score_sql(snapshot.view, pmt_sql.score_sql(artifact), f"score < {cut}")
+    view = snapshot.columns(["household_id", *_model_features(artifact)])
+    scores = score_sql(view, pmt_sql.score_sql(artifact), f"score < {cut}")
     stage("recording the scores")
     run = record_run(
         engine,
@@ -126,11 +127,13 @@ def run_mpi(
     configuration = load_config(config)  # before the bulk read: a bad file stops at once
     snapshot = _snapshot(engine, settings, principal, snapshot_id, as_of, area_code, stage)
     stage("scoring")
+    read = {c for indicator in configuration.indicators for c in indicator.deprived_when.columns}
+    view = snapshot.columns(["household_id", mpi.SIZE, *sorted(read), *MPI_GROUPS])
     result = mpi.compute(
-        snapshot.view,
+        view,
         configuration,
         min_households=settings.min_cell_size,
-        by=[column for column in MPI_GROUPS if column in snapshot.view.columns],
+        by=[column for column in MPI_GROUPS if column in view.columns],
     )
     scored = result.households.filter(pl.col(mpi.SCORE).is_not_null()).select(
         "household_id",
@@ -152,6 +155,15 @@ def run_mpi(
         job_id=job_id,
     )
     return _report(run, scored, snapshot, began, summary)
+
+
+def _model_features(artifact: dict) -> list[str]:
+    """The features a PMT model's SQL reads: its terms', its regions' and their column."""
+    models = [artifact, *((artifact.get("regions") or {}).get("models") or [])]
+    names = [term["feature"] for model in models for term in model["terms"]]
+    if artifact.get("regions"):
+        names.append(artifact["regions"]["column"])
+    return names
 
 
 def _report(run, scores: pl.DataFrame, snapshot: Snapshot, began: float, summary=None):

@@ -11,6 +11,8 @@ writes all its scores or none.
 
 import hashlib
 import io
+import itertools
+import math
 import os
 import time
 import uuid
@@ -22,12 +24,14 @@ from typing import Any
 
 import duckdb
 import polars as pl
-from sqlalchemy import Engine, insert
+import pyarrow.parquet as pq
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
 from sijill.core.errors import InvalidInput, NotFound
 from sijill.core.settings import Settings
+from sijill.registry.models import Household
 from sijill.security.area_scope import run_area
 from sijill.security.audit.service import append
 from sijill.security.principal import Principal
@@ -62,7 +66,39 @@ def snapshot_folder(settings: Settings) -> Path:
 @dataclass
 class Snapshot:
     record: FeatureSnapshot
-    view: pl.DataFrame
+    path: Path
+    _view: pl.DataFrame | None = None
+
+    @property
+    def view(self) -> pl.DataFrame:
+        """The whole feature view, read once from the snapshot's file."""
+        if self._view is None:
+            self._view = pl.read_parquet(self.path)
+        return self._view
+
+    def columns(self, names: list[str]) -> pl.DataFrame:
+        """Only these columns: what a run reads of a national snapshot."""
+        wanted = [name for name in dict.fromkeys(names) if name in self.record_columns()]
+        return pl.read_parquet(self.path, columns=wanted)
+
+    def record_columns(self) -> list[str]:
+        return list(pq.read_schema(self.path).names)
+
+
+# Household IDs are ten digits (core.ids): the partitions split that range evenly, and random
+# IDs fill each about equally.
+_FIRST_ID, _END_ID = 10**9, 10**10
+
+
+def _partitions(engine: Engine, settings: Settings) -> list[tuple[int, int] | None]:
+    with Session(engine) as session:
+        households = session.scalar(select(func.count()).select_from(Household)) or 0
+    parts = math.ceil(households / settings.targeting_partition_households)
+    if parts <= 1:
+        return [None]
+    bounds = [_FIRST_ID + (_END_ID - _FIRST_ID) * i // parts for i in range(parts + 1)]
+    bounds[0], bounds[-1] = 0, _END_ID
+    return list(itertools.pairwise(bounds))
 
 
 def take_snapshot(
@@ -74,16 +110,42 @@ def take_snapshot(
     area_code: str | None = None,
     stage: Stage = _quiet,
 ) -> Snapshot:
-    """The feature view of the registry as of `as_of` (default today), written and recorded."""
+    """The feature view of the registry as of `as_of` (default today), written and recorded.
+
+    Read and computed a partition of household IDs at a time and appended to one Parquet
+    file, so memory stays that of one partition (`targeting_partition_households`)."""
     as_of = as_of or clock.utcnow().date()
     with Session(engine) as session:
         area_id = resolve_area(session, principal, area_code)
-    stage("reading the registry")
-    read = from_registry(engine, as_of, area_id=area_id, work_dir=settings.work_dir)
-    stage("computing the features")
-    view = features.compute(read.inputs, as_of)
-    stage("writing the snapshot")
-    file_name, digest = _write_parquet(view, snapshot_folder(settings))
+    folder = snapshot_folder(settings)
+    name = f"{uuid.uuid4().hex}.parquet"
+    partial = folder / f".{name}.partial"
+    households = without_consent = 0
+    writer: pq.ParquetWriter | None = None
+    parts = _partitions(engine, settings) if area_id is None else [None]
+    try:
+        for number, part in enumerate(parts, start=1):
+            shown = f" ({number} of {len(parts)})" if len(parts) > 1 else ""
+            stage(f"reading the registry{shown}")
+            read = from_registry(
+                engine, as_of, area_id=area_id, work_dir=settings.work_dir, id_range=part
+            )
+            stage(f"computing the features{shown}")
+            table = features.compute(read.inputs, as_of).to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(partial, table.schema, compression="zstd")
+            writer.write_table(table.cast(writer.schema))
+            households += table.num_rows
+            without_consent += read.households_without_consent
+        writer.close()
+        os.chmod(partial, 0o600)
+        digest = _sha256(partial)
+        partial.rename(folder / name)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+        raise
     with Session(engine, expire_on_commit=False) as session, session.begin():
         record = FeatureSnapshot(
             as_of=as_of,
@@ -91,9 +153,9 @@ def take_snapshot(
             area_id=area_id,
             created_by=principal.username,
             created_at=clock.utcnow(),
-            households=view.height,
-            households_without_consent=read.households_without_consent,
-            file_name=file_name,
+            households=households,
+            households_without_consent=without_consent,
+            file_name=name,
             sha256=digest,
         )
         session.add(record)
@@ -106,18 +168,7 @@ def take_snapshot(
             permission=Permission.TARGETING_RUN,
         )
         append(session, principal.take_audit())
-    return Snapshot(record, view)
-
-
-def _write_parquet(view: pl.DataFrame, folder: Path) -> tuple[str, str]:
-    """Written under a temporary name and renamed, so no reader ever sees half a file."""
-    name = f"{uuid.uuid4().hex}.parquet"
-    partial = folder / f".{name}.partial"
-    view.write_parquet(partial, compression="zstd")
-    os.chmod(partial, 0o600)
-    digest = _sha256(partial)
-    partial.rename(folder / name)
-    return name, digest
+    return Snapshot(record, folder / name)
 
 
 def _sha256(path: Path) -> str:
@@ -145,24 +196,28 @@ def load_snapshot(
             f"feature snapshot {snapshot_id}: its file is missing or not the one recorded; "
             "take a new snapshot"
         )
-    return Snapshot(record, pl.read_parquet(path))
+    return Snapshot(record, path)
 
 
 # --- scores ---------------------------------------------------------------------------------
+
+
+def score_statement(expression: str, poor_when: str | None) -> str:
+    """The statement a scoring run executes over the feature view (`features`): household_id,
+    score and, given a condition on `score`, poor."""
+    scored = f"SELECT household_id, CAST({expression} AS DOUBLE) AS score FROM features"
+    if poor_when is None:
+        return scored
+    return f"SELECT household_id, score, {poor_when} AS poor FROM ({scored}) AS scored"
 
 
 def score_sql(view: pl.DataFrame, expression: str, poor_when: str | None) -> pl.DataFrame:
     """household_id, score and poor for every row of the view, by DuckDB."""
     connection = duckdb.connect()
     try:
-        connection.register("view", view.to_arrow())
-        query = (
-            f"SELECT household_id, CAST({expression} AS DOUBLE) AS score FROM view"
-            if poor_when is None
-            else f"SELECT household_id, score, {poor_when} AS poor FROM "
-            f"(SELECT household_id, CAST({expression} AS DOUBLE) AS score FROM view)"
-        )
-        return pl.from_arrow(connection.sql(query).to_arrow_table())
+        connection.register("features", view.to_arrow())
+        statement = score_statement(expression, poor_when)
+        return pl.from_arrow(connection.sql(statement).to_arrow_table())
     finally:
         connection.close()
 
