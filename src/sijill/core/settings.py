@@ -123,10 +123,11 @@ class Settings(BaseSettings):
         0.999, gt=0, lt=1, description="with linkage_auto_merge, merge from this probability"
     )
     targeting_partition_households: int = Field(
-        500_000,
+        2_000_000,
         ge=1_000,
         description="a feature snapshot reads and computes the registry this many households "
-        "at a time, so its memory stays flat however large the registry",
+        "at a time, so its memory stays flat however large the registry (about 3.5 GB per "
+        "million households; each partition scans the person table once)",
     )
 
 
