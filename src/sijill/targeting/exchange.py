@@ -62,13 +62,15 @@ def _read_all(path: Path, required: tuple[str, ...], keys: pl.Series | None) -> 
         if batch.rejects.height:
             first = batch.rejects.row(0, named=True)
             raise InvalidInput(f"{path.name}: line {first['row']}: {first['message']}")
-        frames.append(batch.rows)
+        rows = batch.rows
+        # Kept batch by batch: a survey's households are a sliver of a national file.
+        if keys is not None and "household_key" in rows.columns:
+            rows = rows.filter(pl.col("household_key").is_in(keys.implode()))
+        frames.append(rows)
     frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
     for column in required:
         if column not in frame.columns:
             raise InvalidInput(f"{path.name}: the column '{column}' is missing")
-    if keys is not None:
-        frame = frame.filter(pl.col("household_key").is_in(keys.implode()))
     return frame
 
 
