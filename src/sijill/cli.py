@@ -28,6 +28,7 @@ def _register_commands() -> None:
     from sijill.analytics.cli import register as register_export
     from sijill.demo import demo
     from sijill.linkage.cli import register as register_linkage
+    from sijill.programs.cli import register as register_programs
     from sijill.registry.cli import register as register_registry
     from sijill.registry.merges.cli import register as register_merges
     from sijill.registry.reviews.cli import register as register_review_flags
@@ -43,6 +44,7 @@ def _register_commands() -> None:
     register_merges(app)
     register_linkage(app)
     register_targeting(app)
+    register_programs(app)
     app.command("demo")(demo)
     register_users(app)
     register_export(app)

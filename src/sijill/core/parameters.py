@@ -72,27 +72,32 @@ def _number(value: object) -> Value:
 
 
 def load_parameter(path: Path) -> Parameter:
-    data = read_yaml(path)
+    return parse_parameter(path.stem, read_yaml(path), path.name)
+
+
+def parse_parameter(name: str, data: object, where: str) -> Parameter:
+    """A parameter from its mapping (a file's, or one inside a program spec); `where` prefixes
+    every error so the reader finds the place."""
     if not isinstance(data, dict):
-        raise InvalidInput(f"{path.name}: a parameter file is a mapping of fields")
+        raise InvalidInput(f"{where}: a parameter is a mapping of fields")
     for field in ("description", "unit", "reference", "values"):
         if not data.get(field):
-            raise InvalidInput(f"{path.name}: the field '{field}' is missing or empty")
+            raise InvalidInput(f"{where}: the field '{field}' is missing or empty")
     if not isinstance(data["values"], dict):
-        raise InvalidInput(f"{path.name}: 'values' maps start dates to values")
+        raise InvalidInput(f"{where}: 'values' maps start dates to values")
     values = []
     for start, entry in data["values"].items():
         if not isinstance(start, dt.date):
-            raise InvalidInput(f"{path.name}: values: '{start}' is not a date (YYYY-MM-DD)")
+            raise InvalidInput(f"{where}: values: '{start}' is not a date (YYYY-MM-DD)")
         if isinstance(entry, dict):
             if "value" not in entry:
-                raise InvalidInput(f"{path.name}: values: {start}: the field 'value' is missing")
+                raise InvalidInput(f"{where}: values: {start}: the field 'value' is missing")
             values.append(DatedValue(start, _number(entry["value"]), entry.get("reference")))
         else:
             values.append(DatedValue(start, _number(entry)))
     values.sort(key=lambda dated: dated.start)
     return Parameter(
-        name=path.stem,
+        name=name,
         description=str(data["description"]),
         unit=str(data["unit"]),
         reference=str(data["reference"]),

@@ -32,6 +32,14 @@ class Permission(StrEnum):
     TARGETING_FIT = "targeting.fit"
     # Approve a fitted PMT for scoring: never the one who fitted it (four eyes).
     TARGETING_APPROVE = "targeting.approve"
+    # Run a program's rules over the registry in the user's areas (`sijill.programs`):
+    # eligibility, ranking, enrollment and recertification, each a recorded decision.
+    PROGRAMS_RUN = "programs.run"
+    # Read a program's decisions and their explanations in the user's areas: the program's
+    # staff, and the grievance officers who hear appeals against them.
+    PROGRAMS_READ = "programs.read"
+    # Record a notified household's answer (enrolled or declined): caseworkers.
+    PROGRAMS_ENROLL = "programs.enroll"
     AGGREGATES = "registry.aggregates"  # counts by area, never a person
     EXPORT_PSEUDONYMISED = "export.pseudonymised"
     AUDIT_READ = "audit.read"
@@ -56,13 +64,23 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.REVIEW_FLAGS,
             P.MERGE,
             P.LINKAGE_RUN,
+            P.PROGRAMS_ENROLL,
         }
     ),
     "program_officer": frozenset(
-        _READER | {P.AGGREGATES, P.TARGETING_RUN, P.TARGETING_FIT, P.TARGETING_APPROVE}
+        _READER
+        | {
+            P.AGGREGATES,
+            P.TARGETING_RUN,
+            P.TARGETING_FIT,
+            P.TARGETING_APPROVE,
+            P.PROGRAMS_RUN,
+            P.PROGRAMS_READ,
+            P.PROGRAMS_ENROLL,
+        }
     ),
     "payment_officer": frozenset(_READER),
-    "grievance_officer": frozenset(_READER | {P.HOUSEHOLD_HISTORY}),
+    "grievance_officer": frozenset(_READER | {P.HOUSEHOLD_HISTORY, P.PROGRAMS_READ}),
     "auditor": frozenset(_READER | {P.HOUSEHOLD_HISTORY, P.AGGREGATES, P.AUDIT_READ}),
     # Aggregates and pseudonymised exports only: never a name or an identifier.
     "analyst": frozenset({P.AGGREGATES, P.EXPORT_PSEUDONYMISED, P.TARGETING_FIT}),

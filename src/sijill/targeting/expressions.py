@@ -11,7 +11,7 @@ is refused until someone decides it is safe. Allowed:
 - comparisons (= <> != < <= > >=), AND, OR, NOT, IN (a list of values), BETWEEN,
   IS [NOT] NULL;
 - arithmetic (+ - * / %, unary minus), parentheses, CASE WHEN ... THEN ... ELSE ... END;
-- the functions COALESCE, LEAST, GREATEST, ABS, ROUND, FLOOR, CEIL.
+- the functions COALESCE, LEAST, GREATEST, ABS, ROUND, FLOOR, CEIL, EXP, LN.
 
 Comments and `;` are refused before parsing: an expression is one expression. Types are
 inferred bottom-up (number, boolean, text) and a mismatch sqlglot would pass on to the engine
@@ -43,6 +43,9 @@ FUNCTIONS = {
     exp.Round: "ROUND",
     exp.Floor: "FLOOR",
     exp.Ceil: "CEIL",
+    # A gap-based benefit reads consumption back from a PMT's predicted log.
+    exp.Exp: "EXP",
+    exp.Ln: "LN",
 }
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 _ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)
@@ -192,7 +195,7 @@ class _Typer:
             return "boolean"
         if isinstance(node, exp.Null):
             return _NULL
-        if isinstance(node, exp.Neg | exp.Abs | exp.Floor | exp.Ceil):
+        if isinstance(node, exp.Neg | exp.Abs | exp.Floor | exp.Ceil | exp.Exp | exp.Ln):
             return self.need(node.this, "number", node)
         if isinstance(node, exp.Round):
             if node.args.get("decimals") is not None:
