@@ -52,7 +52,7 @@ from sijill.security.audit.service import append
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 from sijill.targeting.inputs import read_query
-from sijill.targeting.models import TargetingRun
+from sijill.targeting.models import PmtModel, TargetingRun
 from sijill.targeting.runs import run_mpi, score_pmt
 from sijill.targeting.service import Snapshot, load_snapshot, take_snapshot, timer
 
@@ -250,19 +250,32 @@ def _score_runs(
     """Each named score's run on this snapshot: the latest one, or a new one."""
     found: dict[str, int] = {}
     for score in spec.scores:
+        model = score.model
         with Session(engine) as session:
+            if score.kind == "pmt" and model is None:
+                model = session.scalar(
+                    select(PmtModel.version)
+                    .where(PmtModel.approved_at.is_not(None))
+                    .order_by(PmtModel.approved_at.desc())
+                    .limit(1)
+                )
+                if model is None:
+                    raise InvalidInput(
+                        f"score {score.name}: there is no approved PMT model yet "
+                        "(sijill pmt fit, then sijill pmt approve)"
+                    )
             query = select(TargetingRun.id).where(
                 TargetingRun.snapshot_id == snapshot.record.id,
                 TargetingRun.kind == score.kind,
                 TargetingRun.finished_at.is_not(None),
             )
-            if score.model is not None:
-                query = query.where(TargetingRun.model_version == score.model)
+            if model is not None:
+                query = query.where(TargetingRun.model_version == model)
             run_id = session.scalar(query.order_by(TargetingRun.id.desc()).limit(1))
         if run_id is None:
             stage(f"scoring {score.name}")
             scorer = score_pmt if score.kind == "pmt" else run_mpi
-            extra = {"model_version": score.model} if score.kind == "pmt" else {}
+            extra = {"model_version": model} if score.kind == "pmt" else {}
             run_id = scorer(
                 engine, settings, principal=principal, snapshot_id=snapshot.record.id, **extra
             ).run_id

@@ -72,7 +72,7 @@ class Clause:
 class Score:
     name: str
     kind: str  # pmt | mpi
-    model: str | None  # the PMT model version
+    model: str | None  # the PMT model version; None: the latest approved model
 
 
 @dataclass(frozen=True)
@@ -349,8 +349,9 @@ def _score(where: str, name: Any, body: Any) -> Score:
     if not isinstance(body, dict) or body.get("kind") not in SCORE_KINDS:
         raise SpecError(f"{where}: scores.{name}: kind is one of {', '.join(SCORE_KINDS)}")
     model = body.get("model")
-    if body["kind"] == "pmt" and not model:
-        raise SpecError(f"{where}: scores.{name}: a PMT score names its model version")
+    if body["kind"] == "mpi" and model:
+        raise SpecError(f"{where}: scores.{name}: an MPI score has no model")
+    # A PMT score without a model reads the latest approved one; the run records which.
     return Score(name, body["kind"], str(model) if model else None)
 
 
