@@ -15,7 +15,6 @@ pass leave, the others are recertified for another period; each change is an eve
 Re-running a spec on the same snapshot changes nothing: the earlier run is returned.
 """
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -28,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from sijill.core import clock
 from sijill.core.errors import Conflict, InvalidInput, NotFound
+from sijill.core.pg_copy import copy_frame
 from sijill.core.settings import Settings
 from sijill.programs import rules
 from sijill.programs.benefits import parse_formula
@@ -284,9 +284,25 @@ def _score_runs(
 
 
 def _scores(engine: Engine, settings: Settings, run_id: int) -> pl.DataFrame:
+    """A scoring run's scores. A finished run's scores never change, so the first read (by
+    COPY) is kept as Parquet in the private work folder and every later program reads that:
+    ten programs on one national snapshot read the registry's scores once."""
+    with Session(engine) as session:
+        started = session.scalar(select(TargetingRun.started_at).where(TargetingRun.id == run_id))
+    folder = settings.work_dir / "targeting" / "scores"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The start time tells a run from another of the same number in a registry made afresh.
+    path = folder / f"run-{run_id}-{started:%Y%m%dT%H%M%S%f}.parquet"
+    if path.is_file():
+        return pl.read_parquet(path)
     query = f"SELECT household_id, score FROM household_score WHERE run_id = {int(run_id)}"
     schema = {"household_id": pl.Int64, "score": pl.Float64}
-    return read_query(engine, query, schema, settings.work_dir)
+    scores = read_query(engine, query, schema, settings.work_dir)
+    partial = path.with_name(f".{path.name}.partial")
+    scores.write_parquet(partial)
+    partial.chmod(0o600)
+    partial.rename(path)
+    return scores
 
 
 def _same_run(engine, spec, kind, snapshot, score_runs, as_of) -> ProgramRun | None:
@@ -353,14 +369,7 @@ def _copy_rows(session: Session, table: str, rows: pl.DataFrame) -> None:
         target = model.get(table, Enrollment)
         session.execute(insert(target), rows.to_dicts())
         return
-    raw = session.connection().connection.driver_connection
-    buffer = io.BytesIO()
-    rows.write_csv(buffer, include_header=False, null_value="")
-    sql = f"COPY {table} ({', '.join(rows.columns)}) FROM STDIN (FORMAT csv)"
-    with raw.cursor() as cursor, cursor.copy(sql) as copy:
-        view = buffer.getbuffer()
-        for start in range(0, len(view), 1 << 20):
-            copy.write(view[start : start + (1 << 20)])
+    copy_frame(session.connection().connection.driver_connection, table, rows)
 
 
 def _write_decisions(session: Session, run_id: int, decisions: pl.DataFrame) -> None:

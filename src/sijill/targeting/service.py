@@ -10,7 +10,6 @@ writes all its scores or none.
 """
 
 import hashlib
-import io
 import itertools
 import math
 import os
@@ -30,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from sijill.core import clock
 from sijill.core.errors import InvalidInput, NotFound
+from sijill.core.pg_copy import copy_frame
 from sijill.core.settings import Settings
 from sijill.registry.models import Household
 from sijill.security.area_scope import run_area
@@ -190,10 +190,16 @@ def load_snapshot(
     )
     if not allowed:
         raise NotFound(f"There is no feature snapshot {snapshot_id} in your scope")
+    return open_snapshot(settings, record)
+
+
+def open_snapshot(settings: Settings, record: FeatureSnapshot) -> Snapshot:
+    """A snapshot whose file is the one recorded (checksum). The caller has checked scope:
+    `load_snapshot` by the snapshot's area, an explanation by its household's."""
     path = snapshot_folder(settings) / record.file_name
     if not path.is_file() or _sha256(path) != record.sha256:
         raise InvalidInput(
-            f"feature snapshot {snapshot_id}: its file is missing or not the one recorded; "
+            f"feature snapshot {record.id}: its file is missing or not the one recorded; "
             "take a new snapshot"
         )
     return Snapshot(record, path)
@@ -275,14 +281,7 @@ def _write_scores(session: Session, run_id: int, scores: pl.DataFrame) -> None:
         if rows.height:
             session.execute(insert(HouseholdScore), rows.to_dicts())
         return
-    raw = session.connection().connection.driver_connection
-    buffer = io.BytesIO()
-    rows.write_csv(buffer, include_header=False)
-    sql = "COPY household_score (run_id, household_id, score, poor) FROM STDIN (FORMAT csv)"
-    with raw.cursor() as cursor, cursor.copy(sql) as copy:
-        view = buffer.getbuffer()
-        for start in range(0, len(view), 1 << 20):
-            copy.write(view[start : start + (1 << 20)])
+    copy_frame(session.connection().connection.driver_connection, "household_score", rows)
 
 
 def timer() -> tuple[Any, float]:
