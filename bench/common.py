@@ -49,7 +49,7 @@ def run_measured(command: list[str], env: dict | None = None) -> Run:
         started = time.perf_counter()
         process = subprocess.run(
             ["/usr/bin/time", "-f", "%M", "-o", timing.name, *command],
-            env={**os.environ, **(env or {})},
+            env=_measured_env(env),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -59,6 +59,14 @@ def run_measured(command: list[str], env: dict | None = None) -> Run:
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{process.stdout[-3000:]}")
     return Run(seconds, peak_kb / 1024, process.stdout)
+
+
+def _measured_env(env: dict | None) -> dict:
+    # Without cached bytecode every process compiles its imports afresh: seconds of start-up
+    # that a deployed Sijill never pays.
+    merged = {**os.environ, **(env or {})}
+    merged.pop("PYTHONDONTWRITEBYTECODE", None)
+    return merged
 
 
 def median(values: list[float]) -> float:

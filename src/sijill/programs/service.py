@@ -15,6 +15,7 @@ pass leave, the others are recertified for another period; each change is an eve
 Re-running a spec on the same snapshot changes nothing: the earlier run is returned.
 """
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -84,6 +85,7 @@ class ProgramReport:
     failed_by_clause: dict[str, int] = field(default_factory=dict)
     unchanged: bool = False  # the same spec had already run on this snapshot
     dry_run: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)  # by step, and the total
 
 
 def run_program(
@@ -106,9 +108,8 @@ def run_program(
         raise ValueError(f"kind {kind!r}")
     spec = spec if spec is not None else load_spec(spec_path)
     formula = parse_formula(spec)
-    started, _ = timer()
-    as_of = as_of or started.date()
-    values = spec.values_on(as_of)  # a parameter without a value on that day stops here
+    started, began = timer()
+    clock_at = _Stopwatch(began)
     with Session(engine) as session:
         principal.require(Permission.PROGRAMS_RUN)
         area_id = run_area(
@@ -116,16 +117,27 @@ def run_program(
             whole_registry="Running a program over the whole registry",
         )  # fmt: skip
         _check_version(session, spec)
-    if snapshot_id is None:
+        snapshot = None
+        if snapshot_id is not None:
+            snapshot = load_snapshot(session, settings, principal, snapshot_id)
+    if snapshot is not None:
+        # The rules are those of the day the features describe: one date for both.
+        if as_of is not None and as_of != snapshot.record.as_of:
+            raise InvalidInput(
+                f"feature snapshot {snapshot_id} is as of {snapshot.record.as_of}, not {as_of}"
+            )
+        if snapshot.record.area_id != area_id:
+            raise InvalidInput(f"feature snapshot {snapshot_id} covers another area than the run")
+        as_of = snapshot.record.as_of
+    as_of = as_of or started.date()
+    values = spec.values_on(as_of)  # a parameter without a value on that day stops here
+    if snapshot is None:
         snapshot = take_snapshot(
             engine, settings, principal=principal, as_of=as_of, area_code=area_code, stage=stage
         )
-    else:
-        with Session(engine) as session:
-            snapshot = load_snapshot(session, settings, principal, snapshot_id)
-        if snapshot.record.area_id != area_id:
-            raise InvalidInput(f"feature snapshot {snapshot_id} covers another area than the run")
+    clock_at.lap("snapshot")
     score_runs = _score_runs(engine, settings, principal, spec, snapshot, stage)
+    clock_at.lap("scoring")
     if not dry_run:
         earlier = _same_run(engine, spec, kind, snapshot, score_runs, as_of)
         if earlier is not None:
@@ -134,8 +146,10 @@ def run_program(
     compiled = rules.compile_rules(spec, formula, as_of, values)
     view = snapshot.columns(["household_id", *spec.feature_names(), *_formula_columns(formula)])
     scores = {name: _scores(engine, settings, run_id) for name, run_id in score_runs.items()}
+    clock_at.lap("reading")
     decisions = rules.evaluate(compiled, view, scores)
     counts = _counts(decisions, compiled)
+    clock_at.lap("evaluating")
     report = ProgramReport(
         run_id=None,
         program=spec.code,
@@ -149,6 +163,7 @@ def run_program(
         dry_run=dry_run,
         **counts,
     )
+    report.seconds = clock_at.laps
     if dry_run:
         return report
     stage("recording the decisions")
@@ -187,19 +202,41 @@ def run_program(
         session.add(run)
         session.flush()
         _write_decisions(session, run.id, decisions)
+        clock_at.lap("writing_decisions")
         if kind == ELIGIBILITY:
             transitions = _notify(session, spec, run, decisions, principal)
         else:
             transitions = _recertify(session, spec, run, decisions, principal)
-        run.summary = {"transitions": transitions, "failed_by_clause": report.failed_by_clause}
+        clock_at.lap("enrollment")
+        run.summary = {
+            "transitions": transitions,
+            "failed_by_clause": report.failed_by_clause,
+            "seconds": clock_at.laps,
+        }
         run.finished_at = clock.utcnow()
         principal.audit(
             f"programs.{kind}", "ok", RUN_RECORD, str(run.id), permission=Permission.PROGRAMS_RUN
         )
         append(session, principal.take_audit())
+    clock_at.lap("committing")
     report.run_id = run.id
     report.transitions = transitions
+    report.seconds = clock_at.laps
     return report
+
+
+class _Stopwatch:
+    """Seconds spent in each step of a run, for its record and the benchmarks."""
+
+    def __init__(self, began: float):
+        self.began = self.last = began
+        self.laps: dict[str, float] = {}
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.laps[step] = round(now - self.last, 3)
+        self.laps["total"] = round(now - self.began, 3)
+        self.last = now
 
 
 def _formula_columns(formula) -> list[str]:
