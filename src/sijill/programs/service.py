@@ -15,6 +15,7 @@ pass leave, the others are recertified for another period; each change is an eve
 Re-running a spec on the same snapshot changes nothing: the earlier run is returned.
 """
 
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -421,12 +422,28 @@ def _write_decisions(session: Session, run_id: int, decisions: pl.DataFrame) -> 
 
 
 def _current(session: Session, program: str) -> pl.DataFrame:
+    """Where every household of the program stands, read in the run's own transaction (by
+    COPY on PostgreSQL: a national program holds millions)."""
+    schema = {"household_id": pl.Int64, "status": pl.String, "recertify_on": pl.Date}
+    if session.bind.dialect.name == "postgresql":
+        raw = session.connection().connection.driver_connection
+        query = (
+            "COPY (SELECT household_id, status, recertify_on FROM enrollment "
+            "WHERE program = %s) TO STDOUT (FORMAT csv)"
+        )
+        buffer = io.BytesIO()
+        with raw.cursor() as cursor, cursor.copy(query, (program,)) as copy:
+            for chunk in copy:
+                buffer.write(chunk)
+        if not buffer.tell():
+            return pl.DataFrame(schema=schema)
+        buffer.seek(0)
+        return pl.read_csv(buffer, has_header=False, new_columns=list(schema), schema=schema)
     rows = session.execute(
         select(Enrollment.household_id, Enrollment.status, Enrollment.recertify_on).where(
             Enrollment.program == program
         )
     ).all()
-    schema = {"household_id": pl.Int64, "status": pl.String, "recertify_on": pl.Date}
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
