@@ -60,7 +60,7 @@ def upgrade() -> None:
     op.create_index("ix_program_run_program", "program_run", ["program"])
     op.create_table(
         "eligibility_decision",
-        sa.Column("run_id", sa.BigInteger(), sa.ForeignKey("program_run.id"), primary_key=True),
+        sa.Column("run_id", sa.BigInteger(), primary_key=True),
         sa.Column("household_id", sa.BigInteger(), primary_key=True),
         sa.Column("status", sa.SmallInteger(), nullable=False),
         sa.Column("passed", sa.BigInteger(), nullable=False),
@@ -72,7 +72,7 @@ def upgrade() -> None:
         sa.Column("household_id", sa.BigInteger(), primary_key=True),
         sa.Column("status", sa.String(12), nullable=False),
         sa.Column("since", sa.Date(), nullable=False),
-        sa.Column("run_id", sa.BigInteger(), sa.ForeignKey("program_run.id"), nullable=False),
+        sa.Column("run_id", sa.BigInteger(), nullable=False),
         sa.Column("recertify_on", sa.Date(), nullable=True),
     )
     op.create_index("ix_enrollment_status", "enrollment", ["status"])
@@ -81,7 +81,7 @@ def upgrade() -> None:
         sa.Column("id", _ID, primary_key=True),
         sa.Column("program", sa.String(48), nullable=False),
         sa.Column("household_id", sa.BigInteger(), nullable=False),
-        sa.Column("run_id", sa.BigInteger(), sa.ForeignKey("program_run.id"), nullable=True),
+        sa.Column("run_id", sa.BigInteger(), nullable=True),
         sa.Column("from_status", sa.String(12), nullable=True),
         sa.Column("to_status", sa.String(12), nullable=False),
         sa.Column("on_date", sa.Date(), nullable=False),
