@@ -6,6 +6,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from pydantic import ValidationError
 
 from sijill.identity.national_id import Scheme
 from sijill.registry import fields_doc
@@ -143,3 +144,65 @@ def test_bulk_path_refuses_what_the_api_refuses_for_identifiers():
         ("P2", "phone"),
         ("P3", "given_name_lat"),
     ]
+
+
+def test_person_facts_are_checked_alike_by_the_api_and_the_bulk_path():
+    # (cells of the exchange format, the field refused, a phrase of the import's message and
+    # of the API's); None: accepted. The rule across fields is one message on both paths.
+    only_enrolled = "school_grade is given only when enrolled is true"
+    cases = [
+        ({"enrolled": "yes", "school_grade": "7"}, None, None, None),
+        ({"enrolled": "no", "school_grade": "7"}, "school_grade", only_enrolled, only_enrolled),
+        ({"school_grade": "3"}, "school_grade", only_enrolled, only_enrolled),
+        (
+            {"enrolled": "yes", "school_grade": "13"},
+            "school_grade",
+            "between 1 and 12",
+            "or equal to 12",
+        ),
+        ({"monthly_income": "5000000000", "contributory_pension": "yes"}, None, None, None),
+        ({"monthly_income": "-1"}, "monthly_income", "between 0 and", "or equal to 0"),
+        ({"orphanhood": "paternal"}, None, None, None),
+        ({"orphanhood": "father"}, "orphanhood", "not a valid orphanhood", "'paternal'"),
+    ]
+    cells = [
+        {"_row": row, "person_key": f"P{row}"} | given for row, (given, *_) in enumerate(cases)
+    ]
+    frame = pl.DataFrame(
+        [
+            {
+                name: cell.get(name)
+                for name in ("_row", "person_key", *{k for c in cells for k in c} - {"_row"})
+            }
+            | {"household_key": "H1", "relationship": "child", "given_name_lat": "Ali"}
+            for cell in cells
+        ],
+        schema_overrides={"_row": pl.Int64},
+    )
+    clean, rejects = check_persons(frame, _context())
+    refused = {
+        key: (field, message)
+        for key, field, message in rejects.select("record_key", "field", "message").iter_rows()
+    }
+    for row, (given, field, phrase, api_phrase) in enumerate(cases):
+        key = f"P{row}"
+        api_values = {
+            name: {"yes": True, "no": False}.get(value, value) for name, value in given.items()
+        }
+        api_error = _api_error(api_values)
+        if field is None:
+            assert key not in refused and api_error is None, given
+        else:
+            assert refused[key][0] == field and phrase in refused[key][1], given
+            assert api_error is not None and api_phrase in api_error, given
+    assert clean.schema["monthly_income"] == pl.Int64
+    assert 5_000_000_000 in clean["monthly_income"].to_list()
+
+
+def _api_error(values: dict) -> str | None:
+    """The API's refusal of a member with these values, if any."""
+    try:
+        PersonCreate(relationship="child", given_name_lat="Ali", **values)
+    except ValidationError as error:
+        return "; ".join(f"{problem['msg']} {problem.get('ctx', '')}" for problem in error.errors())
+    return None

@@ -555,3 +555,38 @@ def test_malformed_lines_after_the_last_row_are_still_rejects(engine, settings, 
         ("households.csv", "5"),
     }
     assert report.rejected_rows == 4
+
+
+def test_person_facts_are_imported_and_checked(engine, settings, tmp_path):
+    facts = ["enrolled", "school_grade", "contributory_pension", "orphanhood", "monthly_income"]
+    rows = [
+        [*person("P1", "H1"), "", "", "yes", "", "4500000000"],
+        [*person("P2", "H1", "child", birth="2015-02-01"), "yes", "4", "", "paternal", ""],
+        [*person("P3", "H1", "child", birth="2016-02-01"), "no", "3", "", "", ""],
+        [*person("P4", "H1", "child", birth="2017-02-01"), "", "", "", "grandfather", "-5"],
+    ]
+    folder = make_folder(tmp_path / "src", [household("H1")], [])
+    write_csv(folder / "persons.csv", [PERSON_HEADER + facts, *rows])
+    report = import_path(engine, settings, folder)
+    assert report.counts.persons_added == 2
+    refused = {
+        (r["record_key"], r["field"]): r["message"] for r in read_rejects(report.rejects_path)
+    }
+    assert refused == {
+        ("P3", "school_grade"): "school_grade is given only when enrolled is true",
+        ("P4", "orphanhood"): refused[("P4", "orphanhood")],
+        ("P4", "monthly_income"): refused[("P4", "monthly_income")],
+    }
+    assert "not a valid orphanhood" in refused[("P4", "orphanhood")]
+    assert "between 0 and" in refused[("P4", "monthly_income")]
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text(
+                "SELECT source_key, enrolled, school_grade, contributory_pension, orphanhood, "
+                "monthly_income FROM person ORDER BY source_key"
+            )
+        ).all()
+    assert [tuple(row) for row in stored] == [
+        ("src:P1", None, None, True, None, 4_500_000_000),
+        ("src:P2", True, 4, None, "paternal", None),
+    ]

@@ -123,6 +123,25 @@ def test_read_household_round_trips_every_field(client):
         assert read[field] == payload[field]
 
 
+def test_person_facts_round_trip_and_grade_needs_enrollment(client, sessions):
+    facts = {
+        "contributory_pension": True,
+        "monthly_income": 4_500_000_000,  # minor units, beyond a 32-bit integer
+    }
+    pupil = {"school_grade": 4, "orphanhood": "paternal"}
+    payload = household(members=[person(**facts), child(**pupil)])
+    created = client.post("/households", json=payload).json()
+    read = client.get(f"/households/{created['household_id']}").json()
+    head, pupil_read = read["members"]
+    assert {name: head[name] for name in facts} == facts
+    assert {name: pupil_read[name] for name in pupil} == pupil
+
+    truant = household(members=[person(), child(enrolled=False, school_grade=4)])
+    body = assert_problem(client.post("/households", json=truant), 422, ["members.1"])
+    assert "school_grade is given only when enrolled is true" in body["errors"][0]["message"]
+    assert row_counts(sessions)["household"] == 1
+
+
 def test_register_household_normalises_phone_digits(client):
     payload = household(members=[person(phone="٠٠٩٦٢ ٧٩١ ٢٣٤ ٥٦٧")])
     created = client.post("/households", json=payload).json()

@@ -648,6 +648,106 @@ def test_work_and_school(persons, households):
     assert by_poverty[True] < by_poverty[False] - 0.05 and by_poverty[False] > 0.85
 
 
+def _originals_with_poverty(persons, households) -> pl.DataFrame:
+    return persons.filter(pl.col("duplicate_kind").is_null()).join(
+        households.select("household_key", "poor"), on="household_key"
+    )
+
+
+def test_school_grades_follow_age_with_more_repetition_in_poor_households(persons, households):
+    people = _originals_with_poverty(persons, households)
+    graded = people.filter(pl.col("school_grade").is_not_null())
+    assert graded["enrolled"].all() and graded["age"].is_between(6, 18).all()
+    # Age here is by year of birth: one more than the age in years for part of the year.
+    pupils = people.filter(pl.col("enrolled") & pl.col("age").is_between(7, 17))
+    behind = pupils["age"] - 5 - pupils["school_grade"]
+    assert pupils["school_grade"].null_count() == 0 and behind.is_between(0, 3).all()
+    over_age = pupils.with_columns(over=behind >= 2).group_by("poor").agg(pl.col("over").mean())
+    rate = dict(over_age.iter_rows())
+    assert 0.1 <= pupils.select((behind >= 2).mean()).item() <= 0.3
+    assert rate[True] > rate[False] + 0.05
+    level = pl.when(pl.col("school_grade") <= 6).then(pl.lit("primary"))
+    level = level.when(pl.col("school_grade") <= 9).then(pl.lit("lower_secondary"))
+    level = level.otherwise(pl.lit("upper_secondary"))
+    assert (pupils["education_level"] == pupils.select(level).to_series()).all()
+
+
+def test_contributory_pensions_go_to_a_third_of_the_elderly_mostly_the_better_off(
+    persons, households
+):
+    people = _originals_with_poverty(persons, households)
+    assert not people.filter(pl.col("age") < 60)["contributory_pension"].any()
+    elderly = people.filter(pl.col("age") >= 61)
+    assert 0.28 <= elderly["contributory_pension"].mean() <= 0.42
+    by_poverty = dict(elderly.group_by("poor").agg(pl.col("contributory_pension").mean()).rows())
+    assert by_poverty[False] > 1.5 * by_poverty[True]
+    retired = elderly.filter(pl.col("employment_status") == "retired")
+    assert retired["contributory_pension"].mean() > 0.7
+
+
+def test_orphans_are_a_few_percent_of_children_and_agree_with_the_roster(persons, households):
+    people = _originals_with_poverty(persons, households)
+    assert people.filter(pl.col("age") >= 19)["orphanhood"].is_null().all()
+    children = people.filter(pl.col("age") <= 16)
+    assert children["orphanhood"].null_count() == 0
+    orphan = pl.col("orphanhood") != "none"
+    assert 0.03 <= children.select(orphan.mean()).item() <= 0.09
+    kinds = dict(children["orphanhood"].value_counts().rows())
+    assert kinds["paternal"] > kinds["maternal"] > kinds["double"] > 0
+    by_poverty = dict(children.group_by("poor").agg(orphan.mean()).rows())
+    assert by_poverty[True] > by_poverty[False]
+    refugee = pl.col("residency_status").is_in(["refugee", "asylum_seeker"])
+    by_status = dict(children.group_by(refugee).agg(orphan.mean()).rows())
+    assert by_status[True] > by_status[False]
+    # A child of the head is an orphan only of the parent who is not there: a widowed head's
+    # other parent; the head's children by a couple are never orphans.
+    heads = people.filter(pl.col("relationship") == "head").select(
+        "household_key", head_sex="sex", head_status="marital_status"
+    )
+    own = children.filter(pl.col("relationship") == "child").join(heads, on="household_key")
+    expected = (
+        pl.when(pl.col("head_status") != "widowed")
+        .then(pl.lit("none"))
+        .when(pl.col("head_sex") == "F")
+        .then(pl.lit("paternal"))
+        .otherwise(pl.lit("maternal"))
+    )
+    assert (own["orphanhood"] == own.select(expected).to_series()).all()
+
+
+def test_monthly_incomes_follow_consumption_and_informal_ones_are_under_declared(
+    persons, households
+):
+    people = _originals_with_poverty(persons, households)
+    known = people.filter(pl.col("monthly_income").is_not_null())
+    assert (known["monthly_income"] >= 0).all()
+    assert people.filter(pl.col("age") >= 16)["true_monthly_income"].null_count() == 0
+    workers = people.filter(pl.col("employment_status") == "employed")
+    formal = workers.filter(pl.col("employment_sector") == "formal")
+    assert (formal["monthly_income"] == formal["true_monthly_income"]).all()
+    informal = workers.filter(pl.col("employment_sector") == "informal")
+    assert 0.10 <= informal["monthly_income"].is_null().mean() <= 0.20
+    declared = informal.drop_nulls("monthly_income")
+    under = (declared["monthly_income"] < declared["true_monthly_income"]).mean()
+    assert 0.6 <= under <= 0.85
+    # Pensioners get at least the minimum pension (the monthly poverty line, in cents).
+    pensioners = people.filter(pl.col("contributory_pension"))
+    assert (pensioners["true_monthly_income"] >= 100 * 1_800 // 12).all()
+    # The household's income goes with its consumption, and poor workers earn less.
+    per_household = (
+        people.group_by("household_key")
+        .agg(income=pl.col("true_monthly_income").sum(), size=pl.len())
+        .join(households.select("household_key", "log_consumption_pc"), on="household_key")
+        .filter(pl.col("income") > 0)
+    )
+    correlation = per_household.select(
+        pl.corr((pl.col("income") / pl.col("size")).log(), "log_consumption_pc")
+    ).item()
+    assert correlation > 0.6
+    by_poverty = dict(workers.group_by("poor").agg(pl.col("true_monthly_income").median()).rows())
+    assert by_poverty[True] < 0.6 * by_poverty[False]
+
+
 def test_birth_dates_are_sometimes_known_only_to_the_year(persons):
     older = persons.filter((pl.col("age") > 52) & pl.col("duplicate_kind").is_null())
     year_only = older["birth_date"].str.len_chars() == 4

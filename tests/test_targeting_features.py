@@ -110,6 +110,71 @@ def test_features_of_a_registered_household_are_the_hand_computed_ones(
     assert set(snapshot.view.columns) == {"household_id", *(f.name for f in features.FEATURES)}
 
 
+def test_school_pension_orphan_and_income_features_are_the_hand_computed_ones(
+    registry, engine, settings, sessions
+):
+    def pupil(age: int, grade: int, **extra):
+        return child(birth_date=_years_ago(age), school_grade=grade, **extra)
+
+    family = household(
+        members=[
+            person(birth_date=_years_ago(45), monthly_income=90_000),
+            spouse(birth_date=_years_ago(40)),  # her income is not known
+            person("parent", sex="F", birth_date=_years_ago(70), national_id=None,
+                   employment_status="inactive", employment_sector=None,
+                   contributory_pension=False, monthly_income=0),
+            # Beyond a 32-bit integer in minor units: the sum must not overflow.
+            person("parent", birth_date=_years_ago(66), national_id=None,
+                   employment_status="retired", employment_sector=None,
+                   contributory_pension=True, monthly_income=4_000_000_000),
+            pupil(8, 3),
+            pupil(12, 5),  # a repeater: still in primary
+            pupil(13, 7, orphanhood="none"),
+            pupil(16, 10),
+            child(relationship="grandchild", birth_date=_years_ago(5), enrolled=False,
+                  orphanhood="paternal"),
+            # Orphaned, but an adult: not among the orphans.
+            child(relationship="other_relative", birth_date=_years_ago(19), enrolled=False,
+                  orphanhood="double"),
+        ]
+    )  # fmt: skip
+    unknown = household(members=[person(), spouse(birth_date=_years_ago(67))])
+    family_id, unknown_id = _register(registry, family), _register(registry, unknown)
+    snapshot = take_snapshot(engine, settings, principal=Principal.system("test"))
+    rows = {row["household_id"]: row for row in snapshot.view.iter_rows(named=True)}
+    row = rows[family_id]
+    assert (
+        row["n_children_primary"],
+        row["n_children_lower_secondary"],
+        row["n_children_upper_secondary"],
+    ) == (2, 1, 1)
+    assert (row["n_pensioners"], row["n_elderly_65_without_pension"]) == (1, 1)
+    assert (row["n_orphans"], row["has_orphan"]) == (1, True)
+    assert row["household_income_monthly"] == 90_000 + 0 + 4_000_000_000
+    assert row["income_per_capita_monthly"] == pytest.approx(4_000_090_000 / 10)
+    row = rows[unknown_id]
+    assert row["household_income_monthly"] is None and row["income_per_capita_monthly"] is None
+    # A spouse of 67 whose pension is not known counts as without one.
+    assert (row["n_pensioners"], row["n_elderly_65_without_pension"]) == (0, 1)
+    assert (row["n_orphans"], row["has_orphan"], row["n_children_primary"]) == (0, False, 0)
+    assert snapshot.view.schema["household_income_monthly"] == pl.Int64
+
+
+def test_exchange_files_carry_the_person_facts(tmp_path):
+    persons = (
+        "person_key,household_key,relationship,sex,birth_date,enrolled,school_grade,"
+        "contributory_pension,orphanhood,monthly_income\n"
+        "P1,H1,head,F,1950-01-01,false,,true,,250000\n"
+        "P2,H1,child,M,2012-01-01,true,6,false,maternal,\n"
+    )
+    inputs = _exchange(tmp_path, _HOUSEHOLDS.format(rooms=2, livestock=""), persons)
+    row = features.compute(inputs, date(2024, 6, 30)).row(0, named=True)
+    assert (row["n_children_primary"], row["n_orphans"], row["n_pensioners"]) == (1, 1, 1)
+    assert row["n_elderly_65_without_pension"] == 0
+    assert row["household_income_monthly"] == 250_000
+    assert row["income_per_capita_monthly"] == pytest.approx(125_000)
+
+
 def test_households_without_consent_are_not_assessed_and_are_counted(
     registry, engine, settings, sessions
 ):

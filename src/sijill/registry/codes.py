@@ -81,6 +81,8 @@ PERSON_CODES: dict[str, tuple[str, ...]] = {
         "not_applicable",
     ),
     "employment_sector": ("formal", "informal"),
+    # Father, mother or both deceased (UNICEF's definitions of paternal, maternal, double).
+    "orphanhood": ("none", "paternal", "maternal", "double"),
 }
 # Washington Group short set: six domains, answered 1 (no difficulty) .. 4 (cannot do at all).
 WG_DOMAINS = (

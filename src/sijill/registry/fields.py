@@ -76,8 +76,8 @@ class Labels(NamedTuple):
 
 
 class Column(NamedTuple):
-    """A stored column: `type` is one of text, string, small_integer, float, boolean, date,
-    json (see `registry.models`); NOT NULL when it has a default."""
+    """A stored column: `type` is one of text, string, small_integer, big_integer, float,
+    boolean, date, json (see `registry.models`); NOT NULL when it has a default."""
 
     name: str
     type: str
@@ -101,6 +101,8 @@ _COLUMN_TYPES = {
     Kind.PARTIAL_DATE: "date",
     Kind.DOCUMENT_NUMBER: "string",
 }
+# An integer field whose bounds pass this is stored as a big integer (money in minor units).
+SMALL_INTEGER_MAX = 32_767
 # Kinds whose columns are declared in `registry.models` (keys and the area's foreign key).
 _STRUCTURAL = {Kind.REGISTRY_ID, Kind.KEY, Kind.AREA}
 
@@ -134,6 +136,9 @@ class Field:
     api: bool = True  # a field of the API's households
     api_name: str | None = None  # "group.name" when the API nests it (consent.given)
     membership: bool = False  # stored on the membership, not on the person
+    # (field, value): given only when that other field of the record has that value; the API
+    # (`registry.schemas`) and the import (`bulk.validate`) both refuse it otherwise.
+    only_when: tuple[str, Any] | None = None
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -150,7 +155,18 @@ class Field:
         kind = _COLUMN_TYPES[self.kind]
         if kind == "text" and self.column_length:
             kind = "string"
+        if kind == "small_integer" and (self.maximum or 0) > SMALL_INTEGER_MAX:
+            kind = "big_integer"
         return (Column(self.name, kind, self.column_length, self.default),)
+
+    @property
+    def only_when_message(self) -> str | None:
+        """What the clerk is told when the field is given where `only_when` says it is not."""
+        if self.only_when is None:
+            return None
+        other, value = self.only_when
+        shown = str(value).lower() if isinstance(value, bool) else value
+        return f"{self.name} is given only when {other} is {shown}"
 
     @property
     def group(self) -> str | None:
@@ -629,6 +645,51 @@ PERSON = Catalogue(
             Labels("قطاع العمل", "secteur d'emploi", "employment sector"),
             16,
             doc="{codes}, empty when not employed",
+        ),
+        # Facts the region's programs rely on (Takaful and Tayssir pay by school level, Karama
+        # and social pensions exclude contributory pensioners, orphans' benefits, income tests).
+        Field(
+            "school_grade",
+            Kind.INTEGER,
+            Labels("الصف الدراسي", "classe fréquentée", "school grade"),
+            _KEEP,
+            minimum=1,
+            maximum=12,
+            only_when=("enrolled", True),
+            description="grade attended this school year (1 to 12); only for enrolled members",
+            doc="integer {minimum} to {maximum}: the grade attended this school year, only "
+            "with `enrolled` true; empty beyond secondary",
+        ),
+        Field(
+            "contributory_pension",
+            Kind.BOOLEAN,
+            Labels(
+                "يتقاضى معاشاً تقاعدياً من التأمينات",
+                "perçoit une pension contributive",
+                "receives a contributory pension",
+            ),
+            _KEEP,
+            doc="`true`/`false`: receives a contributory (social insurance) pension",
+        ),
+        _person_code(
+            "orphanhood",
+            Labels("اليُتم", "orphelin de", "orphanhood"),
+            16,
+            description="`paternal`, `maternal`, `double`: father, mother or both deceased",
+            doc="{codes}: father, mother or both deceased",
+        ),
+        Field(
+            "monthly_income",
+            Kind.INTEGER,
+            Labels("الدخل الشهري", "revenu mensuel", "monthly income"),
+            _KEEP,
+            minimum=0,
+            maximum=10**12,
+            unit="minor units of the currency a month",
+            description="own monthly income from work and pensions, in minor units of the "
+            "currency (cents); empty when unknown",
+            doc="whole number >= {minimum}: own income a month from work and pensions, in minor "
+            "units of the currency (`125050` is 1,250.50); empty when unknown",
         ),
     ),
 )

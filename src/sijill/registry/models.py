@@ -42,6 +42,7 @@ def machine_text(length: int) -> String:
 _COLUMN_TYPES = {
     "text": Text(),
     "small_integer": SmallInteger(),
+    "big_integer": BigInteger(),
     "float": Float(),
     "boolean": Boolean(),
     "date": Date(),

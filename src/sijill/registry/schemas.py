@@ -259,6 +259,10 @@ class _ConsentChecks(_Input):
 Consent = _group("Consent", "consent", fields.HOUSEHOLD, _input_field, _ConsentChecks)
 
 
+# Fields given only when another field has a value (`Field.only_when`).
+_CONDITIONAL = tuple(field for field in fields.PERSON if field.only_when and field.api)
+
+
 class _PersonChecks(_Input):
     @field_validator("birth_date", check_fields=False)
     @classmethod
@@ -288,6 +292,10 @@ class _PersonChecks(_Input):
             raise ValueError("a member needs a given name, in Arabic or Latin script")
         if self.employment_sector and self.employment_status != "employed":
             raise ValueError("employment_sector is given only for employed members")
+        for field in _CONDITIONAL:
+            other, value = field.only_when
+            if getattr(self, field.name) is not None and getattr(self, other) != value:
+                raise ValueError(field.only_when_message)
         born = self.birth()[0]
         if self.death_date and born and self.death_date < born:
             raise ValueError("the date of death is before the date of birth")

@@ -12,6 +12,7 @@ import pyarrow as pa
 from sijill.synth import (
     duplicates,
     dwelling,
+    facts,
     naming,
     population,
     registration,
@@ -96,6 +97,8 @@ def build(index: int, n: int, start: Start, ctx: Context) -> Chunk:
     """Chunk number `index`: `n` households whose counters begin at `start`."""
     rng = np.random.default_rng([ctx.seed, 1, index])
     hh, p = _originals(rng, n, start, ctx)
+    # A stream of their own: the facts added later left the other columns of a seed unchanged.
+    facts.draw(np.random.default_rng([ctx.seed, 4, index]), hh, p)
     n_p = len(p["hh"])
     hh, p = duplicates.inject(rng, hh, p)
     extra = _register_again(rng, hh, start, ctx)

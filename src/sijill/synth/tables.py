@@ -13,6 +13,7 @@ from sijill.synth import dwelling as dw
 from sijill.synth import names, national_ids, typos
 from sijill.synth.codes import fixed_strings, permute, template_strings
 from sijill.synth.duplicates import ARABIC_ONLY, KINDS, LATIN_ONLY, NAME_PARTS
+from sijill.synth.facts import ORPHANHOOD
 from sijill.synth.geography import Geography
 from sijill.synth.population import MARITAL, NATIONALITIES, RELATIONSHIPS, RESIDENCY
 from sijill.synth.registration import (
@@ -74,6 +75,10 @@ SCHEMAS = {
             ("enrolled", _b),
             ("employment_status", _s),
             ("employment_sector", _s),
+            ("school_grade", pa.int8()),
+            ("contributory_pension", _b),
+            ("orphanhood", _s),
+            ("monthly_income", pa.int64()),
         ]
     ),
     "truth_households": pa.schema(
@@ -93,6 +98,7 @@ SCHEMAS = {
             ("entity_id", pa.int64()),
             ("duplicate_of", _s),
             ("duplicate_kind", _s),
+            ("true_monthly_income", pa.int64()),
         ]
     ),
 }
@@ -242,6 +248,10 @@ def persons(p: dict, hh_keys: pa.Array, rng: np.random.Generator) -> tuple[pa.Ta
         enrolled=pa.array(p["enrolled"]),
         employment_status=_coded(EMPLOYMENT, p["employment"]),
         employment_sector=_coded(SECTORS, p["sector"]),
+        school_grade=pa.array(p["grade"], mask=p["grade"] == 0),
+        contributory_pension=pa.array(p["pension"]),
+        orphanhood=_coded(ORPHANHOOD, p["orphan"]),
+        monthly_income=pa.array(p["income"], mask=p["income"] < 0),
     )
     return pa.table(columns, schema=SCHEMAS["persons"]), person_keys
 
@@ -318,6 +328,7 @@ def truth_persons(p: dict, person_keys: pa.Array) -> pa.Table:
             "entity_id": pa.array(p["counter"]),
             "duplicate_of": duplicate_of,
             "duplicate_kind": _coded(KINDS, p["dup_kind"]),
+            "true_monthly_income": pa.array(p["true_income"], mask=p["true_income"] < 0),
         },
         schema=SCHEMAS["truth_persons"],
     )

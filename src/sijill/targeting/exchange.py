@@ -52,6 +52,9 @@ def from_exchange(
         _date(persons_file, persons, "death_date"),
         *(_integer(persons_file, persons, f"wg_{d}") for d in WASHINGTON_GROUP),
         _boolean(persons_file, persons, "enrolled"),
+        _integer(persons_file, persons, "school_grade"),
+        _boolean(persons_file, persons, "contributory_pension"),
+        _integer(persons_file, persons, "monthly_income"),
     ).cast(PERSON_SCHEMA)
     return Inputs(house, people, areas, pl.DataFrame(schema=FACT_SCHEMA))
 

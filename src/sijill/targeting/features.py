@@ -8,7 +8,8 @@ or from an exchange-format folder such as a survey's):
 - `households`: household_id, area_code, the dwelling codes, dwelling_rooms, `assets` and
   `income_sources` (lists of codes), livestock_<kind> counts;
 - `persons`: household_id, relationship, sex, birth_date, death_date, residency_status, the six
-  Washington Group answers, education_level, enrolled, employment_status, employment_sector;
+  Washington Group answers, education_level, enrolled, employment_status, employment_sector,
+  orphanhood, school_grade, contributory_pension, monthly_income (minor units);
 - `areas`: code, district_code, governorate_code, urban (the area tree, flattened);
 - `facts`: household_id, person_id, kind, valid_from (what other agencies' lists told us).
 
@@ -33,6 +34,8 @@ FeatureType = Literal["integer", "number", "boolean", "code"]
 Stage = Literal["members", "household"]
 
 SQL_TYPES = {"integer": "INTEGER", "number": "DOUBLE", "boolean": "BOOLEAN", "code": "VARCHAR"}
+# Sums of money in minor units pass a 32-bit integer (21 million units of a weak currency).
+WIDE_INTEGER = "BIGINT"
 
 # Years of schooling completed at each level (a six-year primary cycle, as the global MPI's
 # "six years of schooling" assumes; 3+3 secondary; two post-secondary years; a 4-year degree).
@@ -58,6 +61,11 @@ class Feature:
     sql: str
     stage: Stage = "household"
     unit: str | None = None
+    wide: bool = False  # an integer stored as BIGINT (money in minor units)
+
+    @property
+    def sql_type(self) -> str:
+        return WIDE_INTEGER if self.wide else SQL_TYPES[self.type]
 
     def as_dict(self) -> dict:
         return {
@@ -129,6 +137,24 @@ _INCOME = {
         ("مساعدة اجتماعية", "aide sociale", "social assistance"),
     ),
 }
+
+
+# School levels by the grade attended (a 6-3-3 cycle, as `SCHOOLING_YEARS`).
+_SCHOOL_LEVELS = (
+    ("primary", 1, 6, ("أطفال في التعليم الابتدائي", "enfants au primaire", "children in primary")),
+    (
+        "lower_secondary",
+        7,
+        9,
+        ("أطفال في الإعدادي", "enfants au collège", "children in lower secondary"),
+    ),
+    (
+        "upper_secondary",
+        10,
+        12,
+        ("أطفال في الثانوي", "enfants au lycée", "children in upper secondary"),
+    ),
+)
 
 
 def _in(column: str, codes: tuple[str, ...]) -> str:
@@ -237,6 +263,36 @@ CATALOGUE: tuple[Feature, ...] = (
     _count("n_children_out_of_school", "age BETWEEN 6 AND 14 AND NOT COALESCE(enrolled, FALSE)",
            Labels("أطفال خارج المدرسة", "enfants non scolarisés", "children out of school"),
            "members aged 6 to 14 not enrolled in school"),
+    *(
+        _count(f"n_children_{level}", f"enrolled AND school_grade BETWEEN {low} AND {high}",
+               Labels(*labels), f"members enrolled in grade {low} to {high} this school year")
+        for level, low, high, labels in _SCHOOL_LEVELS
+    ),
+    # --- pensions, orphans, income ----------------------------------------------------------
+    _count("n_pensioners", "COALESCE(contributory_pension, FALSE)",
+           Labels("متقاعدون بمعاش", "titulaires d'une pension", "pensioners"),
+           "members receiving a contributory (social insurance) pension"),
+    _count("n_elderly_65_without_pension", "age >= 65 AND NOT COALESCE(contributory_pension, "
+           "FALSE)", Labels("مسنون 65+ بلا معاش", "65 ans et plus sans pension",
+           "elderly 65+ without a pension"), "members aged 65+ not receiving a contributory "
+           "pension (one not known to receive one counts as without)"),
+    _count("n_orphans", "age <= 17 AND orphanhood IN ('paternal', 'maternal', 'double')",
+           Labels("أيتام", "orphelins", "orphans"),
+           "members under 18 whose father, mother or both have died"),
+    _flag("has_orphan", "COALESCE(m.n_orphans, 0) > 0",
+          Labels("في الأسرة يتيم", "ménage avec orphelin", "has an orphan"),
+          "at least one member under 18 is an orphan"),
+    Feature("household_income_monthly", "integer",
+            Labels("دخل الأسرة الشهري", "revenu mensuel du ménage", "household monthly income"),
+            "the members' own monthly incomes added up (those not known left out); empty when "
+            "no member's income is known",
+            "SUM(monthly_income)", "members", "minor units of the currency a month", wide=True),
+    Feature("income_per_capita_monthly", "number",
+            Labels("الدخل الشهري للفرد", "revenu mensuel par personne",
+                   "monthly income per person"),
+            "household_income_monthly per living member; empty when it is",
+            "CAST(m.household_income_monthly AS DOUBLE) / GREATEST(COALESCE(m.hh_size, 0), 1)",
+            unit="minor units of the currency a month per person"),
     # --- dwelling ---------------------------------------------------------------------------
     _code("dwelling_tenure", Labels("حيازة المسكن", "statut d'occupation", "dwelling tenure")),
     _code("dwelling_walls", Labels("مادة الجدران", "matériau des murs", "wall material")),
@@ -304,8 +360,12 @@ BY_NAME = {feature.name: feature for feature in CATALOGUE}
 # Helpers for other features: in the statement, left out of the view.
 _INTERNAL = frozenset({"n_dependents", "n_working_age"})
 FEATURES = tuple(f for f in CATALOGUE if f.name not in _INTERNAL)
+# Counts of members are 0 for a household without living members; a sum of incomes is not:
+# none known stays unknown.
 COUNTS_DEFAULT_ZERO = frozenset(
-    f.name for f in CATALOGUE if f.stage == "members" and f.sql.startswith("SUM(")
+    f.name
+    for f in CATALOGUE
+    if f.stage == "members" and f.sql.startswith("SUM(") and f.unit == "persons"
 )
 
 
@@ -333,11 +393,12 @@ def statement(as_of: date) -> str:
                 value = f"COALESCE({value}, 0)"
         else:
             value = feature.sql
-        selected.append(f"CAST({value} AS {SQL_TYPES[feature.type]}) AS {feature.name}")
+        selected.append(f"CAST({value} AS {feature.sql_type}) AS {feature.name}")
     columns = ",\n  ".join(selected)
     return f"""WITH members AS (
   SELECT household_id, relationship, sex, residency_status, {wg}, education_level, enrolled,
-    employment_status, employment_sector, {_age(as_of)} AS age
+    employment_status, employment_sector, orphanhood, school_grade, contributory_pension,
+    monthly_income, {_age(as_of)} AS age
   FROM persons
   WHERE death_date IS NULL OR death_date > {day}
 ),

@@ -47,6 +47,7 @@ PERSON_TEXT = (
     "education_level",
     "employment_status",
     "employment_sector",
+    "orphanhood",
 )
 HOUSEHOLD_SCHEMA = {
     "household_id": pl.String,
@@ -65,7 +66,12 @@ PERSON_SCHEMA = {
     "death_date": pl.Date,
     **{f"wg_{domain}": pl.Int8 for domain in WASHINGTON_GROUP},
     "enrolled": pl.Boolean,
+    "school_grade": pl.Int8,
+    "contributory_pension": pl.Boolean,
+    "monthly_income": pl.Int64,  # minor units
 }
+# Booleans are read as 1/0 (PostgreSQL's COPY writes t/f) and cast back.
+_BOOLEANS = ("enrolled", "contributory_pension")
 AREA_SCHEMA = {
     "code": pl.String,
     "district_code": pl.String,
@@ -149,6 +155,10 @@ def _state(table: str, columns: str, as_of: date | None) -> str:
     )
 
 
+def _as_number(column: str) -> str:
+    return f"CASE WHEN {column} THEN 1 WHEN NOT {column} THEN 0 END"
+
+
 def _end_of(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
@@ -166,7 +176,8 @@ def _queries(
     )  # fmt: skip
     person_columns = ", ".join(
         ("sex", "birth_date", "death_date", "residency_status", "education_level", "enrolled",
-         "employment_status", "employment_sector",
+         "employment_status", "employment_sector", "orphanhood", "school_grade",
+         "contributory_pension", "monthly_income",
          *(f"wg_{d}" for d in WASHINGTON_GROUP))
     )  # fmt: skip
     # Area IDs are integers from the area table, never user text.
@@ -231,8 +242,9 @@ WHERE {scope} AND {member_part} AND {unmerged}
     persons = f"""
 SELECT CAST(m.household_id AS TEXT), CAST(p.id AS TEXT), m.relationship, p.sex,
   p.residency_status, p.education_level, p.employment_status, p.employment_sector,
-  p.birth_date, p.death_date, {", ".join(f"p.wg_{d}" for d in WASHINGTON_GROUP)},
-  CASE WHEN p.enrolled THEN 1 WHEN NOT p.enrolled THEN 0 END
+  p.orphanhood, p.birth_date, p.death_date, {", ".join(f"p.wg_{d}" for d in WASHINGTON_GROUP)},
+  {_as_number("p.enrolled")}, p.school_grade, {_as_number("p.contributory_pension")},
+  p.monthly_income
 {members("membership m")}"""
     facts = f"""
 SELECT CAST(m.household_id AS TEXT), CAST(p.id AS TEXT), pf.kind, pf.valid_from
@@ -268,9 +280,11 @@ def from_registry(
     raw = read_query(engine, households_sql, household_raw, work_dir)
     consented = raw.filter(pl.col("consented") == 1)
     households = _decode_household_json(consented)
-    persons = read_query(engine, persons_sql, {**PERSON_SCHEMA, "enrolled": pl.Int8}, work_dir)
+    as_numbers = dict.fromkeys(_BOOLEANS, pl.Int8)
+    persons = read_query(engine, persons_sql, {**PERSON_SCHEMA, **as_numbers}, work_dir)
     kept = households.select("household_id")
-    persons = persons.cast({"enrolled": pl.Boolean}).join(kept, on="household_id", how="semi")
+    persons = persons.cast(dict.fromkeys(_BOOLEANS, pl.Boolean))
+    persons = persons.join(kept, on="household_id", how="semi")
     facts = read_query(engine, facts_sql, FACT_SCHEMA, work_dir)
     facts = facts.join(kept, on="household_id", how="semi")
     return RegistryInputs(

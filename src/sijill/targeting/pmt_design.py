@@ -44,6 +44,10 @@ _NOT_CANDIDATES = {
     "has_social_assistance",
     # A survey's households are not linked to payrolls: the fact is 0 there, not elsewhere.
     "n_formal_employment_facts",
+    # Declared income is what a proxy means test stands in for (unverifiable, under-declared
+    # where work is informal); a hybrid means test names it on purpose.
+    "household_income_monthly",
+    "income_per_capita_monthly",
 }
 LOGGED = frozenset({"hh_size"})
 

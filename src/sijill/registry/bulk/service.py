@@ -32,7 +32,8 @@ from sijill.core.settings import Settings
 from sijill.identity.national_id import Scheme
 from sijill.registry.bulk.batches import ORPHAN_MESSAGE, Batch, flat_batches, paired_batches
 from sijill.registry.bulk.mapping import Mapping, load_mapping, unmapped_columns
-from sijill.registry.bulk.validate import REJECT_SCHEMA, Context, check_households, check_persons
+from sijill.registry.bulk.rejects import REJECT_SCHEMA
+from sijill.registry.bulk.validate import Context, check_households, check_persons
 from sijill.registry.bulk.writer import BatchCounts, BatchWriter, stamp
 from sijill.registry.fields import HOUSEHOLD_KEY, PERSON_KEY
 from sijill.security.audit.service import AuditEntry, append_now

@@ -19,6 +19,7 @@ from sijill.identity.national_id import Scheme
 from sijill.identity.phones import phone_column
 from sijill.identity.text import DISALLOWED, RULES, checked_text_column
 from sijill.registry.bulk.dates import parse_dates
+from sijill.registry.bulk.rejects import NOT_SHOWN, ROW, Rejects
 from sijill.registry.fields import (
     COUNTRY_PATTERN,
     HOUSEHOLD,
@@ -31,15 +32,6 @@ from sijill.registry.fields import (
 )
 from sijill.security.consent import DATA_SHARING_PREFIX, SHARING_PURPOSE_PATTERN
 
-ROW = "_row"
-NOT_SHOWN = "_not_shown"  # a reject line's value naming no column is left empty
-REJECT_SCHEMA = {
-    "row": pl.Int64,
-    "record_key": pl.String,
-    "field": pl.String,
-    "value": pl.String,
-    "message": pl.String,
-}
 _TRUE = ["true", "yes", "y", "1", "نعم", "oui", "vrai"]
 _FALSE = ["false", "no", "n", "0", "لا", "non", "faux"]
 
@@ -50,63 +42,6 @@ class Context:
     scheme: Scheme
     date_order: str
     today: dt.date
-
-
-class Rejects:
-    """Collects (row, key, field, value, message) for the rows of one frame.
-
-    Checks are gathered first and evaluated together: one pass computes every check's mask
-    (Polars spreads them over the cores), and only the checks some row fails build reject lines.
-    """
-
-    def __init__(self, frame: pl.DataFrame, key: str):
-        self.frame = frame
-        self.key = key
-        self._checks: list[tuple[pl.Expr, str, pl.Expr, str]] = []
-        self._found: pl.DataFrame | None = None
-
-    def add(self, bad: pl.Expr, field: str, message: pl.Expr | str, value: str | None = None):
-        message_expr = pl.lit(message) if isinstance(message, str) else message
-        self._checks.append((bad.fill_null(False), field, message_expr, value or field))
-        self._found = None
-
-    def _lines(self, mask: str, field: str, message: pl.Expr, value: str) -> pl.DataFrame:
-        columns = self.frame.columns
-        value_expr = pl.col(value).cast(pl.String) if value in columns else pl.lit(None)
-        key_expr = pl.col(self.key) if self.key in columns else pl.lit(None, dtype=pl.String)
-        return (
-            self.frame.with_columns(self._masks[mask])
-            .filter(pl.col(mask))
-            .select(
-                pl.col(ROW).alias("row"),
-                key_expr.alias("record_key"),
-                pl.lit(field).alias("field"),
-                value_expr.alias("value"),
-                message.cast(pl.String).alias("message"),
-            )
-            .cast(REJECT_SCHEMA)
-        )
-
-    def frame_of_rejects(self) -> pl.DataFrame:
-        if self._found is None:
-            names = [f"__check{i}" for i in range(len(self._checks))]
-            masks = self.frame.select(
-                [bad.alias(name) for name, (bad, *_) in zip(names, self._checks, strict=True)]
-            )
-            self._masks = masks
-            failing = masks.select(pl.all().any()).row(0) if names else ()
-            parts = [
-                self._lines(name, field, message, value)
-                for name, hit, (_, field, message, value) in zip(
-                    names, failing, self._checks, strict=True
-                )
-                if hit
-            ]
-            self._found = pl.concat(parts) if parts else pl.DataFrame(schema=REJECT_SCHEMA)
-        return self._found
-
-    def rejected_rows(self) -> pl.Series:
-        return self.frame_of_rejects()["row"].unique()
 
 
 def _ensure(frame: pl.DataFrame, names) -> pl.DataFrame:
@@ -246,7 +181,8 @@ def _integer(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
     number = pl.col(name).str.to_integer(strict=False)
     rejects.add(pl.col(name).is_not_null() & number.is_null(), name, "is not a whole number")
     rejects.add(~number.is_between(low, high), name, f"must be between {low} and {high}")
-    return [number.cast(pl.Int16).alias(name)]
+    wide = field.columns[0].type == "big_integer"
+    return [number.cast(pl.Int64 if wide else pl.Int16).alias(name)]
 
 
 def _decimal(rejects: Rejects, field: Field, ctx: Context) -> list[pl.Expr]:
@@ -373,7 +309,17 @@ def _check_fields(rejects: Rejects, catalogue: Catalogue, ctx: Context) -> list[
         if field.required and field.when_empty:
             rejects.add(pl.col(field.name).is_null(), field.name, field.when_empty)
         written += _HANDLERS[field.kind](rejects, field, ctx)
+        if field.only_when:
+            _only_when(rejects, field, catalogue)
     return written
+
+
+def _only_when(rejects: Rejects, field: Field, catalogue: Catalogue) -> None:
+    """The API's rule (`Field.only_when`): given only when the other field has that value."""
+    other, value = field.only_when
+    given = _bool(other) if catalogue[other].kind is Kind.BOOLEAN else pl.col(other)
+    elsewhere = (given != value).fill_null(True)
+    rejects.add(pl.col(field.name).is_not_null() & elsewhere, field.name, field.only_when_message)
 
 
 def _clean(rejects: Rejects, written: list[pl.Expr]) -> tuple[pl.DataFrame, pl.DataFrame]:
