@@ -43,7 +43,8 @@ from bench_targeting import WORK, _country, _fit, _json, _pg, _registry
 from common import PG_ADMIN_URL, ROOT, SIJILL, median, record, run_measured
 from sqlglot import exp
 
-from sijill.programs.spec import load_spec, with_values
+from sijill.programs.clauses import with_values
+from sijill.programs.spec import load_spec
 
 EXAMPLES = ROOT / "examples" / "programs"
 DATABASE = "sijill_targeting"

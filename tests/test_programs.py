@@ -15,13 +15,14 @@ from sijill.core.areas import load_areas
 from sijill.core.db import make_engine
 from sijill.core.errors import Conflict, Forbidden
 from sijill.core.settings import Settings
+from sijill.programs.enrollment import enroll
 from sijill.programs.models import (
     EligibilityDecision,
     Enrollment,
     EnrollmentEvent,
     ProgramRun,
 )
-from sijill.programs.service import enroll, run_program
+from sijill.programs.service import run_program
 from sijill.programs.spec import SpecError, parse_spec
 from sijill.registry.bulk.service import import_path
 from sijill.security.audit.models import AuditRecord

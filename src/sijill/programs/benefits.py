@@ -25,7 +25,8 @@ from typing import Any
 from sqlglot import exp
 
 from sijill.core.parameters import Value
-from sijill.programs.spec import ProgramSpec, SpecError, with_values
+from sijill.programs.clauses import SpecError, with_values
+from sijill.programs.spec import ProgramSpec
 from sijill.targeting import expressions
 from sijill.targeting.expressions import Expression, ExpressionError
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from sijill.core.settings import get_settings
+from sijill.programs.cli_notices import add_commands
 from sijill.security.cli_common import (
     Output,
     OutputOption,
@@ -167,8 +168,8 @@ def enroll_command(
     Example: sijill programs enroll jo-naf-cash --household 4821093312
     """
     from sijill.core.db import make_engine
+    from sijill.programs.enrollment import enroll
     from sijill.programs.models import DECLINED, ENROLLED
-    from sijill.programs.service import enroll
 
     settings = get_settings()
     answer = DECLINED if decline else ENROLLED
@@ -221,6 +222,9 @@ def show_command(
         )
     else:
         emit_one(record, output)
+
+
+add_commands(programs_app)  # explain, notices
 
 
 def register(app: typer.Typer) -> None:

@@ -24,8 +24,9 @@ from sqlglot import exp
 from sijill.core.parameters import Value
 from sijill.programs import benefits
 from sijill.programs.benefits import Formula
+from sijill.programs.clauses import with_values
 from sijill.programs.models import NOT_ELIGIBLE, SELECTED, WAITLISTED
-from sijill.programs.spec import ProgramSpec, with_values
+from sijill.programs.spec import ProgramSpec
 
 
 @dataclass(frozen=True)

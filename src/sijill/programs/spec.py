@@ -11,6 +11,8 @@
       pmt_score: {kind: pmt, model: jo-2026-1}
     parameters:                     # dated, referenced (see core.parameters)
       cutoff: {description: ..., unit: log consumption, reference: ..., values: {2024-01-01: 7.1}}
+    # a score or a parameter may have `label: {ar: ..., fr: ..., en: ...}`: what an
+    # explanation of a decision calls it
     eligibility:                    # every clause must pass
       - {name: poor, where: "pmt_score < cutoff"}
     ranking: {by: pmt_score, order: ascending}   # poorest first when oversubscribed
@@ -37,14 +39,21 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlglot import exp
 
-from sijill.core.errors import InvalidInput
 from sijill.core.files import read_yaml
 from sijill.core.parameters import Parameter, Value, parse_parameter
-from sijill.registry.codes import HOUSEHOLD_CODES
+from sijill.programs.clauses import (
+    AREA_CLAUSE,
+    Clause,
+    SpecError,
+    area_expression,
+    name_ok,
+    parse_clause,
+    parse_ranking,
+    split_clauses,
+)
 from sijill.targeting import expressions
-from sijill.targeting.expressions import Expression, ExpressionError
+from sijill.targeting.expressions import Expression
 
 CYCLES = {"monthly": 1, "bimonthly": 2, "quarterly": 3}  # months per cycle
 RECIPIENTS = ("head", "female_caregiver")
@@ -52,20 +61,7 @@ SCORE_KINDS = ("pmt", "mpi")
 LANGUAGES = ("ar", "fr", "en")
 MAX_CLAUSES = 62  # the decision's bitmask is a signed 64-bit integer; one bit is the area
 _CODE = re.compile(r"^[a-z][a-z0-9-]{1,47}$")
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-AREA_CLAUSE = "area"
-_AREA_COLUMNS = ("area_code", "district_code", "governorate_code")
-
-
-class SpecError(InvalidInput):
-    """A spec that is refused; the message starts with where in the file."""
-
-
-@dataclass(frozen=True)
-class Clause:
-    name: str
-    expression: Expression
 
 
 @dataclass(frozen=True)
@@ -176,8 +172,12 @@ def parse_spec(document: Any, where: str = "spec") -> ProgramSpec:
     scores = tuple(_score(where, name, body) for name, body in read.mapping("scores").items())
     parameters = {}
     for name, body in read.mapping("parameters").items():
-        _name_ok(where, f"parameters.{name}", name)
+        name_ok(where, f"parameters.{name}", name)
         parameters[name] = parse_parameter(name, body, f"{where}: parameters.{name}")
+    for key in ("scores", "parameters"):
+        for name, body in read.mapping(key).items():
+            if isinstance(body, dict) and "label" in body:
+                _labels(where, f"{key}.{name}.label", body["label"])
     for score in scores:
         if score.name in parameters:
             raise SpecError(f"{where}: {score.name}: both a score and a parameter")
@@ -186,24 +186,26 @@ def parse_spec(document: Any, where: str = "spec") -> ProgramSpec:
         if name in expressions.feature_columns():
             raise SpecError(f"{where}: {name}: already the name of a feature; choose another")
     clauses = [
-        _clause(where, "eligibility", i, c, columns)
+        parse_clause(where, "eligibility", i, c, columns)
         for i, c in _items(read, "eligibility", columns)
     ]
     if not clauses:
         raise SpecError(f"{where}: eligibility: a program needs at least one clause")
     if areas:
-        clauses.insert(0, Clause(AREA_CLAUSE, _area_expression(areas, columns)))
+        clauses.insert(0, Clause(AREA_CLAUSE, area_expression(areas, columns)))
     if len(clauses) > MAX_CLAUSES:
         raise SpecError(f"{where}: eligibility: more than {MAX_CLAUSES} clauses")
     _unique(where, "eligibility", [clause.name for clause in clauses])
-    ranking, ascending = _ranking(where, read.mapping("ranking"), columns)
+    ranking, ascending = parse_ranking(where, read.mapping("ranking"), columns)
     quota = _quota(where, read.mapping("quota"))
     if quota is not None and ranking is None:
         raise SpecError(f"{where}: quota: a quota needs a ranking (who comes first?)")
     recipient = read.text("recipient", default="head")
     if recipient not in RECIPIENTS:
         raise SpecError(f"{where}: recipient: '{recipient}' is not one of {', '.join(RECIPIENTS)}")
-    exits = tuple(_clause(where, "exits", i, c, columns) for i, c in _items(read, "exits", columns))
+    exits = tuple(
+        parse_clause(where, "exits", i, c, columns) for i, c in _items(read, "exits", columns)
+    )
     _unique(where, "exits", [clause.name for clause in exits])
     recertification = read.integer("recertification_months", default=None, minimum=1)
     incompatible = tuple(str(code) for code in read.sequence("incompatible_with"))
@@ -286,66 +288,21 @@ class _Reader:
 def _items(read: _Reader, key: str, columns: dict[str, str]):
     value = read.document.get(key)
     if isinstance(value, str):  # a single `where:` expression: its AND-ed parts are clauses
-        return list(enumerate(_split(value, columns)))
+        return list(enumerate(split_clauses(value, columns)))
     return list(enumerate(read.sequence(key)))
 
 
-def _split(text: str, columns: dict[str, str]) -> list[dict[str, str]]:
-    """`a AND b AND c` as three clauses, so a decision says which part failed."""
-    try:
-        tree = expressions.check(text, columns, expect=None)
-    except ExpressionError:
-        return [{"name": "rule", "where": text}]  # checked, with its message, as one clause
-    parts: list[exp.Expression] = []
-
-    def flatten(node: exp.Expression) -> None:
-        node = node.this if isinstance(node, exp.Paren) and isinstance(node.this, exp.And) else node
-        if isinstance(node, exp.And):
-            flatten(node.this)
-            flatten(node.expression)
-        else:
-            parts.append(node)
-
-    flatten(tree.tree)
-    return [{"name": f"rule_{i + 1}", "where": part.sql("duckdb")} for i, part in enumerate(parts)]
-
-
-def _name_ok(where: str, place: str, name: Any) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise SpecError(f"{where}: {place}: '{name}' is not a name (a-z, 0-9, '_')")
-    return name
-
-
-def _clause(where: str, key: str, index: int, body: Any, columns: dict[str, str]) -> Clause:
-    place = f"{key}[{index}]"
-    if not isinstance(body, dict) or "where" not in body:
-        raise SpecError(f"{where}: {place}: a clause is {{name: ..., where: ...}}")
-    name = _name_ok(where, f"{place}.name", body.get("name", f"rule_{index + 1}"))
-    if name == AREA_CLAUSE:
-        raise SpecError(f"{where}: {place}.name: '{AREA_CLAUSE}' is kept for the spec's areas")
-    try:
-        expression = expressions.check(
-            str(body["where"]), columns, expect="boolean", codes=_codes(columns)
-        )
-    except ExpressionError as error:
-        raise SpecError(f"{where}: {place}.where: {error}") from None
-    return Clause(name, expression)
-
-
-def _codes(columns: dict[str, str]) -> dict[str, tuple[str, ...]]:
-    """The values a coded feature may take: a string outside them is a typo that would
-    silently select nobody."""
-    return {name: values for name, values in HOUSEHOLD_CODES.items() if name in columns}
-
-
-def _area_expression(areas: tuple[str, ...], columns: dict[str, str]) -> Expression:
-    listed = ", ".join("'" + area.replace("'", "''") + "'" for area in areas)
-    text = " OR ".join(f"{column} IN ({listed})" for column in _AREA_COLUMNS)
-    return expressions.check(text, columns, expect="boolean")
+def _labels(where: str, place: str, labels: Any) -> None:
+    """What an explanation calls a score or a parameter, in each language."""
+    if not isinstance(labels, dict) or set(labels) != set(LANGUAGES):
+        raise SpecError(f"{where}: {place}: a label is {{ar: ..., fr: ..., en: ...}}")
+    for language in LANGUAGES:
+        if not isinstance(labels[language], str) or not labels[language].strip():
+            raise SpecError(f"{where}: {place}.{language}: the label in {language} is missing")
 
 
 def _score(where: str, name: Any, body: Any) -> Score:
-    _name_ok(where, f"scores.{name}", name)
+    name_ok(where, f"scores.{name}", name)
     if not isinstance(body, dict) or body.get("kind") not in SCORE_KINDS:
         raise SpecError(f"{where}: scores.{name}: kind is one of {', '.join(SCORE_KINDS)}")
     model = body.get("model")
@@ -353,19 +310,6 @@ def _score(where: str, name: Any, body: Any) -> Score:
         raise SpecError(f"{where}: scores.{name}: an MPI score has no model")
     # A PMT score without a model reads the latest approved one; the run records which.
     return Score(name, body["kind"], str(model) if model else None)
-
-
-def _ranking(where: str, body: dict, columns: dict[str, str]) -> tuple[Expression | None, bool]:
-    if not body:
-        return None, True
-    order = body.get("order", "ascending")
-    if order not in ("ascending", "descending"):
-        raise SpecError(f"{where}: ranking.order: ascending (lowest first) or descending")
-    try:
-        ranking = expressions.check(str(body.get("by", "")), columns, expect="number")
-    except ExpressionError as error:
-        raise SpecError(f"{where}: ranking.by: {error}") from None
-    return ranking, order == "ascending"
 
 
 def _quota(where: str, body: dict) -> Quota | None:
@@ -393,20 +337,3 @@ def _unique(where: str, key: str, names: list[str]) -> None:
         if name in seen:
             raise SpecError(f"{where}: {key}: the name '{name}' is used twice")
         seen.add(name)
-
-
-def with_values(expression: Expression, values: dict[str, Value]) -> exp.Expression:
-    """The expression with each parameter replaced by its value: what runs, and what the
-    decision's rule text shows."""
-
-    def replace(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and node.name in values:
-            value = values[node.name]
-            if isinstance(value, bool):
-                return exp.Boolean(this=value)
-            if isinstance(value, int | Decimal):
-                return exp.Literal.number(str(value))
-            return exp.Literal.string(str(value))
-        return node
-
-    return expression.tree.copy().transform(replace)

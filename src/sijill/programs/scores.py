@@ -1,0 +1,85 @@
+"""The scores a program's rules read: each named score's run on the run's feature snapshot
+(the latest one, or one made then), and its scores read once and kept."""
+
+from collections.abc import Callable
+
+import polars as pl
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from sijill.core.errors import InvalidInput
+from sijill.core.settings import Settings
+from sijill.programs.spec import ProgramSpec
+from sijill.security.principal import Principal
+from sijill.targeting.inputs import read_query
+from sijill.targeting.models import PmtModel, TargetingRun
+from sijill.targeting.runs import run_mpi, score_pmt
+from sijill.targeting.service import Snapshot
+
+Stage = Callable[[str], None]
+
+
+def find_score_runs(
+    engine: Engine,
+    settings: Settings,
+    principal: Principal,
+    spec: ProgramSpec,
+    snapshot: Snapshot,
+    stage: Stage,
+) -> dict[str, int]:
+    """Each named score's run on this snapshot: the latest one, or a new one."""
+    found: dict[str, int] = {}
+    for score in spec.scores:
+        model = score.model
+        with Session(engine) as session:
+            if score.kind == "pmt" and model is None:
+                model = session.scalar(
+                    select(PmtModel.version)
+                    .where(PmtModel.approved_at.is_not(None))
+                    .order_by(PmtModel.approved_at.desc())
+                    .limit(1)
+                )
+                if model is None:
+                    raise InvalidInput(
+                        f"score {score.name}: there is no approved PMT model yet "
+                        "(sijill pmt fit, then sijill pmt approve)"
+                    )
+            query = select(TargetingRun.id).where(
+                TargetingRun.snapshot_id == snapshot.record.id,
+                TargetingRun.kind == score.kind,
+                TargetingRun.finished_at.is_not(None),
+            )
+            if model is not None:
+                query = query.where(TargetingRun.model_version == model)
+            run_id = session.scalar(query.order_by(TargetingRun.id.desc()).limit(1))
+        if run_id is None:
+            stage(f"scoring {score.name}")
+            scorer = score_pmt if score.kind == "pmt" else run_mpi
+            extra = {"model_version": model} if score.kind == "pmt" else {}
+            run_id = scorer(
+                engine, settings, principal=principal, snapshot_id=snapshot.record.id, **extra
+            ).run_id
+        found[score.name] = run_id
+    return found
+
+
+def read_scores(engine: Engine, settings: Settings, run_id: int) -> pl.DataFrame:
+    """A scoring run's scores. A finished run's scores never change, so the first read (by
+    COPY) is kept as Parquet in the private work folder and every later program reads that:
+    ten programs on one national snapshot read the registry's scores once."""
+    with Session(engine) as session:
+        started = session.scalar(select(TargetingRun.started_at).where(TargetingRun.id == run_id))
+    folder = settings.work_dir / "targeting" / "scores"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The start time tells a run from another of the same number in a registry made afresh.
+    path = folder / f"run-{run_id}-{started:%Y%m%dT%H%M%S%f}.parquet"
+    if path.is_file():
+        return pl.read_parquet(path)
+    query = f"SELECT household_id, score FROM household_score WHERE run_id = {int(run_id)}"
+    schema = {"household_id": pl.Int64, "score": pl.Float64}
+    scores = read_query(engine, query, schema, settings.work_dir)
+    partial = path.with_name(f".{path.name}.partial")
+    scores.write_parquet(partial)
+    partial.chmod(0o600)
+    partial.rename(path)
+    return scores
