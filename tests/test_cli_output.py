@@ -39,6 +39,8 @@ COMMANDS = {
     "keys rotate",
     "keys retire",
     "serve",
+    "programs explain",
+    "programs notices",
 }
 
 

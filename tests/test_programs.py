@@ -2,15 +2,19 @@
 checked household by household against an independent computation, enrollment moved along,
 re-runs that change nothing; on SQLite and PostgreSQL."""
 
+import time
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from factories import auth_headers
+from sijill.api import create_app
 from sijill.core.areas import load_areas
 from sijill.core.db import make_engine
 from sijill.core.errors import Conflict, Forbidden
@@ -320,3 +324,60 @@ def test_the_rules_give_the_same_decisions_on_postgresql(registry, tmp_path):
         in_duckdb.select("household_id", "passed", "amount", "rank", "status").iter_rows()
     )
     assert "ROW_NUMBER" in transpiled(compiled, "spark")
+
+
+def test_the_api_runs_a_spec_as_a_job_and_records_answers(registry, tmp_path):
+    engine, settings = registry
+    app = create_app(settings)
+    with TestClient(app) as client:
+        officer = auth_headers(app.state.sessions, settings, "program_officer")
+        bad = client.post(
+            "/programs/runs",
+            files={"spec": ("spec.yaml", yaml.safe_dump(spec_document(currency="dollars")))},
+            headers=officer,
+        )
+        assert bad.status_code == 422 and "currency" in bad.text
+        started = client.post(
+            "/programs/runs",
+            data={"as_of": DAY.isoformat()},
+            files={"spec": ("spec.yaml", write_spec(tmp_path).read_bytes())},
+            headers=officer,
+        )
+        assert started.status_code == 202, started.text
+        job = _finished(client, started.headers["Location"], officer)
+        assert job["state"] == "succeeded", job
+        assert job["outcome"]["selected"] == 150
+        run = client.get(f"/programs/runs/{job['outcome']['run_id']}", headers=officer).json()
+        assert run["selected"] == 150 and run["parameters"]["per_child"]["value"] == "12.5"
+        with Session(engine) as session:
+            notified = session.scalars(select(Enrollment.household_id).limit(3)).all()
+        caseworker = auth_headers(app.state.sessions, settings, "registrar")
+        answered = client.post(
+            "/programs/child-grant/enrollments",
+            json={"household_ids": notified, "answer": "enrolled"},
+            headers=caseworker,
+        )
+        assert answered.status_code == 200 and answered.json()["households"] == 3
+        again = client.post(
+            "/programs/child-grant/enrollments",
+            json={"household_ids": notified[:1], "answer": "declined"},
+            headers=caseworker,
+        )
+        assert again.status_code == 409
+    with Session(engine) as session:
+        states = session.scalars(
+            select(Enrollment.status).where(Enrollment.household_id.in_(notified))
+        ).all()
+        audited = session.scalar(
+            select(func.count()).where(AuditRecord.action == "programs.enrolled")
+        )
+    assert states == ["enrolled"] * 3 and audited == 1
+
+
+def _finished(client, location: str, headers) -> dict:
+    for _ in range(3000):  # up to five minutes on a busy machine
+        job = client.get(location, headers=headers).json()
+        if job["state"] in ("succeeded", "failed", "cancelled", "interrupted"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"the job did not end: {job}")

@@ -238,6 +238,11 @@ TARGETING = {
     "read_targeting_run",
     "start_targeting_evaluation",
 }
+# A program run's record (counts, no record) and a decision's explanation: tested below, and
+# by area in tests/test_programs_explain.py.
+PROGRAMS = {"read_program_run", "explain_program_decision"}
+# Starting a run and answering for households: tested below.
+PROGRAM_ACTIONS = {"start_program_run", "answer_enrollment"}
 EXTRA_CALLS = {"read_household": [read_as_of]}
 
 
@@ -349,6 +354,7 @@ def test_every_route_has_a_rule(settings, sessions):
     app = create_app(settings)
     unruled = set(_operations(app)) - set(RULES) - PUBLIC - ANY_SIGNED_IN - OWN_JOBS - MODELS
     unruled -= TARGETING
+    unruled -= PROGRAMS | PROGRAM_ACTIONS
     assert not unruled, f"routes without an authorisation rule in this test: {unruled}"
 
 
@@ -500,6 +506,52 @@ def test_targeting_models_and_runs_follow_their_permissions(world, role):
     assert {name for name, *_ in calls} == TARGETING
     with TestClient(app, headers=auth_headers(sessions, settings, role, SCOPE)) as client:
         for name, call, allowed, status in calls:
+            answer = call(client)
+            assert answer.status_code == (status if allowed else 403), (role, name, answer.text)
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_PERMISSIONS))
+def test_program_runs_and_explanations_are_for_program_readers(world, role):
+    app, settings, sessions, admin, add, inside, outside, missing = world
+    allowed = Permission.PROGRAMS_READ in ROLE_PERMISSIONS[role]
+    calls = {
+        "read_program_run": "/programs/runs/1",
+        "explain_program_decision": f"/programs/runs/1/households/{inside.household_id}"
+        "/explanation?language=ar",
+    }
+    assert set(calls) == PROGRAMS
+    with TestClient(app, headers=auth_headers(sessions, settings, role, SCOPE)) as client:
+        for name, url in calls.items():
+            answer = client.get(url)
+            assert answer.status_code == (404 if allowed else 403), (role, name, answer.text)
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_PERMISSIONS))
+def test_program_runs_and_enrollment_answers_follow_their_permissions(world, role):
+    app, settings, sessions, admin, add, inside, outside, missing = world
+    permissions = ROLE_PERMISSIONS[role]
+    calls = {
+        # An empty spec is refused (422) once the permission and the area are granted.
+        "start_program_run": (
+            lambda c: c.post(
+                "/programs/runs", data={"area_code": SCOPE}, files={"spec": ("s.yaml", "{}")}
+            ),
+            Permission.PROGRAMS_RUN in permissions,
+            422,
+        ),
+        # A household not notified in the program answers 404 once the permission is granted.
+        "answer_enrollment": (
+            lambda c: c.post(
+                "/programs/child-grant/enrollments",
+                json={"household_ids": [inside.household_id], "answer": "enrolled"},
+            ),
+            Permission.PROGRAMS_ENROLL in permissions,
+            404,
+        ),
+    }
+    assert set(calls) == PROGRAM_ACTIONS
+    with TestClient(app, headers=auth_headers(sessions, settings, role, SCOPE)) as client:
+        for name, (call, allowed, status) in calls.items():
             answer = call(client)
             assert answer.status_code == (status if allowed else 403), (role, name, answer.text)
 

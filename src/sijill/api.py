@@ -175,6 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
     from sijill.analytics.api import router as analytics_router
     from sijill.jobs.api import router as jobs_router
     from sijill.linkage.api import router as linkage_router
+    from sijill.programs.api import router as programs_router
     from sijill.registry.api import imports_router
     from sijill.registry.api import router as registry_router
     from sijill.registry.merges.api import router as merges_router
@@ -192,6 +193,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(merges_router, responses=protected)
     app.include_router(linkage_router, responses=protected)
     app.include_router(targeting_router, responses=protected)
+    app.include_router(programs_router, responses=protected)
     app.include_router(jobs_router, responses=protected)
     app.include_router(analytics_router, responses=protected)
     app.include_router(audit_router, responses=protected)

@@ -193,64 +193,86 @@ def enroll(
     answer: str,
     on: date | None = None,
 ) -> int:
-    """Record notified households' answers: enrolled (from `on`, due for recertification
-    after the program's period) or declined. Every household must be notified in this program
-    and lie in the user's scope; otherwise nothing is recorded."""
+    """`record_answers` in a transaction of its own, with its audit record."""
+    with Session(engine) as session, session.begin():
+        count = record_answers(
+            session,
+            principal=principal,
+            program=program,
+            household_ids=household_ids,
+            answer=answer,
+            on=on,
+        )
+        append(session, principal.take_audit())
+    return count
+
+
+def record_answers(
+    session: Session,
+    *,
+    principal: Principal,
+    program: str,
+    household_ids: list[int],
+    answer: str,
+    on: date | None = None,
+) -> int:
+    """Record notified households' answers in the caller's transaction: enrolled (from `on`,
+    due for recertification after the program's period) or declined. Every household must be
+    notified in this program and lie in the user's scope; otherwise nothing is recorded. The
+    audit entry is noted on the principal for the caller to append."""
     if answer not in (ENROLLED, DECLINED):
         raise InvalidInput(f"the answer is {ENROLLED} or {DECLINED}")
     on = on or clock.utcnow().date()
     wanted = sorted(set(household_ids))
-    with Session(engine) as session, session.begin():
-        principal.require(Permission.PROGRAMS_ENROLL)
-        scope = principal.scope(session, Permission.PROGRAMS_ENROLL)
-        rows = session.execute(
-            select(Enrollment, Household.area_id)
-            .join(Household, Household.id == Enrollment.household_id)
-            .where(Enrollment.program == program, Enrollment.household_id.in_(wanted))
-        ).all()
-        found = {row.Enrollment.household_id: row for row in rows if scope.allows(row.area_id)}
-        missing = [h for h in wanted if h not in found]
-        if missing:
-            raise NotFound(
-                f"{len(missing)} of the households are not in program {program} in your scope "
-                f"(first: {missing[0]})"
-            )
-        pending = [h for h in wanted if found[h].Enrollment.status != NOTIFIED]
-        if pending:
-            raise Conflict(
-                f"{len(pending)} of the households are not waiting for an answer "
-                f"(first: {pending[0]}, {found[pending[0]].Enrollment.status})"
-            )
-        version = session.scalar(
-            select(ProgramVersion.body)
-            .where(ProgramVersion.program == program)
-            .order_by(ProgramVersion.version.desc())
-            .limit(1)
+    principal.require(Permission.PROGRAMS_ENROLL)
+    scope = principal.scope(session, Permission.PROGRAMS_ENROLL)
+    rows = session.execute(
+        select(Enrollment, Household.area_id)
+        .join(Household, Household.id == Enrollment.household_id)
+        .where(Enrollment.program == program, Enrollment.household_id.in_(wanted))
+    ).all()
+    found = {row.Enrollment.household_id: row for row in rows if scope.allows(row.area_id)}
+    missing = [h for h in wanted if h not in found]
+    if missing:
+        raise NotFound(
+            f"{len(missing)} of the households are not in program {program} in your scope "
+            f"(first: {missing[0]})"
         )
-        months = (version or {}).get("recertification_months")
-        now = clock.utcnow()
-        for household_id in wanted:
-            enrollment = found[household_id].Enrollment
-            enrollment.status = answer
-            enrollment.since = on
-            if answer == ENROLLED and isinstance(months, int):
-                enrollment.recertify_on = _add_months(on, months)
-            session.add(
-                EnrollmentEvent(
-                    program=program,
-                    household_id=household_id,
-                    run_id=None,
-                    from_status=NOTIFIED,
-                    to_status=answer,
-                    on_date=on,
-                    recorded_at=now,
-                    recorded_by=principal.username,
-                    reason="answered",
-                    by_hand=True,
-                )
-            )
-        principal.audit(
-            f"programs.{answer}", "ok", "enrollment", program, permission=Permission.PROGRAMS_ENROLL
+    pending = [h for h in wanted if found[h].Enrollment.status != NOTIFIED]
+    if pending:
+        raise Conflict(
+            f"{len(pending)} of the households are not waiting for an answer "
+            f"(first: {pending[0]}, {found[pending[0]].Enrollment.status})"
         )
-        append(session, principal.take_audit())
+    version = session.scalar(
+        select(ProgramVersion.body)
+        .where(ProgramVersion.program == program)
+        .order_by(ProgramVersion.version.desc())
+        .limit(1)
+    )
+    months = (version or {}).get("recertification_months")
+    now = clock.utcnow()
+    for household_id in wanted:
+        enrollment = found[household_id].Enrollment
+        enrollment.status = answer
+        enrollment.since = on
+        if answer == ENROLLED and isinstance(months, int):
+            enrollment.recertify_on = _add_months(on, months)
+        session.add(
+            EnrollmentEvent(
+                program=program,
+                household_id=household_id,
+                run_id=None,
+                from_status=NOTIFIED,
+                to_status=answer,
+                on_date=on,
+                recorded_at=now,
+                recorded_by=principal.username,
+                reason="answered",
+                by_hand=True,
+            )
+        )
+    principal.audit(
+        f"programs.{answer}", "ok", "enrollment", program, permission=Permission.PROGRAMS_ENROLL
+    )
     return len(wanted)

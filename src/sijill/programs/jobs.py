@@ -1,6 +1,7 @@
 """Program runs as jobs (`sijill.jobs`): the commands run them in the foreground, the API in
 the background; either way `/jobs/{id}` shows them."""
 
+import shutil
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -22,6 +23,12 @@ class ProgramParams:
     snapshot_id: int | None = None
     dry_run: bool = False
     kind: str = ELIGIBILITY
+    upload: Path | None = None  # an uploaded spec's own folder: it goes when the job ends
+
+
+def _forget_upload(params: ProgramParams) -> None:
+    if params.upload is not None:
+        shutil.rmtree(params.upload, ignore_errors=True)
 
 
 def report_outcome(report: ProgramReport) -> dict[str, Any]:
@@ -31,7 +38,7 @@ def report_outcome(report: ProgramReport) -> dict[str, Any]:
     return figures
 
 
-@job_kind(PROGRAM_JOB, Permission.PROGRAMS_RUN)
+@job_kind(PROGRAM_JOB, Permission.PROGRAMS_RUN, cleanup=_forget_upload)
 def run_program_job(ctx: JobContext, params: ProgramParams) -> ProgramReport:
     report = run_program(
         ctx.engine,

@@ -1,0 +1,303 @@
+"""Why a program run chose a household, or did not, in plain words: replayed from the record.
+
+An explanation reads only what the run recorded: the decision row (status, rank, the bitmask
+of the clauses that passed), the run (each clause as written and as run, the parameter
+values in force on its date, the feature snapshot, the scoring runs) and the spec version's
+text (names, labels, quota). The values a clause read come from the run's feature snapshot,
+its file checked against the recorded checksum, and from the scoring runs' household_score
+rows: an appeal sees the numbers the decision saw, not today's registry. The words are
+`programs.wording`'s.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import polars as pl
+import sqlglot
+from babel.lists import format_list
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlglot import exp
+
+from sijill.core.errors import InvalidInput, NotFound
+from sijill.core.i18n import N_, gettext
+from sijill.core.ids import format_id
+from sijill.core.settings import Settings
+from sijill.programs import wording
+from sijill.programs.models import (
+    SELECTED,
+    STATUS_NAMES,
+    WAITLISTED,
+    EligibilityDecision,
+    ProgramRun,
+    ProgramVersion,
+)
+from sijill.programs.spec import AREA_CLAUSE, LANGUAGES
+from sijill.registry.models import Household
+from sijill.security.principal import Principal
+from sijill.security.roles import Permission
+from sijill.targeting.models import FeatureSnapshot, HouseholdScore
+from sijill.targeting.service import open_snapshot
+
+EXPLAIN_ACTION = "programs.explain"
+_BATCH = 5000  # households per query when a batch of letters reads scores
+
+SELECTED_RANK = N_("selected: rank {rank} among the eligible households")
+ELIGIBLE = N_("eligible")
+WAITING = N_("eligible, on the waiting list at position {position}")
+REFUSED = N_("not eligible: {reasons}")
+SCORE_LABELS = {"pmt": N_("PMT score"), "mpi": N_("deprivation score")}
+
+
+@dataclass(frozen=True)
+class ClauseReading:
+    name: str
+    passed: bool
+    rule: str  # as written in the spec
+    rule_as_run: str  # with the parameters' values of the run's date
+    values: dict[str, Any]  # what it read: features and scores
+    parameters: dict[str, Any]  # the parameters it names, as the run recorded them
+    sentence: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    run_id: int
+    program: str
+    program_name: str
+    version: int
+    digest: str
+    as_of: date
+    snapshot_id: int
+    score_runs: dict[str, int]
+    household_id: int
+    status: str  # selected | waitlisted | not_eligible
+    rank: int | None  # among the eligible, 1 first
+    position: int | None  # on the waiting list, 1 first
+    quota: dict[str, Any] | None
+    language: str
+    summary: str  # the decision in plain words
+    clauses: list[ClauseReading] = field(default_factory=list)
+
+    def failing(self) -> list[str]:
+        return [clause.sentence for clause in self.clauses if not clause.passed]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "program": self.program,
+            "program_name": self.program_name,
+            "version": self.version,
+            "digest": self.digest,
+            "as_of": self.as_of.isoformat(),
+            "snapshot_id": self.snapshot_id,
+            "score_runs": self.score_runs,
+            "household_id": format_id(self.household_id),
+            "status": self.status,
+            "rank": self.rank,
+            "position": self.position,
+            "quota": self.quota,
+            "language": self.language,
+            "summary": self.summary,
+            "clauses": [
+                {
+                    "name": clause.name,
+                    "passed": clause.passed,
+                    "rule": clause.rule,
+                    "rule_as_run": clause.rule_as_run,
+                    "values": {name: _plain(value) for name, value in clause.values.items()},
+                    "parameters": clause.parameters,
+                    "sentence": clause.sentence,
+                }
+                for clause in self.clauses
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every explanation of one run shares: the run, its spec version, its rules."""
+
+    run: ProgramRun
+    body: dict[str, Any]
+    parameters: dict[str, Any]  # name -> value in force (Decimal, bool or text)
+    labels: dict[str, dict[str, str]]  # score or parameter -> {language: label}
+    trees: list[exp.Expression | None]  # each clause as written, parsed (None: unreadable)
+
+    @property
+    def reads(self) -> list[str]:
+        """Every feature and score a clause names."""
+        names: set[str] = set()
+        for tree in self.trees:
+            if tree is not None:
+                names |= {column.name for column in tree.find_all(exp.Column)}
+        return sorted(names - set(self.parameters))
+
+
+def run_context(session: Session, run: ProgramRun) -> RunContext:
+    body = session.scalar(
+        select(ProgramVersion.body).where(
+            ProgramVersion.program == run.program, ProgramVersion.version == run.version
+        )
+    )
+    body = body or {}
+    labels: dict[str, dict[str, str]] = {}
+    for name, score in (body.get("scores") or {}).items():
+        default = SCORE_LABELS.get(score.get("kind"), name)
+        own = score.get("label") or {}
+        labels[name] = {lang: own.get(lang) or gettext(default, lang) for lang in LANGUAGES}
+    for name, parameter in (body.get("parameters") or {}).items():
+        if isinstance(parameter, dict) and isinstance(parameter.get("label"), dict):
+            labels[name] = parameter["label"]
+    parameters = {name: _value(entry["value"]) for name, entry in run.parameters.items()}
+    trees = []
+    for clause in run.clauses:
+        try:
+            trees.append(sqlglot.parse_one(clause["where"], read="duckdb"))
+        except sqlglot.errors.SqlglotError:
+            trees.append(None)  # quoted as written, with no values
+    return RunContext(run, body, parameters, labels, trees)
+
+
+def _value(text: str) -> Any:
+    """A parameter's value as the run recorded it (text) back to what the rule compared."""
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return text
+    return number if number.is_finite() else text
+
+
+def explain(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    run_id: int,
+    household_id: int,
+    language: str = "en",
+) -> Explanation:
+    """A household's decision in a run, if the household lies in the user's scope (as its
+    registry record says now): otherwise, as for a run or a household that does not exist,
+    NotFound. Every read is audited: it shows the household's data."""
+    if language not in LANGUAGES:
+        raise InvalidInput(f"language: '{language}' is not one of {', '.join(LANGUAGES)}")
+    permission = Permission.PROGRAMS_READ
+    principal.require(permission, record_type="household", record_id=str(household_id))
+    scope = principal.scope(session, permission)
+    decision = session.get(EligibilityDecision, (run_id, household_id))
+    area_id = session.scalar(select(Household.area_id).where(Household.id == household_id))
+    if decision is None or area_id is None or not scope.allows(area_id):
+        principal.audit(EXPLAIN_ACTION, "not_found", "household", str(household_id),
+                        permission=permission)  # fmt: skip
+        raise NotFound(f"There is no decision of program run {run_id} on household "
+                       f"{household_id} in your scope")  # fmt: skip
+    context = run_context(session, session.get(ProgramRun, run_id))
+    values = read_values(session, settings, context, [household_id])
+    principal.audit(EXPLAIN_ACTION, "ok", "household", str(household_id), permission=permission)
+    return describe(context, decision, values.get(household_id, {}), language)
+
+
+def read_values(
+    session: Session, settings: Settings, context: RunContext, household_ids: list[int]
+) -> dict[int, dict[str, Any]]:
+    """What the run's clauses read for these households: their row of the run's feature
+    snapshot (its file checked first) and their scores in the run's scoring runs."""
+    run = context.run
+    scores = set(run.score_runs)
+    wanted = [name for name in context.reads if name not in scores]
+    snapshot = open_snapshot(settings, session.get(FeatureSnapshot, run.snapshot_id))
+    present = set(snapshot.record_columns())
+    rows = (
+        pl.scan_parquet(snapshot.path)
+        .select("household_id", *[name for name in wanted if name in present])
+        .with_columns(pl.col("household_id").cast(pl.Int64))
+        .filter(pl.col("household_id").is_in(household_ids))
+        .collect()
+    )
+    values: dict[int, dict[str, Any]] = {
+        row.pop("household_id"): row for row in rows.iter_rows(named=True)
+    }
+    for name, score_run in run.score_runs.items():
+        for start in range(0, len(household_ids), _BATCH):
+            found = session.execute(
+                select(HouseholdScore.household_id, HouseholdScore.score).where(
+                    HouseholdScore.run_id == score_run,
+                    HouseholdScore.household_id.in_(household_ids[start : start + _BATCH]),
+                )
+            ).all()
+            for household_id, score in found:
+                values.setdefault(household_id, {})[name] = score
+    return values
+
+
+def describe(
+    context: RunContext, decision: EligibilityDecision, values: dict[str, Any], language: str
+) -> Explanation:
+    """The explanation of one decision, given what its clauses read."""
+    run = context.run
+    clauses = []
+    for index, (clause, tree) in enumerate(zip(run.clauses, context.trees, strict=True)):
+        passed = bool(decision.passed >> index & 1)
+        named = set() if tree is None else {c.name for c in tree.find_all(exp.Column)}
+        read = {name: values.get(name) for name in sorted(named - set(context.parameters))}
+        if clause["name"] == AREA_CLAUSE:
+            sentence = gettext(wording.IN_AREAS if passed else wording.OUT_OF_AREAS, language)
+        else:
+            sentence = wording.Words(context.parameters, context.labels, values, language).clause(
+                tree, clause, passed, read
+            )
+        clauses.append(
+            ClauseReading(
+                name=clause["name"],
+                passed=passed,
+                rule=clause["where"],
+                rule_as_run=clause["sql"],
+                values=read,
+                parameters={n: run.parameters[n] for n in sorted(named) if n in run.parameters},
+                sentence=sentence,
+            )
+        )
+    status = decision.status
+    position = None
+    if status == SELECTED:
+        quota = context.body.get("quota")
+        summary = (
+            gettext(SELECTED_RANK, language).format(rank=wording.number(decision.rank, language))
+            if quota
+            else gettext(ELIGIBLE, language)
+        )
+    elif status == WAITLISTED:
+        position = decision.rank - run.selected
+        summary = gettext(WAITING, language).format(position=wording.number(position, language))
+    else:
+        failing = [clause.sentence for clause in clauses if not clause.passed]
+        summary = gettext(REFUSED, language).format(reasons=format_list(failing, locale=language))
+    return Explanation(
+        run_id=run.id,
+        program=run.program,
+        program_name=(context.body.get("name") or {}).get(language, run.program),
+        version=run.version,
+        digest=run.digest,
+        as_of=run.as_of,
+        snapshot_id=run.snapshot_id,
+        score_runs=run.score_runs,
+        household_id=decision.household_id,
+        status=STATUS_NAMES[status],
+        rank=decision.rank,
+        position=position,
+        quota=context.body.get("quota"),
+        language=language,
+        summary=summary,
+        clauses=clauses,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON carries it."""
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
