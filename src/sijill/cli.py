@@ -29,6 +29,7 @@ def _register_commands() -> None:
     from sijill.demo import demo
     from sijill.linkage.cli import register as register_linkage
     from sijill.programs.cli import register as register_programs
+    from sijill.programs.cli_entitlements import register as register_entitlements
     from sijill.registry.cli import register as register_registry
     from sijill.registry.merges.cli import register as register_merges
     from sijill.registry.reviews.cli import register as register_review_flags
@@ -45,6 +46,7 @@ def _register_commands() -> None:
     register_linkage(app)
     register_targeting(app)
     register_programs(app)
+    register_entitlements(app)
     app.command("demo")(demo)
     register_users(app)
     register_export(app)

@@ -40,6 +40,14 @@ class Permission(StrEnum):
     PROGRAMS_READ = "programs.read"
     # Record a notified household's answer (enrolled or declined): caseworkers.
     PROGRAMS_ENROLL = "programs.enroll"
+    # Generate a program's entitlements for a cycle in the user's areas (`programs.
+    # entitlements`), and report the overlaps with other programs they would have.
+    ENTITLEMENTS_GENERATE = "entitlements.generate"
+    # Approve a generated cycle for payment: never the officer who generated it (four eyes).
+    ENTITLEMENTS_APPROVE = "entitlements.approve"
+    # Import whether households met a program's conditions in a cycle (school attendance,
+    # health visits): program staff and the registrars who collect it.
+    COMPLIANCE_IMPORT = "compliance.import"
     AGGREGATES = "registry.aggregates"  # counts by area, never a person
     EXPORT_PSEUDONYMISED = "export.pseudonymised"
     AUDIT_READ = "audit.read"
@@ -65,6 +73,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.MERGE,
             P.LINKAGE_RUN,
             P.PROGRAMS_ENROLL,
+            P.COMPLIANCE_IMPORT,
         }
     ),
     "program_officer": frozenset(
@@ -77,6 +86,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.PROGRAMS_RUN,
             P.PROGRAMS_READ,
             P.PROGRAMS_ENROLL,
+            P.ENTITLEMENTS_GENERATE,
+            P.ENTITLEMENTS_APPROVE,
+            P.COMPLIANCE_IMPORT,
         }
     ),
     "payment_officer": frozenset(_READER),
