@@ -1,12 +1,19 @@
-"""Test data: a small area hierarchy, valid national IDs, household payloads for the API."""
+"""Test data: a small area hierarchy, valid national IDs, household payloads for the API, a
+synthetic country imported into a registry."""
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from stdnum.tr import tckimlik
 
-from sijill.core.areas import Area
-from sijill.core.db import transaction
+from sijill.core.areas import Area, load_areas
+from sijill.core.db import make_engine, transaction
+from sijill.core.settings import Settings
 from sijill.registry.schemas import HouseholdFields, MemberUpdate
 
 # country -> governorate -> district -> locality, two branches so area searches can exclude.
@@ -212,3 +219,22 @@ def auth_headers(
     install_keyring(settings)
     pair = tokens.issue(settings, username, 1, grants)
     return {"Authorization": f"Bearer {pair.access_token}"}
+
+
+@contextmanager
+def imported_registry(
+    database_url: str, country: Path, work_dir: Path
+) -> Iterator[tuple[Engine, Settings]]:
+    """A registry holding a `sijill synth` country (its areas, then its files imported), and
+    settings with a private work folder and cells of five."""
+    from sijill.registry.bulk.service import import_path
+
+    settings = Settings(database_url=database_url, work_dir=work_dir, min_cell_size=5)
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            load_areas(session, country / "areas.csv")
+        import_path(engine, settings, country, source="synth")
+        yield engine, settings
+    finally:
+        engine.dispose()

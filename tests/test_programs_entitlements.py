@@ -12,10 +12,9 @@ import yaml
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from sijill.core.areas import Area, load_areas
-from sijill.core.db import make_engine
+from factories import imported_registry
+from sijill.core.areas import Area
 from sijill.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from sijill.core.settings import Settings
 from sijill.programs.compliance import import_compliance
 from sijill.programs.conditions import parse_conditions
 from sijill.programs.cycles import parse_cycle
@@ -26,7 +25,6 @@ from sijill.programs.entitlements import plan
 from sijill.programs.models import Enrollment, ProgramRun
 from sijill.programs.service import run_program
 from sijill.programs.spec import SpecError
-from sijill.registry.bulk.service import import_path
 from sijill.registry.models import Household, Membership, Person
 from sijill.security.audit.models import AuditRecord
 from sijill.security.principal import Grant, Principal
@@ -135,13 +133,8 @@ def country(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def registry(database_url, country, tmp_path):
-    settings = Settings(database_url=database_url, work_dir=tmp_path / "work", min_cell_size=5)
-    engine = make_engine(database_url)
-    with Session(engine) as session, session.begin():
-        load_areas(session, country / "areas.csv")
-    import_path(engine, settings, country, source="synth")
-    yield engine, settings
-    engine.dispose()
+    with imported_registry(database_url, country, tmp_path / "work") as (engine, settings):
+        yield engine, settings
 
 
 def _run_and_enroll(engine, settings, path: Path, on: date, count: int, program="child-grant"):

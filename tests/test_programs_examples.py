@@ -17,11 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from factories import imported_registry
 from sijill.cli import _register_commands
 from sijill.cli import app as cli_app
-from sijill.core.areas import load_areas
-from sijill.core.db import make_engine
-from sijill.core.settings import Settings
 from sijill.demo import DEMO_SEED
 from sijill.programs.benefits import parse_formula
 from sijill.programs.conditions import parse_conditions
@@ -29,7 +27,6 @@ from sijill.programs.models import EligibilityDecision, ProgramRun
 from sijill.programs.rules import compile_rules, evaluate
 from sijill.programs.service import run_program
 from sijill.programs.spec import load_spec
-from sijill.registry.bulk.service import import_path
 from sijill.security.principal import Grant, Principal
 from sijill.synth import geography
 from sijill.synth.service import generate
@@ -101,22 +98,17 @@ def country(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def registry(database_url, country, tmp_path):
-    settings = Settings(database_url=database_url, work_dir=tmp_path / "work", min_cell_size=5)
-    engine = make_engine(database_url)
-    with Session(engine) as session, session.begin():
-        load_areas(session, country / "areas.csv")
-    import_path(engine, settings, country, source="synth")
-    artifact = fit_survey(
-        engine,
-        principal=FITTER,
-        survey=country / "survey.parquet",
-        poverty_line=Decimal(POVERTY_LINE),
-        folds=3,
-    )
-    with Session(engine) as session, session.begin():
-        approve(session, artifact["version"], OFFICER.username)
-    yield engine, settings
-    engine.dispose()
+    with imported_registry(database_url, country, tmp_path / "work") as (engine, settings):
+        artifact = fit_survey(
+            engine,
+            principal=FITTER,
+            survey=country / "survey.parquet",
+            poverty_line=Decimal(POVERTY_LINE),
+            folds=3,
+        )
+        with Session(engine) as session, session.begin():
+            approve(session, artifact["version"], OFFICER.username)
+        yield engine, settings
 
 
 # --- the schemes computed apart: (eligible, amount per cycle in major units) per household --

@@ -14,13 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from factories import auth_headers
+from factories import auth_headers, imported_registry
 from sijill.api import create_app
-from sijill.core.areas import load_areas
-from sijill.core.db import make_engine
 from sijill.core.errors import Forbidden, InvalidInput
-from sijill.core.settings import Settings
-from sijill.registry.bulk.service import import_path
 from sijill.registry.models import Household
 from sijill.security.audit.models import AuditRecord
 from sijill.security.principal import Grant, Principal
@@ -56,13 +52,8 @@ def country(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def registry(database_url, country, tmp_path):
-    settings = Settings(database_url=database_url, work_dir=tmp_path / "work", min_cell_size=5)
-    engine = make_engine(database_url)
-    with Session(engine) as session, session.begin():
-        load_areas(session, country / "areas.csv")
-    import_path(engine, settings, country, source="synth")
-    yield engine, settings
-    engine.dispose()
+    with imported_registry(database_url, country, tmp_path / "work") as (engine, settings):
+        yield engine, settings
 
 
 def _approved_model(engine, country) -> dict:
