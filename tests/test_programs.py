@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from factories import auth_headers, imported_registry
 from sijill.api import create_app
 from sijill.core.errors import Conflict, Forbidden
+from sijill.programs.checks import check_spec
 from sijill.programs.enrollment import enroll
 from sijill.programs.models import (
     EligibilityDecision,
@@ -372,3 +373,17 @@ def _finished(client, location: str, headers) -> dict:
             return job
         time.sleep(0.1)
     raise AssertionError(f"the job did not end: {job}")
+
+
+def test_a_spec_is_checked_whole_before_it_runs(tmp_path):
+    good = check_spec(write_spec(tmp_path, conditions=[{"name": "school", "reduce_by": 0.5}]))
+    assert [condition.name for condition in good.conditions] == ["school"]
+    bad_condition = write_spec(tmp_path, conditions=[{"name": "school", "reduce_by": 2}])
+    with pytest.raises(SpecError, match=r"spec\.yaml: conditions\[0\]"):
+        check_spec(bad_condition)
+    bad_ceiling = write_spec(tmp_path, ceiling={"amount": "lots", "with": ["other"]})
+    with pytest.raises(SpecError, match=r"spec\.yaml: ceiling"):
+        check_spec(bad_ceiling)
+    bad_benefit = write_spec(tmp_path, benefit={"components": [{"name": "x", "amount": "1 +"}]})
+    with pytest.raises(SpecError, match=r"spec\.yaml: benefit\.components\[0\]\.amount"):
+        check_spec(bad_benefit)

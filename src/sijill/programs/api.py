@@ -12,12 +12,11 @@ from sijill.core.i18n import current_locale
 from sijill.core.problems import problem_responses
 from sijill.jobs.deps import StartJobDep
 from sijill.jobs.schemas import JobPublic
-from sijill.programs.benefits import parse_formula
+from sijill.programs.checks import check_spec
 from sijill.programs.enrollment import record_answers
 from sijill.programs.explain import explain
 from sijill.programs.jobs import PROGRAM_JOB, ProgramParams
 from sijill.programs.service import ELIGIBILITY, get_run, run_record
-from sijill.programs.spec import load_spec
 from sijill.registry.api import HouseholdId
 from sijill.registry.bulk.jobs import private_folder, save_upload
 from sijill.security.area_scope import run_area
@@ -102,7 +101,7 @@ def start_program_run(
     try:
         path = folder / "spec.yaml"
         save_upload(spec.file, path)
-        parse_formula(load_spec(path), "spec.yaml")
+        check_spec(path)
         params = ProgramParams(path, as_of, area_code, snapshot_id, dry_run, kind, folder)
         return start(PROGRAM_JOB, params, principal)
     except BaseException:

@@ -42,13 +42,12 @@ def check_command(
 
     Example: sijill programs check examples/programs/jo-naf-cash.yaml
     """
-    from sijill.programs.benefits import parse_formula
+    from sijill.programs.checks import check_spec
     from sijill.programs.rules import compile_rules
-    from sijill.programs.spec import load_spec
 
     day = as_of.date() if as_of else date.today()
-    program = load_spec(spec)
-    formula = parse_formula(program, spec.name)
+    checked = check_spec(spec)
+    program, formula = checked.spec, checked.formula
     compiled = compile_rules(program, formula, day)
     rows = [
         {"clause": c["name"], "rule": c["where"], "on_that_day": c["sql"]} for c in compiled.clauses
@@ -63,6 +62,7 @@ def check_command(
         "parameters": {name: str(value) for name, value in program.values_on(day).items()},
         "features": program.feature_names(),
         "benefit_components": [c.name for c in formula.components] if formula else [],
+        "conditions": [condition.name for condition in checked.conditions],
     }
     if output is Output.table:
         emit(

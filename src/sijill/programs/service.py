@@ -31,6 +31,7 @@ from sijill.core.errors import Conflict, InvalidInput, NotFound
 from sijill.core.settings import Settings
 from sijill.programs import rules
 from sijill.programs.benefits import parse_formula
+from sijill.programs.checks import check_spec
 from sijill.programs.enrollment import notify, recertify
 from sijill.programs.models import (
     NOT_ELIGIBLE,
@@ -41,7 +42,7 @@ from sijill.programs.models import (
     ProgramVersion,
 )
 from sijill.programs.scores import find_score_runs, read_scores
-from sijill.programs.spec import ProgramSpec, load_spec
+from sijill.programs.spec import ProgramSpec
 from sijill.programs.writes import write_rows
 from sijill.security.area_scope import run_area
 from sijill.security.audit.service import append
@@ -98,7 +99,7 @@ def run_program(
     """Evaluate a spec over the registry and record (unless `dry_run`) what it decided."""
     if kind not in (ELIGIBILITY, RECERTIFICATION):
         raise ValueError(f"kind {kind!r}")
-    spec = spec if spec is not None else load_spec(spec_path)
+    spec = spec if spec is not None else check_spec(spec_path).spec
     formula = parse_formula(spec)
     started, began = timer()
     clock_at = _Stopwatch(began)
