@@ -30,7 +30,7 @@ from sijill.programs.models import (
     ProgramVersion,
 )
 from sijill.programs.spec import ProgramSpec
-from sijill.programs.writes import write_rows
+from sijill.programs.writes import in_batches, write_rows
 from sijill.registry.models import Household
 from sijill.security.audit.service import append
 from sijill.security.principal import Principal
@@ -79,15 +79,12 @@ def _events(changes: pl.DataFrame, run: ProgramRun, principal: Principal, to: st
     )
 
 
-_BATCH = 10_000  # households per UPDATE: a bounded statement, whatever the run's size
-
-
 def _update(session: Session, program: str, ids: pl.Series, **values: Any) -> None:
-    for start in range(0, ids.len(), _BATCH):
-        chunk = ids.slice(start, _BATCH)
+    # In bounded slices: one statement per slice, whatever the run's size.
+    for chunk in in_batches(ids.to_list()):
         session.execute(
             Enrollment.__table__.update()
-            .where(Enrollment.program == program, Enrollment.household_id.in_(chunk.to_list()))
+            .where(Enrollment.program == program, Enrollment.household_id.in_(chunk))
             .values(**values)
         )
 
