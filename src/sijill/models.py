@@ -2,6 +2,7 @@
 
 import sijill.jobs.models  # noqa: F401
 import sijill.linkage.models  # noqa: F401
+import sijill.payments.models  # noqa: F401
 import sijill.programs.entitlement_models  # noqa: F401
 import sijill.programs.models  # noqa: F401
 import sijill.registry.merges.models  # noqa: F401

@@ -130,6 +130,50 @@ class Settings(BaseSettings):
         "million households; each partition scans the person table once)",
     )
 
+    payments_dir: Path | None = Field(
+        None,
+        description="where payment files and providers' reports are kept (default: "
+        "<work_dir>/payments); personal data (names, accounts): the server's own disk only",
+    )
+    payment_file_retention_days: int = Field(
+        730,
+        ge=1,
+        description="days a released batch's files and an ingested report are kept before "
+        "`sijill payments purge` deletes them; their hashes, the instructions and the ledger "
+        "stay for good",
+    )
+    payment_providers: dict[str, str] = Field(
+        {"bank": "iso20022", "wallet": "mobile_money", "cash": "cash_agent", "card": "card"},
+        description="which provider pays each kind of instrument (bank, wallet, cash, card)",
+    )
+    payer_name: str = Field(
+        "Ministry of Social Affairs", description="the paying agency, as banks see it"
+    )
+    payer_iban: str | None = Field(
+        None, description="the account payments leave from (needed for bank batches)"
+    )
+    payer_bic: str | None = Field(None, description="the paying agency's bank (BIC)")
+    payment_weekend: list[int] = Field(
+        [5, 6],
+        description="ISO weekday numbers on which no payment is value-dated (5, 6: Friday "
+        "and Saturday; 6, 7 for Saturday and Sunday)",
+    )
+    payment_holidays: list[str] = Field(
+        [], description="public holidays (ISO dates) on which no payment is value-dated"
+    )
+    instrument_change_review: Literal["before_payment", "always", "never"] = Field(
+        "before_payment",
+        description="when a changed payment instrument waits for a second officer: "
+        "before_payment (the household has an approved payment not yet sent), always, never",
+    )
+    mobile_money_format: Literal["csv", "json"] = Field(
+        "csv", description="the bulk file mobile-money operators receive"
+    )
+
+    @property
+    def payments_path(self) -> Path:
+        return self.payments_dir or self.work_dir / "payments"
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -48,6 +48,19 @@ class Permission(StrEnum):
     # Import whether households met a program's conditions in a cycle (school attendance,
     # health visits): program staff and the registrars who collect it.
     COMPLIANCE_IMPORT = "compliance.import"
+    # Record or change how a household is paid (bank account, wallet, card, pick-up point):
+    # caseworkers at registration and payment officers.
+    INSTRUMENTS_WRITE = "payments.instruments.write"
+    # Approve an instrument change the risk rule held: never its author (four eyes).
+    INSTRUMENTS_APPROVE = "payments.instruments.approve"
+    # Turn approved entitlements into payment batches in the user's areas; release an
+    # approved batch to its provider; ingest providers' reports (`sijill.payments`).
+    PAYMENTS_PREPARE = "payments.prepare"
+    # Approve a prepared batch for release: never the officer who prepared it (four eyes).
+    PAYMENTS_APPROVE = "payments.approve"
+    PAYMENTS_RECONCILE = "payments.reconcile"
+    # Read batches, the ledger and a household's payment history in the user's areas.
+    PAYMENTS_READ = "payments.read"
     AGGREGATES = "registry.aggregates"  # counts by area, never a person
     EXPORT_PSEUDONYMISED = "export.pseudonymised"
     AUDIT_READ = "audit.read"
@@ -74,6 +87,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.LINKAGE_RUN,
             P.PROGRAMS_ENROLL,
             P.COMPLIANCE_IMPORT,
+            P.INSTRUMENTS_WRITE,
         }
     ),
     "program_officer": frozenset(
@@ -91,9 +105,21 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.COMPLIANCE_IMPORT,
         }
     ),
-    "payment_officer": frozenset(_READER),
+    "payment_officer": frozenset(
+        _READER
+        | {
+            P.INSTRUMENTS_WRITE,
+            P.INSTRUMENTS_APPROVE,
+            P.PAYMENTS_PREPARE,
+            P.PAYMENTS_APPROVE,
+            P.PAYMENTS_RECONCILE,
+            P.PAYMENTS_READ,
+        }
+    ),
     "grievance_officer": frozenset(_READER | {P.HOUSEHOLD_HISTORY, P.PROGRAMS_READ}),
-    "auditor": frozenset(_READER | {P.HOUSEHOLD_HISTORY, P.AGGREGATES, P.AUDIT_READ}),
+    "auditor": frozenset(
+        _READER | {P.HOUSEHOLD_HISTORY, P.AGGREGATES, P.AUDIT_READ, P.PAYMENTS_READ}
+    ),
     # Aggregates and pseudonymised exports only: never a name or an identifier.
     "analyst": frozenset({P.AGGREGATES, P.EXPORT_PSEUDONYMISED, P.TARGETING_FIT}),
     "administrator": frozenset(Permission),
