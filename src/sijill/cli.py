@@ -28,6 +28,7 @@ def _register_commands() -> None:
     from sijill.analytics.cli import register as register_export
     from sijill.demo import demo
     from sijill.linkage.cli import register as register_linkage
+    from sijill.payments.cli import register as register_payments
     from sijill.programs.cli import register as register_programs
     from sijill.programs.cli_entitlements import register as register_entitlements
     from sijill.registry.cli import register as register_registry
@@ -47,6 +48,7 @@ def _register_commands() -> None:
     register_targeting(app)
     register_programs(app)
     register_entitlements(app)
+    register_payments(app)
     app.command("demo")(demo)
     register_users(app)
     register_export(app)

@@ -89,3 +89,28 @@ def copy_frame(driver_connection, table: str, frame: pl.DataFrame) -> None:
             view = buffer.getbuffer()
             for start in range(0, len(view), 1 << 20):
                 copy.write(view[start : start + (1 << 20)])
+
+
+def query_frame(session, query: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """A SELECT's rows as a frame, read in the session's own transaction: by COPY out on
+    PostgreSQL (millions of rows without a Python object each), by the driver elsewhere.
+    `query` is trusted SQL (no user input: parameters are the caller's literals); `schema`
+    names the columns in order: integers, text and dates (no Boolean: COPY writes t/f)."""
+    from sqlalchemy import text
+
+    if session.bind.dialect.name != "postgresql":
+        rows = session.execute(text(query)).all()
+        # SQLite hands dates back as ISO text.
+        dates = [name for name, dtype in schema.items() if dtype == pl.Date]
+        as_read = {name: (pl.String if name in dates else dtype) for name, dtype in schema.items()}
+        frame = pl.DataFrame(rows, schema=as_read, orient="row")
+        return frame.with_columns(pl.col(name).str.to_date() for name in dates)
+    buffer = io.BytesIO()
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
+        for chunk in copy:
+            buffer.write(chunk)
+    if not buffer.tell():
+        return pl.DataFrame(schema=schema)
+    buffer.seek(0)
+    return pl.read_csv(buffer, has_header=False, new_columns=list(schema), schema=schema)
