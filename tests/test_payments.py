@@ -74,10 +74,13 @@ def _give_instruments(engine, keyring: Keyring, households: list[int], kinds: di
             account = details["phone"]
         rows.append(
             PaymentInstrument(
-                household_id=household, kind=kind,
+                household_id=household,
+                kind=kind,
                 details=keyring.encrypt("payment_instrument", json.dumps(details)),
                 fingerprint=keyring.blind_index(account, field="payment_instrument"),
-                masked=account[-4:], status="active", created_by="registrar",
+                masked=account[-4:],
+                status="active",
+                created_by="registrar",
                 created_at=clock.utcnow(),
             )  # fmt: skip
         )
@@ -181,7 +184,9 @@ def test_a_cycle_is_prepared_approved_released_reconciled_and_balanced(cycle, tm
     assert holds == held
     instructions = _instructions(engine)
     assert set(instructions["household_id"]) == set(cycle["payable"]) - set(held)
-    assert all(amounts[h] == a for h, a in instructions.select("household_id", "amount_minor").rows())
+    assert all(
+        amounts[h] == a for h, a in instructions.select("household_id", "amount_minor").rows()
+    )
     assert report.total_minor == {"XSJ": int(instructions["amount_minor"].sum())}
     checked = _check(engine)
     assert checked.entitlements == len(cycle["payable"]) and checked.open == checked.entitlements
