@@ -13,13 +13,18 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+import test_payments
 from factories import make_user
 from sijill.payments import ledger
 from sijill.payments.batches import approve, release
 from sijill.payments.files import batch_folder
 from sijill.payments.models import PaymentBatch, PaymentInstruction, ProviderReport
 from sijill.payments.providers import folder_digest, provider_named
-from test_payments import CHECKER, CYCLE, PAY_ON, PAYER, country, cycle  # noqa: F401
+from test_payments import CHECKER, CYCLE, PAY_ON, PAYER
+
+# The payment cycle the main payments test uses (fixtures shared by name).
+country = test_payments.country
+cycle = test_payments.cycle
 
 SIJILL = [sys.executable, "-m", "sijill"]
 
@@ -91,7 +96,7 @@ PREPARE = ["payments", "prepare", "--cycle", CYCLE, "--value-date", PAY_ON.isofo
 
 def test_killed_before_prepare_commits_nothing_is_left_and_a_rerun_pays_each_once(
     cycle,
-    database_url,  # noqa: F811
+    database_url,
 ):
     env = _env(cycle, database_url)
     _killed_at("prepare-before-commit", PREPARE, env)
@@ -102,7 +107,7 @@ def test_killed_before_prepare_commits_nothing_is_left_and_a_rerun_pays_each_onc
     _balanced(cycle["engine"])
 
 
-def test_killed_while_writing_a_file_the_rerun_writes_it_whole(cycle, database_url):  # noqa: F811
+def test_killed_while_writing_a_file_the_rerun_writes_it_whole(cycle, database_url):
     env = _env(cycle, database_url)
     _killed_at("file-half-written", PREPARE, env)
     engine, settings = cycle["engine"], cycle["settings"]
@@ -124,7 +129,7 @@ def test_killed_while_writing_a_file_the_rerun_writes_it_whole(cycle, database_u
 def test_killed_during_reconciliation_the_rerun_applies_the_report_once(
     cycle,
     database_url,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     from sijill.payments.prepare import prepare
 
