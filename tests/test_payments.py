@@ -37,7 +37,7 @@ from sijill.programs.entitlement_service import approve as approve_entitlements
 from sijill.programs.entitlement_service import generate
 from sijill.registry.models import Household
 from sijill.security.audit.models import AuditRecord
-from sijill.security.keys.keyring import Keyring
+from sijill.security.keys.keyring import Keyring, install_keyring
 from sijill.security.principal import Grant, Principal
 from sijill.synth.service import generate as synthesise
 from test_programs_entitlements import OFFICER, SECOND, _run_and_enroll, write_spec
@@ -94,9 +94,10 @@ def cycle(database_url, country, tmp_path):
     households sharing a wallet and one that withdrew its consent to payment."""
     with imported_registry(database_url, country, tmp_path / "work") as (engine, settings):
         settings = settings.model_copy(
-            update={"payer_iban": _iban(999_999), "payer_bic": "SIJLJOAXXXX"}
-        )
-        keyring = Keyring.load(tmp_path / "keys.json")
+            update={"payer_iban": _iban(999_999), "payer_bic": "SIJLJOAXXXX",
+                    "key_file": tmp_path / "keys.json"}
+        )  # fmt: skip
+        keyring = install_keyring(settings)
         spec = write_spec(tmp_path)
         _run_and_enroll(engine, settings, spec, date(2026, 10, 1), 60)
         generate(engine, settings, principal=OFFICER, program="child-grant", cycle=CYCLE)

@@ -175,6 +175,9 @@ def create_app(settings: Settings) -> FastAPI:
     from sijill.analytics.api import router as analytics_router
     from sijill.jobs.api import router as jobs_router
     from sijill.linkage.api import router as linkage_router
+    from sijill.payments.api import household_router as household_payments_router
+    from sijill.payments.api import router as payments_router
+    from sijill.payments.instrument_api import router as instruments_router
     from sijill.programs.api import router as programs_router
     from sijill.registry.api import imports_router
     from sijill.registry.api import router as registry_router
@@ -194,6 +197,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(linkage_router, responses=protected)
     app.include_router(targeting_router, responses=protected)
     app.include_router(programs_router, responses=protected)
+    app.include_router(instruments_router, responses=protected)
+    app.include_router(payments_router, responses=protected)
+    app.include_router(household_payments_router, responses=protected)
     app.include_router(jobs_router, responses=protected)
     app.include_router(analytics_router, responses=protected)
     app.include_router(audit_router, responses=protected)

@@ -224,11 +224,12 @@ def program_totals(
     """  # noqa: E501
     names = ("program", "cycle", "currency", "entitled_minor", "sent_minor", "paid_minor",
              "failed_minor", "returned_minor", "outstanding_minor", "households")  # fmt: skip
+    # PostgreSQL sums bigints as numeric: back to integers (minor units, never floats).
+    text_columns = ("program", "cycle", "currency")
     return [
-        {name: (int(v) if isinstance(v, int | float) and name != "currency" else v)
-         for name, v in zip(names, row, strict=True)}
+        {name: (v if name in text_columns else int(v)) for name, v in zip(names, row, strict=True)}
         for row in session.execute(text(query), params)
-    ]  # fmt: skip
+    ]
 
 
 def household_moves(session: Session, household_id: int) -> list[dict[str, Any]]:
