@@ -35,7 +35,8 @@ from sijill.payments.reports import household_history, totals
 from sijill.programs.entitlement_models import Entitlement
 from sijill.programs.entitlement_service import approve as approve_entitlements
 from sijill.programs.entitlement_service import generate
-from sijill.registry.models import Household
+from sijill.programs.models import Enrollment
+from sijill.registry.models import Household, Person
 from sijill.security.audit.models import AuditRecord
 from sijill.security.keys.keyring import Keyring, install_keyring
 from sijill.security.principal import Grant, Principal
@@ -114,7 +115,7 @@ def cycle(database_url, country, tmp_path):
                 "SELECT household_b_id FROM review_flag WHERE state = 'open'"
             )))  # fmt: skip
         clear = [h for h in payable if h not in flagged]
-        without, shared_a, shared_b, no_consent = clear[:4]
+        without, shared_a, shared_b, no_consent, deceased, merged, exited = clear[:7]
         paid = [h for h in payable if h != without]
         _give_instruments(engine, keyring, paid, {shared_a: "wallet", shared_b: "wallet"})
         with Session(engine) as session, session.begin():
@@ -132,10 +133,29 @@ def cycle(database_url, country, tmp_path):
             session.execute(
                 update(Household).where(Household.id == no_consent).values(consent_purposes=[])
             )
+            recipients = dict(session.execute(
+                select(Entitlement.household_id, Entitlement.person_id)
+                .where(Entitlement.household_id.in_((deceased, merged)))
+            ).all())  # fmt: skip
+            session.execute(
+                update(Person).where(Person.id == recipients[deceased])
+                .values(death_date=date(2026, 11, 20))
+            )  # fmt: skip
+            session.execute(
+                update(Person).where(Person.id == recipients[merged])
+                .values(merged_into_id=recipients[deceased])
+            )  # fmt: skip
+            session.execute(
+                update(Enrollment)
+                .where(Enrollment.household_id == exited, Enrollment.program == "child-grant")
+                .values(status="exited")
+            )
         yield {
             "engine": engine, "settings": settings, "keyring": keyring, "payable": payable,
             "held": {without: "no_instrument", shared_a: "shared_instrument",
                      shared_b: "shared_instrument", no_consent: "no_payment_consent",
+                     deceased: "recipient_deceased", merged: "recipient_merged_away",
+                     exited: "exited_program",
                      **{h: "open_duplicate_review" for h in flagged if h in payable}},
         }  # fmt: skip
 
@@ -314,3 +334,43 @@ def test_nothing_to_pay_is_said_plainly(cycle):
         assert not session.scalar(select(func.count()).select_from(LedgerEntry))
         assert not session.scalar(select(func.count()).select_from(PaymentBatch))
         assert session.execute(text("SELECT 1")).scalar() == 1
+
+
+def test_consolidated_payments_pay_each_household_once_across_programs(cycle, tmp_path):
+    engine, settings = cycle["engine"], cycle["settings"]
+    second = write_spec(tmp_path, "second", program="child-grant-bis")
+    _run_and_enroll(engine, settings, second, date(2026, 10, 1), 60, program="child-grant-bis")
+    generate(engine, settings, principal=OFFICER, program="child-grant-bis", cycle=CYCLE)
+    approve_entitlements(engine, principal=SECOND, program="child-grant-bis", cycle=CYCLE)
+    report = _prepare(cycle, consolidate=True)
+    with Session(engine) as session:
+        rows = session.execute(
+            select(PaymentInstruction.household_id, PaymentInstruction.program,
+                   PaymentInstruction.transfer_ref, PaymentInstruction.amount_minor)
+        ).all()  # fmt: skip
+    frame = pl.DataFrame(rows, schema=["household_id", "program", "ref", "amount"], orient="row")
+    per_household = frame.group_by("household_id").agg(
+        pl.col("program").n_unique().alias("programs"), pl.col("ref").n_unique().alias("refs")
+    )
+    assert per_household.filter(pl.col("programs") == 2).height > 0
+    assert set(per_household["refs"]) == {1}  # one payment whatever the programs
+    assert report.payments == frame["ref"].n_unique() < report.instructed
+    # The file carries one transfer per household, for the sum of its programs.
+    from lxml import etree
+
+    for batch in report.batches:
+        tree = etree.parse(str(batch_folder(settings, batch["id"]) / "pain.001.xml"))
+        ns = {"p": tree.getroot().nsmap[None]}
+        assert int(tree.findtext(".//p:GrpHdr/p:NbOfTxs", namespaces=ns)) == batch["payments"]
+    _check(engine)
+
+
+def test_value_dates_skip_weekends_and_holidays():
+    from sijill.core.settings import Settings
+    from sijill.payments.calendar import value_date
+
+    settings = Settings(payment_weekend=[5, 6], payment_holidays=["2026-12-06"])
+    assert value_date(settings, date(2026, 12, 3)) == date(2026, 12, 3)  # Thursday
+    assert value_date(settings, date(2026, 12, 4)) == date(2026, 12, 7)  # Fri, Sat, holiday
+    maghreb = settings.model_copy(update={"payment_weekend": [6, 7], "payment_holidays": []})
+    assert value_date(maghreb, date(2026, 12, 5)) == date(2026, 12, 7)  # Saturday -> Monday
