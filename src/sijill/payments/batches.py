@@ -23,6 +23,7 @@ from sijill.payments.files import batch_folder
 from sijill.payments.models import (
     APPROVED,
     PREPARED,
+    RECONCILED,
     RELEASED,
     SENT,
     PaymentBatch,
@@ -94,43 +95,56 @@ def release(engine: Engine, settings: Settings, *, principal: Principal, batch_i
         principal.require(Permission.PAYMENTS_PREPARE)
         _lock(session)
         batch = _visible(session, principal, Permission.PAYMENTS_PREPARE, batch_id)
-        if batch.status in (RELEASED, "reconciled"):
-            return {**describe(batch), "unchanged": True}
-        if batch.status != APPROVED:
-            raise Conflict(f"payment batch {batch_id} is {batch.status}: approve it first")
+        unchanged = batch.status in (RELEASED, RECONCILED)
         folder = batch_folder(settings, batch.id)
-        if folder_digest(folder) != batch.approved_hash:
-            raise Conflict(f"the files of payment batch {batch_id} are not those approved: refused")
-        instructions = query_frame(
-            session,
-            "SELECT id, program, cycle, household_id, amount_minor, currency "
-            f"FROM payment_instruction WHERE batch_id = {int(batch.id)} AND status = '{PREPARED}'",
-            {"id": pl.Int64, "program": pl.String, "cycle": pl.String,
-             "household_id": pl.Int64, "amount_minor": pl.Int64, "currency": pl.String},
-        )  # fmt: skip
-        legs = ledger.moves(
-            "instruct", instructions.with_columns(pl.lit(batch.provider).alias("provider")),
-            _Counters.start(session), source=f"batch:{batch.id}", recorded_at=clock.utcnow(),
-        )  # fmt: skip
-        write_rows(session, ledger.table(), legs)
-        session.execute(
-            update(PaymentInstruction)
-            .where(PaymentInstruction.batch_id == batch.id, PaymentInstruction.status == PREPARED)
-            .values(status=SENT)
-        )
-        batch.status = RELEASED
-        batch.released_by = principal.username
-        batch.released_at = clock.utcnow()
-        principal.audit(
-            "payments.release", "ok", RECORD, str(batch.id), permission=Permission.PAYMENTS_PREPARE
-        )
-        append(session, principal.take_audit())
-        pause_point("release-before-commit")
-    outbox = settings.payments_path / "outbox" / batch.provider
-    outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for path in sorted(folder.iterdir()):
-        shutil.copyfile(path, outbox / f"B{batch.id}-{path.name}")
-    return describe(batch)
+        if not unchanged:
+            if batch.status != APPROVED:
+                raise Conflict(f"payment batch {batch_id} is {batch.status}: approve it first")
+            if folder_digest(folder) != batch.approved_hash:
+                raise Conflict(
+                    f"the files of payment batch {batch_id} are not those approved: refused"
+                )
+            _send(session, batch, principal)
+            pause_point("release-before-commit")
+    # After the commit, and again on a repeated release: a process killed in between leaves
+    # the batch released, and the outbox is filled by the next release of it.
+    if batch.purged_at is None and folder.is_dir():
+        outbox = settings.payments_path / "outbox" / batch.provider
+        outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for path in sorted(folder.iterdir()):
+            target = outbox / f"B{batch.id}-{path.name}"
+            if not target.exists():
+                shutil.copyfile(path, target.with_suffix(".part"))
+                target.with_suffix(".part").replace(target)
+    return {**describe(batch), "unchanged": unchanged}
+
+
+def _send(session: Session, batch: PaymentBatch, principal: Principal) -> None:
+    """The batch's instructions sent: the money of each moves to the provider's clearing."""
+    instructions = query_frame(
+        session,
+        "SELECT id, program, cycle, household_id, amount_minor, currency "
+        f"FROM payment_instruction WHERE batch_id = {int(batch.id)} AND status = '{PREPARED}'",
+        {"id": pl.Int64, "program": pl.String, "cycle": pl.String,
+         "household_id": pl.Int64, "amount_minor": pl.Int64, "currency": pl.String},
+    )  # fmt: skip
+    legs = ledger.moves(
+        "instruct", instructions.with_columns(pl.lit(batch.provider).alias("provider")),
+        _Counters.start(session), source=f"batch:{batch.id}", recorded_at=clock.utcnow(),
+    )  # fmt: skip
+    write_rows(session, ledger.table(), legs)
+    session.execute(
+        update(PaymentInstruction)
+        .where(PaymentInstruction.batch_id == batch.id, PaymentInstruction.status == PREPARED)
+        .values(status=SENT)
+    )
+    batch.status = RELEASED
+    batch.released_by = principal.username
+    batch.released_at = clock.utcnow()
+    principal.audit(
+        "payments.release", "ok", RECORD, str(batch.id), permission=Permission.PAYMENTS_PREPARE
+    )
+    append(session, principal.take_audit())
 
 
 def describe(batch: PaymentBatch, area: str | None = None) -> dict[str, Any]:

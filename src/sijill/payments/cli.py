@@ -70,16 +70,25 @@ def prepare_command(
             stage=lambda what: typer.echo(what, err=True),
         )  # fmt: skip
     held = ", ".join(f"{n:,} {reason}" for reason, n in sorted(report.held.items())) or "none"
+    if report.run_id is None:
+        message = (
+            f"Cycle {report.cycle}: nothing new to instruct; the files of "
+            f"{report.files_written} batches a stopped run had left unwritten are written."
+        )
+    else:
+        message = (
+            f"Run {report.run_id}, cycle {report.cycle}: {report.instructed:,} instructions in "
+            f"{len(report.batches)} batches ({report.payments:,} payments, "
+            f"{_amounts(report.total_minor) or 'nothing'}), value date "
+            f"{report.value_date.isoformat()}; held back: {held}."
+        )
     emit_one(
         {"run_id": report.run_id, "cycle": report.cycle,
          "value_date": report.value_date.isoformat(), "instructed": report.instructed,
          "payments": report.payments, "total_minor": report.total_minor, "held": report.held,
          "batches": report.batches, "files_written": report.files_written},
         output,
-        message=f"Run {report.run_id}, cycle {report.cycle}: {report.instructed:,} "
-        f"instructions in {len(report.batches)} batches ({report.payments:,} payments, "
-        f"{_amounts(report.total_minor) or 'nothing'}), value date "
-        f"{report.value_date.isoformat()}; held back: {held}.",
+        message=message,
         soft_wrap=True,
     )  # fmt: skip
 

@@ -91,16 +91,49 @@ def prepare(
         area_ids = (
             scope.area_ids if area_id is None else frozenset(areas_within(session, [area_id]))
         )
-        areas = _areas(session)
     pay_on = business_day(settings, value_date or clock.utcnow().date())
     report = PrepareReport(run_id=None, cycle=cycle, value_date=pay_on)
     # A killed run may have left committed batches without their files: finish those first.
     report.files_written += write_batch_files(engine, settings, keyring, stage=stage)
+    try:
+        _record_run(
+            engine, settings, principal, cycle, area_id, area_ids, consolidate, pay_on, report,
+            stage,
+        )  # fmt: skip
+    except _NothingNew:
+        if not report.files_written:
+            raise NotFound(
+                f"no approved entitlement of cycle {cycle} in your scope waits for payment"
+            ) from None
+        return report  # a killed run's files written: nothing else was waiting
+    stage("writing the payment files")
+    report.files_written += write_batch_files(engine, settings, keyring, stage=stage)
+    return report
+
+
+class _NothingNew(Exception):
+    """Every approved entitlement in scope is already instructed: nothing to record."""
+
+
+def _record_run(
+    engine: Engine,
+    settings: Settings,
+    principal: Principal,
+    cycle: str,
+    area_id: int | None,
+    area_ids: frozenset[int] | None,
+    consolidate: bool,
+    pay_on: date,
+    report: PrepareReport,
+    stage: Stage,
+) -> None:
+    with Session(engine) as session:
+        areas = _areas(session)
     with Session(engine) as session, session.begin():
         _lock(session)
         bounds = _bounds(session, cycle)
         if bounds is None:
-            raise NotFound(f"no approved entitlement of cycle {cycle} waits for payment")
+            raise _NothingNew
         minor_units = _minor_units(session)
         run = PaymentRun(
             cycle=cycle, area_id=area_id, consolidated=consolidate, value_date=pay_on,
@@ -109,6 +142,7 @@ def prepare(
         session.add(run)
         session.flush()
         ids = _Counters.start(session)
+        ids.holds = bool(session.scalar(select(func.count()).where(PaymentHold.cycle == cycle)))
         batches: dict[tuple, PaymentBatch] = {}
         for number, (low, high) in enumerate(bounds, start=1):
             stage(f"households, slice {number} of {len(bounds)}")
@@ -117,10 +151,7 @@ def prepare(
                 continue
             _record_slice(session, settings, run, rows, areas, minor_units, ids, batches, report)
         if not report.instructed and not report.held:
-            session.rollback()
-            raise NotFound(
-                f"no approved entitlement of cycle {cycle} in your scope waits for payment"
-            )
+            raise _NothingNew
         for batch in batches.values():
             session.flush()
             report.batches.append(_batch_summary(batch, areas))
@@ -136,9 +167,6 @@ def prepare(
         )  # fmt: skip
         append(session, principal.take_audit())
         pause_point("prepare-before-commit")
-    stage("writing the payment files")
-    report.files_written += write_batch_files(engine, settings, keyring, stage=stage)
-    return report
 
 
 @dataclass
@@ -146,6 +174,7 @@ class _Counters:
     instruction: int
     leg: int
     move: int
+    holds: bool = True  # whether earlier holds of the cycle may need forgetting
 
     @classmethod
     def start(cls, session: Session) -> "_Counters":
@@ -174,8 +203,8 @@ def _record_slice(
     legs = ledger.moves("entitle", fresh, ids, source=source, recorded_at=now)
     held = rows.filter(pl.col("hold").is_not_null())
     if held.height:
-        keys = held.select("program", "cycle", "household_id")
-        _forget_holds(session, keys)
+        if ids.holds:
+            _forget_holds(session, held.select("program", "cycle", "household_id"))
         write_rows(
             session,
             PaymentHold.__table__,
@@ -192,7 +221,8 @@ def _record_slice(
             report.held[reason] = report.held.get(reason, 0) + count
     paying = rows.filter(pl.col("hold").is_null())
     if paying.height:
-        _forget_holds(session, paying.select("program", "cycle", "household_id"))
+        if ids.holds:
+            _forget_holds(session, paying.select("program", "cycle", "household_id"))
         instructions = _instructions(session, settings, run, paying, areas, minor_units, ids)
         instructions = _into_batches(session, run, instructions, batches)
         write_rows(session, PaymentInstruction.__table__, instructions.drop("batch_key"))
