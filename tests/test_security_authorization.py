@@ -120,6 +120,10 @@ def audit_log(client, target):
     return [_seen(client.get("/audit/records", params={"record_id": target.household_id}))]
 
 
+def household_payments(client, target):
+    return [_seen(client.get(f"/households/{target.household_id}/payments"))]
+
+
 def review_flags(client, target):
     return [_seen(client.get("/review-flags"))]
 
@@ -203,6 +207,16 @@ def mpi_run(client, target):
     return [_seen(response)]
 
 
+def record_instrument(client, target):
+    details = {"iban": "TR330006100519786457841326", "holder": "Ahmad Al-Khatib"}
+    body = {"kind": "bank", "details": details}
+    return [_seen(client.post(f"/households/{target.household_id}/instruments", json=body))]
+
+
+def list_instruments(client, target):
+    return [_seen(client.get(f"/households/{target.household_id}/instruments"))]
+
+
 RULES: dict[str, Rule] = {
     "read_household": Rule(Permission.HOUSEHOLD_READ, read),
     "search_households": Rule(Permission.HOUSEHOLD_SEARCH, search),
@@ -220,6 +234,9 @@ RULES: dict[str, Rule] = {
     "unmerge_persons": Rule(Permission.MERGE, unmerge),
     "merge_persons": Rule(Permission.MERGE, merge),
     "read_flagged_pair": Rule(Permission.REVIEW_FLAGS, flagged_pair, national_only=True),
+    "record_payment_instrument": Rule(Permission.INSTRUMENTS_WRITE, record_instrument),
+    "list_payment_instruments": Rule(Permission.INSTRUMENTS_WRITE, list_instruments),
+    "read_household_payments": Rule(Permission.PAYMENTS_READ, household_payments),
     # Last: their jobs run in the background, after every other rule's checks.
     "start_import": Rule(Permission.HOUSEHOLD_IMPORT, import_file),
     "start_dedup": Rule(Permission.LINKAGE_RUN, dedup),
@@ -243,6 +260,21 @@ TARGETING = {
 PROGRAMS = {"read_program_run", "explain_program_decision"}
 # Starting a run and answering for households: tested below.
 PROGRAM_ACTIONS = {"start_program_run", "answer_enrollment"}
+# Deciding a held instrument change: tested below, and by area in
+# tests/test_payments_instruments.py.
+INSTRUMENT_DECISIONS = {"approve_payment_instrument", "reject_payment_instrument"}
+# Payment runs, batches, reports and totals: tested below, and by area in
+# tests/test_payments.py.
+PAYMENT_ROUTES = {
+    "start_payment_run",
+    "list_payment_batches",
+    "read_payment_batch",
+    "approve_payment_batch",
+    "release_payment_batch",
+    "start_payment_reconciliation",
+    "read_payment_totals",
+    "check_payment_ledger",
+}
 EXTRA_CALLS = {"read_household": [read_as_of]}
 
 
@@ -355,6 +387,8 @@ def test_every_route_has_a_rule(settings, sessions):
     unruled = set(_operations(app)) - set(RULES) - PUBLIC - ANY_SIGNED_IN - OWN_JOBS - MODELS
     unruled -= TARGETING
     unruled -= PROGRAMS | PROGRAM_ACTIONS
+    unruled -= INSTRUMENT_DECISIONS
+    unruled -= PAYMENT_ROUTES
     assert not unruled, f"routes without an authorisation rule in this test: {unruled}"
 
 
@@ -553,6 +587,63 @@ def test_program_runs_and_enrollment_answers_follow_their_permissions(world, rol
     with TestClient(app, headers=auth_headers(sessions, settings, role, SCOPE)) as client:
         for name, (call, allowed, status) in calls.items():
             answer = call(client)
+            assert answer.status_code == (status if allowed else 403), (role, name, answer.text)
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_PERMISSIONS))
+def test_instrument_changes_are_decided_by_those_who_approve_them(world, role):
+    app, settings, sessions, *_ = world
+    allowed = Permission.INSTRUMENTS_APPROVE in ROLE_PERMISSIONS[role]
+    with TestClient(app, headers=auth_headers(sessions, settings, role, SCOPE)) as client:
+        for name in sorted(INSTRUMENT_DECISIONS):
+            verb = name.partition("_")[0]
+            answer = client.post(f"/payments/instruments/999999/{verb}")
+            assert answer.status_code == (404 if allowed else 403), (role, name, answer.text)
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_PERMISSIONS))
+def test_payment_routes_follow_their_permissions(world, role):
+    app, settings, sessions, *_ = world
+    permissions = ROLE_PERMISSIONS[role]
+    calls = {
+        # No approved entitlement in this registry: 404 once the permission is granted.
+        "start_payment_run": (
+            lambda c: c.post("/payments/runs", json={"cycle": "2026-11", "area_code": SCOPE}),
+            Permission.PAYMENTS_PREPARE, 404,
+        ),
+        "list_payment_batches": (
+            lambda c: c.get("/payments/batches"), Permission.PAYMENTS_READ, 200
+        ),
+        "read_payment_batch": (
+            lambda c: c.get("/payments/batches/999999"), Permission.PAYMENTS_READ, 404
+        ),
+        "approve_payment_batch": (
+            lambda c: c.post("/payments/batches/999999/approve"), Permission.PAYMENTS_APPROVE, 404
+        ),
+        "release_payment_batch": (
+            lambda c: c.post("/payments/batches/999999/release"), Permission.PAYMENTS_PREPARE, 404
+        ),
+        # An unknown provider is refused (422) once the permission is granted.
+        "start_payment_reconciliation": (
+            lambda c: c.post(
+                "/payments/reports", data={"provider": "nobody"},
+                files={"report": ("r.xml", "<x/>")},
+            ),
+            Permission.PAYMENTS_RECONCILE, 422,
+        ),
+        "read_payment_totals": (
+            lambda c: c.get("/payments/totals"), Permission.PAYMENTS_READ, 200
+        ),
+        # The whole ledger's proof needs a national scope: 403 for these district users too.
+        "check_payment_ledger": (
+            lambda c: c.get("/payments/ledger/check"), Permission.PAYMENTS_READ, 403
+        ),
+    }  # fmt: skip
+    assert set(calls) == PAYMENT_ROUTES
+    with TestClient(app, headers=auth_headers(sessions, settings, role, SCOPE)) as client:
+        for name, (call, permission, status) in calls.items():
+            answer = call(client)
+            allowed = permission in permissions
             assert answer.status_code == (status if allowed else 403), (role, name, answer.text)
 
 

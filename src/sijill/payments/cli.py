@@ -179,26 +179,30 @@ def batches_command(
 def report_command(
     program: str | None = typer.Option(None, "--program"),
     cycle: str | None = typer.Option(None, "--cycle"),
+    xlsx: Path | None = typer.Option(None, "--xlsx", help="also write it to this XLSX file"),
     output: OutputOption = Output.table,
 ) -> None:
     """Per program and cycle: amounts entitled, sent, paid, failed, returned and outstanding
-    (minor units), for the households of your areas. `-o csv` or `-o xlsx` to keep it.
+    (minor units), for the households of your areas. `-o csv` or `--xlsx FILE` to keep it.
 
-    Example: sijill payments report --cycle 2026-11 -o xlsx > payments-2026-11.xlsx
+    Example: sijill payments report --cycle 2026-11 --xlsx payments-2026-11.xlsx
     """
-    from sijill.payments.reports import totals
+    from sijill.payments.reports import totals, write_xlsx
 
     settings = get_settings()
     with acting_user(settings) as (sessions, principal), sessions() as session:
         records = totals(session, principal, program, cycle)
     columns = ["program", "cycle", "currency", "households", "entitled_minor", "sent_minor",
                "paid_minor", "failed_minor", "returned_minor", "outstanding_minor"]  # fmt: skip
+    if xlsx is not None:
+        write_xlsx(records, columns, xlsx)
     emit(records, columns, output, title="payments by program and cycle")
 
 
 @payments_app.command("history")
 def history_command(
     household: str = typer.Argument(..., help="the household's registry ID"),
+    xlsx: Path | None = typer.Option(None, "--xlsx", help="also write it to this XLSX file"),
     output: OutputOption = Output.table,
 ) -> None:
     """Who got what, when and how: every payment of one household, with its instrument
@@ -206,13 +210,15 @@ def history_command(
 
     Example: sijill payments history 4829301756
     """
-    from sijill.payments.reports import household_history
+    from sijill.payments.reports import household_history, write_xlsx
 
     settings = get_settings()
     with acting_user(settings) as (sessions, principal), sessions() as session:
         records = household_history(session, principal, household)
     columns = ["program", "cycle", "attempt", "amount_minor", "currency", "status", "reason",
                "provider", "instrument", "batch_id", "released_at", "settled_at"]  # fmt: skip
+    if xlsx is not None:
+        write_xlsx(records, columns, xlsx)
     emit(records, columns, output, title=f"payments of household {household}")
 
 
@@ -265,5 +271,8 @@ def check_command(output: OutputOption = Output.table) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from sijill.payments.instrument_cli import app as instruments_app
+
+    payments_app.add_typer(instruments_app, name="instruments")
     app.add_typer(payments_app, name="payments")
     app.add_typer(ledger_app, name="ledger")

@@ -29,6 +29,21 @@ def totals(
     return ledger.program_totals(session, scope.area_ids, program, cycle)
 
 
+def write_xlsx(records: list[dict[str, Any]], columns: list[str], path: Path) -> None:
+    """A report as a spreadsheet (amounts as integers of minor units, never floats), written
+    beside its place and renamed in, so a reader never sees half a file."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("payments")
+    sheet.append(columns)
+    for record in records:
+        sheet.append([record.get(column) for column in columns])
+    partial = path.with_name(path.name + ".part")
+    book.save(partial)
+    partial.replace(path)
+
+
 def household_history(session: Session, principal: Principal, household: str) -> list[dict]:
     """Every instruction of one household (oldest first) with its instrument (masked),
     provider, batch and outcome; each carries the ledger's moves for it."""

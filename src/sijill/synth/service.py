@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 import sijill
 from sijill.core.errors import InvalidInput
-from sijill.synth import chunk, geography, survey, tables
+from sijill.synth import chunk, geography, instruments, survey, tables
 from sijill.synth.registration import Keys
 from sijill.synth.welfare import EXTREME_POVERTY_LINE, POVERTY_LINE
 
@@ -42,8 +42,9 @@ OUTPUT_FILES = (
     ["areas.csv", "areas.parquet", "areas.geojson"]
     + [f"{t}.{ext}" for t in BOTH_FORMATS for ext in ("parquet", "csv")]
     + [f"{t}.parquet" for t in PARQUET_ONLY]
-    + ["survey.parquet", "manifest.json"]
+    + ["instruments.csv", "survey.parquet", "manifest.json"]
 )
+CSV_ONLY = ("instruments",)
 
 
 def reference_date(seed: int) -> date:
@@ -95,10 +96,12 @@ class _Writers:
             )
             if name in BOTH_FORMATS:
                 self.csv[name] = pacsv.CSVWriter(folder / f"{name}.csv", schema)
+        self.csv["instruments"] = pacsv.CSVWriter(folder / "instruments.csv", instruments.SCHEMA)
 
     def write_all(self, tables_by_name: dict[str, pa.Table]) -> None:
         for name, table in tables_by_name.items():
-            self.parquet[name].write_table(table)
+            if name in self.parquet:
+                self.parquet[name].write_table(table)
             if name in self.csv:
                 self.csv[name].write_table(table)
 
@@ -207,7 +210,7 @@ def _write_chunks(folder: Path, households: int, ctx: chunk.Context, report: Pro
     in chunk order, so the files do not depend on timing.
     """
     start = chunk.Start()
-    rows = dict.fromkeys(BOTH_FORMATS + PARQUET_ONLY, 0)
+    rows = dict.fromkeys(BOTH_FORMATS + PARQUET_ONLY + CSV_ONLY, 0)
     summary = _Summary(households, len(ctx.geo.governorate_code))
     writers = _Writers(folder)
     writing: Future | None = None
@@ -216,6 +219,12 @@ def _write_chunks(folder: Path, households: int, ctx: chunk.Context, report: Pro
             for index, first in enumerate(range(0, households, CHUNK_HOUSEHOLDS)):
                 n = min(CHUNK_HOUSEHOLDS, households - first)
                 part = chunk.build(index, n, start, ctx)
+                # A stream of its own: adding the file left the others of a seed unchanged.
+                part.tables["instruments"] = instruments.table(
+                    np.random.default_rng([ctx.seed, 5, index]),
+                    part.tables["households"]["household_key"].combine_chunks(),
+                    part.tables["persons"],
+                )
                 if writing is not None:
                     writing.result()
                 writing = background.submit(writers.write_all, part.tables)
