@@ -1,0 +1,232 @@
+"""Cash pay-lists: what an agent or a post office pays out over the counter, and signs for.
+
+A batch is one CSV for the machines (`paylist.csv`, the batch CSV of `batch_files.py`, one line
+per payment sorted by pick-up point then reference) and PDFs to print, one per pick-up point
+(`paylist-<point>-<part>.pdf`, points numbered in the CSV's order), each line with an empty box
+for the beneficiary's signature.
+
+A PDF holds at most `PDF_LINES` lines; a point with more gets several parts. WeasyPrint lays a
+whole document out in memory before writing it, so one PDF for a governorate's 100,000 lines
+would take gigabytes and minutes; parts of a few hundred lines keep its memory flat whatever
+the batch, and print as the stack of sheets one counter works through. The lines are sorted in
+memory (a cash batch is one governorate's, typically under 100,000 lines).
+
+Names may be Arabic or Latin in one list: each is its own bidirectional run (`<bdi>`,
+`dir="auto"`), so a Latin name in an Arabic page, or the reverse, keeps its order; the page
+follows the `language` setting, and the references, IDs and amounts are left to right.
+"""
+
+from collections.abc import Iterable, Iterator
+from functools import cache
+from itertools import groupby
+from pathlib import Path
+from typing import ClassVar
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from sijill.core.errors import InvalidInput, SijillError
+from sijill.core.i18n import N_, direction, gettext
+from sijill.core.settings import Settings
+from sijill.payments.amounts import format_minor
+from sijill.payments.batch_files import (
+    LineCheck,
+    checked_amount,
+    detail,
+    prepare_folder,
+    read_batch_csv,
+    refuse_unfinished,
+    whole_file,
+    write_batch_csv,
+)
+from sijill.payments.providers import (
+    FAILED,
+    PAID,
+    RETURNED,
+    BatchHeader,
+    PaymentLine,
+    ReportHeader,
+    ResultLine,
+    register,
+)
+from sijill.payments.result_files import read_results, references_of, write_answer
+
+TITLE = N_("Cash pay-list")
+POINT = N_("Pick-up point")
+BATCH = N_("Batch")
+VALUE_DATE = N_("Payable from")
+PART = N_("Sheet {part} of {parts} for this point")
+REFERENCE = N_("Reference")
+REGISTRY_ID = N_("Registry ID")
+HOLDER = N_("Beneficiary")
+AMOUNT = N_("Amount")
+SIGNATURE = N_("Signature")
+TOTAL = N_("Total of this sheet: {count} payments")
+
+_AGENT_STATUSES: dict[str, str | None] = {
+    "collected": PAID,
+    "not_collected": RETURNED,  # the money came back unclaimed
+    "refused": FAILED,
+}
+
+Line = tuple[str, str, str, str, int]  # point, reference, registry ID, holder, amount
+
+
+class PdfUnavailable(SijillError):
+    status = 500
+    title = N_("PDF output unavailable")
+
+
+@register
+class CashAgent:
+    name: ClassVar[str] = "cash_agent"
+    kinds: ClassVar[tuple[str, ...]] = ("cash",)
+    COLUMNS = ("point", "reference", "registry_id", "holder")
+    FILE = "paylist.csv"
+    PDF_LINES = 400  # about 12 pages a sheet set
+    UNCOLLECTED = ("NOT_COLLECTED_BY_CLOSING", "BENEFICIARY_ABSENT", "NO_IDENTITY_DOCUMENT")
+
+    def __init__(self, settings: Settings):
+        self.language = settings.language
+
+    def write(self, header: BatchHeader, lines: Iterable[PaymentLine], folder: Path) -> list[str]:
+        html = _pdf_writer()
+        prepare_folder(folder)
+        for stale in folder.glob("paylist-*.pdf"):
+            stale.unlink()
+        ordered = sorted(_lines(lines))
+        write_batch_csv(
+            folder / self.FILE, header, self.name, self.COLUMNS,
+            ((list(line[:4]), line[4]) for line in ordered),
+        )  # fmt: skip
+        names = [self.FILE]
+        for number, (point, group) in enumerate(groupby(ordered, key=lambda line: line[0]), 1):
+            lines_here = list(group)
+            parts = -(-len(lines_here) // self.PDF_LINES)
+            for part in range(1, parts + 1):
+                chunk = lines_here[(part - 1) * self.PDF_LINES : part * self.PDF_LINES]
+                name = _pdf_name(number, part)
+                page = self._render(header, point, chunk, part, parts)
+                with whole_file(folder / name, binary=True) as handle:
+                    html(string=page).write_pdf(handle)
+                names.append(name)
+        self.validate(folder)
+        return names
+
+    def _render(self, header: BatchHeader, point: str, chunk: list[Line], part: int, parts: int):
+        say = lambda message: gettext(message, self.language)  # noqa: E731
+        units = header.minor_units
+        first = (part - 1) * self.PDF_LINES + 1
+        return _template().render(
+            language=self.language,
+            direction=direction(self.language),
+            title=say(TITLE),
+            point_label=say(POINT),
+            point=point,
+            batch_label=say(BATCH),
+            batch=header.reference,
+            date_label=say(VALUE_DATE),
+            value_date=header.value_date.isoformat(),
+            part=say(PART).format(part=part, parts=parts),
+            reference_label=say(REFERENCE),
+            registry_label=say(REGISTRY_ID),
+            holder_label=say(HOLDER),
+            amount_label=say(AMOUNT),
+            signature_label=say(SIGNATURE),
+            currency=header.currency,
+            lines=[
+                {
+                    "number": first + i,
+                    "reference": reference,
+                    "registry_id": registry_id,
+                    "holder": holder,
+                    "amount": format_minor(amount, units),
+                }
+                for i, (_point, reference, registry_id, holder, amount) in enumerate(chunk)
+            ],  # fmt: skip
+            total_label=say(TOTAL).format(count=len(chunk)),
+            total=format_minor(sum(line[4] for line in chunk), units),
+        )
+
+    def validate(self, folder: Path) -> None:
+        refuse_unfinished(folder)
+        path = folder / self.FILE
+        header, rows = read_batch_csv(path, self.name, self.COLUMNS)
+        check = LineCheck(path.name, header)
+        expected: list[int] = []  # lines per point, in order
+        previous = None
+        for line, values in rows:
+            check.line(line, values["reference"], values["amount"])
+            if not (values["point"] and values["registry_id"] and values["holder"]):
+                raise InvalidInput(f"{path.name}: line {line}: no point, registry ID or holder")
+            key = (values["point"], values["reference"])
+            if previous is not None and key <= previous:
+                raise InvalidInput(f"{path.name}: line {line}: not in point and reference order")
+            if previous is None or key[0] != previous[0]:
+                expected.append(0)
+            expected[-1] += 1
+            previous = key
+        check.end()
+        wanted = {
+            _pdf_name(number, part)
+            for number, count in enumerate(expected, 1)
+            for part in range(1, -(-count // self.PDF_LINES) + 1)
+        }
+        found = {pdf.name for pdf in folder.glob("paylist-*.pdf")}
+        if found != wanted:
+            raise InvalidInput(
+                f"{folder.name}: {len(wanted - found)} pay-list PDFs missing, "
+                f"{len(found - wanted)} not of this batch"
+            )
+        for name in sorted(wanted):
+            if not _looks_like_pdf(folder / name):
+                raise InvalidInput(f"{folder.name}: {name} is not a whole PDF")
+
+    def read_report(self, path: Path) -> tuple[ReportHeader, Iterator[ResultLine]]:
+        return read_results(path, _AGENT_STATUSES)
+
+    def answer(self, folder: Path, out: Path, *, fail_one_in: int, seed: int) -> Path:
+        _header, rows = read_batch_csv(folder / self.FILE, self.name, self.COLUMNS)
+        return write_answer(
+            out, references_of(rows), paid="collected", unpaid="not_collected",
+            reasons=self.UNCOLLECTED, fail_one_in=fail_one_in, seed=seed,
+        )  # fmt: skip
+
+
+def _lines(lines: Iterable[PaymentLine]) -> Iterator[Line]:
+    for n, line in enumerate(lines, start=1):
+        if not line.registry_id:
+            raise InvalidInput(f"payment line {n}: no registry ID")
+        point, holder = detail(line, n, "point"), detail(line, n, "holder")
+        yield point, line.transfer_ref, line.registry_id, holder, checked_amount(line, n)
+
+
+def _pdf_name(point: int, part: int) -> str:
+    return f"paylist-{point:04d}-{part:03d}.pdf"
+
+
+def _looks_like_pdf(path: Path) -> bool:
+    with path.open("rb") as handle:
+        start = handle.read(5)
+        handle.seek(max(0, path.stat().st_size - 1024))
+        end = handle.read()
+    return start == b"%PDF-" and b"%%EOF" in end
+
+
+def _pdf_writer():
+    try:
+        from weasyprint import HTML
+    except (ImportError, OSError) as error:  # OSError: Pango or its libraries missing
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise PdfUnavailable(
+            f"cash pay-lists need WeasyPrint, which cannot be loaded here ({reason})"
+        ) from None
+    return HTML
+
+
+@cache
+def _template():
+    environment = Environment(
+        loader=PackageLoader("sijill.payments", "templates"),
+        autoescape=select_autoescape(["html"], default=True),
+    )
+    return environment.get_template("paylist.html")
