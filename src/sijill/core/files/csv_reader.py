@@ -43,8 +43,32 @@ _OTHER_ENCODINGS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_B
 
 
 def csv_pieces(path: Path) -> Iterator[Piece]:
+    """The file's pieces; a file none of whose lines can be read as UTF-8 text (saved in
+    another encoding) is refused as a whole. Pieces without a readable row are held back
+    until one has a row, so the verdict is the whole file's, wherever its readable lines are
+    (the fast reader may hand the rest of a file over to the slow one)."""
     header, header_lines = _header(path)
     fast = _FastReader(path, header, header_lines)
+    held: list[Piece] = []
+    readable = False
+    for piece in _all_pieces(path, header, fast):
+        if readable:
+            yield piece
+        elif piece[0].height:
+            readable = True
+            yield from held
+            held.clear()
+            yield piece
+        else:
+            held.append(piece)
+    if not readable and any(
+        (rejects["reason"] == Reason.NOT_UTF8).any() for _, rejects in held if rejects.height
+    ):
+        raise UnreadableFile(path, "is not UTF-8 text; save it as UTF-8 CSV")
+    yield from held
+
+
+def _all_pieces(path: Path, header: list[str], fast: "_FastReader") -> Iterator[Piece]:
     yield from fast.pieces()
     if fast.resume_at is not None:
         yield from _slow_pieces(path, header, fast.resume_at)
@@ -113,7 +137,6 @@ class _FastReader:
         self.breaks_before = 0
         self.skipped: list[tuple[int | None, int, int]] = []  # record, fields, line breaks
         self.resume_at: int | None = None  # the line the slow reader goes on from
-        self.first = True
 
     def _skip(self, row) -> str:
         # Only the row's shape is kept: its text is a person's data.
@@ -205,14 +228,11 @@ class _FastReader:
         frame, not_utf8 = self._decoded(batch, lines)
         if not_utf8.any():
             rows = frame.filter(pl.Series(not_utf8))[ROW].to_list()
-            if self.first and len(rows) == frame.height:
-                raise UnreadableFile(self.path, "is not UTF-8 text; save it as UTF-8 CSV")
             bad = rejects_frame(
                 rows, [Reason.NOT_UTF8] * len(rows), [message(Reason.NOT_UTF8)] * len(rows)
             )
             rejects = pl.concat([rejects, bad])
             frame = frame.filter(~pl.Series(not_utf8))
-        self.first = False
         return frame, rejects
 
     def _decoded(self, batch: pa.RecordBatch, lines: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
