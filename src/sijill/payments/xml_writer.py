@@ -4,11 +4,12 @@ flushed, then renamed into place, so a killed process never leaves half a file u
 final name and a refused one leaves nothing. Owner-only: payment files hold personal data."""
 
 import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from lxml import etree
+
+from sijill.payments.batch_files import whole_file
 
 
 class XmlWriter:
@@ -52,23 +53,13 @@ class _HashingFile:
 
 
 def write_xml_file(path: Path, ns: str, body: Callable[[XmlWriter], None]) -> str:
-    """Write `path` with `body` (which raises to refuse it); return its bytes' SHA-256."""
-    part = path.with_suffix(".part")
+    """Write `path` with `body` (which raises to refuse it), whole or not at all; return its
+    bytes' SHA-256."""
     digest = hashlib.sha256()
-    try:
-        with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
-            with etree.xmlfile(_HashingFile(file, digest), encoding="UTF-8") as xf:
-                xf.write_declaration()
-                body(XmlWriter(xf, ns))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(part, path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
+    with (
+        whole_file(path, binary=True) as file,
+        etree.xmlfile(_HashingFile(file, digest), encoding="UTF-8") as xf,
+    ):
+        xf.write_declaration()
+        body(XmlWriter(xf, ns))
     return digest.hexdigest()

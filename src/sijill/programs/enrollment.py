@@ -7,7 +7,6 @@ others for another period. Each move is an `enrollment_event` naming the run or 
 that made it, on the date it took effect.
 """
 
-import io
 from datetime import date
 from typing import Any
 
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from sijill.core import clock
 from sijill.core.errors import Conflict, InvalidInput, NotFound
+from sijill.core.pg_copy import query_frame
 from sijill.programs.models import (
     DECLINED,
     ENROLLED,
@@ -41,26 +41,12 @@ def _current(session: Session, program: str) -> pl.DataFrame:
     """Where every household of the program stands, read in the run's own transaction (by
     COPY on PostgreSQL: a national program holds millions)."""
     schema = {"household_id": pl.Int64, "status": pl.String, "recertify_on": pl.Date}
-    if session.bind.dialect.name == "postgresql":
-        raw = session.connection().connection.driver_connection
-        query = (
-            "COPY (SELECT household_id, status, recertify_on FROM enrollment "
-            "WHERE program = %s) TO STDOUT (FORMAT csv)"
-        )
-        buffer = io.BytesIO()
-        with raw.cursor() as cursor, cursor.copy(query, (program,)) as copy:
-            for chunk in copy:
-                buffer.write(chunk)
-        if not buffer.tell():
-            return pl.DataFrame(schema=schema)
-        buffer.seek(0)
-        return pl.read_csv(buffer, has_header=False, new_columns=list(schema), schema=schema)
-    rows = session.execute(
-        select(Enrollment.household_id, Enrollment.status, Enrollment.recertify_on).where(
-            Enrollment.program == program
-        )
-    ).all()
-    return pl.DataFrame(rows, schema=schema, orient="row")
+    quoted = program.replace("'", "''")
+    return query_frame(
+        session,
+        f"SELECT household_id, status, recertify_on FROM enrollment WHERE program = '{quoted}'",
+        schema,
+    )
 
 
 def _events(changes: pl.DataFrame, run: ProgramRun, principal: Principal, to: str) -> pl.DataFrame:
