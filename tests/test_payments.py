@@ -374,3 +374,45 @@ def test_value_dates_skip_weekends_and_holidays():
     assert value_date(settings, date(2026, 12, 4)) == date(2026, 12, 7)  # Fri, Sat, holiday
     maghreb = settings.model_copy(update={"payment_weekend": [6, 7], "payment_holidays": []})
     assert value_date(maghreb, date(2026, 12, 5)) == date(2026, 12, 7)  # Saturday -> Monday
+
+
+def test_files_and_reports_older_than_the_retention_are_purged_and_the_records_stay(
+    cycle, tmp_path
+):
+    from datetime import timedelta
+
+    from sijill.payments.reports import purge
+
+    engine, settings = cycle["engine"], cycle["settings"]
+    report = _prepare(cycle)
+    assert len(report.batches) > 1  # a batch per governorate
+    kept, old = report.batches[0]["id"], report.batches[-1]["id"]
+    for batch_id in (kept, old):
+        approve(engine, settings, principal=CHECKER, batch_id=batch_id)
+        release(engine, settings, principal=PAYER, batch_id=batch_id)
+    answer = provider_named(settings, "iso20022").answer(
+        batch_folder(settings, old), tmp_path / "pain002.xml", fail_one_in=0, seed=1
+    )
+    ingested = reconcile(engine, settings, principal=PAYER, path=answer, provider="iso20022")
+    long_ago = clock.utcnow() - timedelta(days=settings.payment_file_retention_days + 1)
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(PaymentBatch).where(PaymentBatch.id == old).values(released_at=long_ago)
+        )
+        session.execute(text("UPDATE provider_report SET ingested_at = :t"), {"t": long_ago})
+    outbox = settings.payments_path / "outbox" / "iso20022"
+    assert list(outbox.glob(f"B{old}-*")) and list((settings.payments_path / "reports").iterdir())
+    counts = purge(engine, settings, principal=PAYER)
+    assert counts == {"batches": 1, "reports": 1}
+    assert not batch_folder(settings, old).exists() and not list(outbox.glob(f"B{old}-*"))
+    assert not list((settings.payments_path / "reports").iterdir())
+    assert batch_folder(settings, kept).exists()
+    with Session(engine) as session:
+        purged = session.get(PaymentBatch, old)
+        assert purged.purged_at is not None and purged.file_hash
+        assert session.scalar(
+            select(func.count()).where(PaymentInstruction.batch_id == old)
+        ) == purged.instructions  # fmt: skip
+    assert purge(engine, settings, principal=PAYER) == {"batches": 0, "reports": 0}
+    assert ingested["paid"] > 0
+    _check(engine)
