@@ -108,6 +108,10 @@ def check(session: Session) -> CheckReport:
     to zero, each entitlement is paid exactly once or open for exactly its amount, and each
     instruction's money is where its status says."""
     report = CheckReport()
+    if session.bind.dialect.name == "postgresql":
+        # Each check aggregates every leg: at the default work_mem the million-group hash
+        # tables spill to disk in hundreds of batches, which took a third of its time.
+        session.execute(text("SET LOCAL work_mem = '256MB'"))
     one = lambda sql: session.execute(text(sql)).one()  # noqa: E731
     report.moves, report.legs, report.unbalanced_moves = one(
         """SELECT COUNT(*), COALESCE(SUM(legs), 0),
