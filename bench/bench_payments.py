@@ -59,8 +59,8 @@ PAYER_BIC = "SIJLJOAXXXX"
 FAIL_ONE_IN = 50
 # Emptied before each run; one statement, so the foreign keys between them do not matter.
 PAYMENT_TABLES = (
-    "payment_instruction", "payment_batch", "payment_run", "payment_hold", "ledger_entry",
-    "provider_report", "provider_report_unmatched",
+    "payment_instruction", "entitlement_payment", "payment_batch", "payment_run",
+    "payment_hold", "ledger_entry", "provider_report", "provider_report_unmatched",
 )  # fmt: skip
 # Synthetic holders' names: instruments need one, and these belong to no one.
 GIVEN = ("Amal", "Huda", "Rania", "Salma", "Nour", "Layla", "Mariam", "Yasmin", "Omar", "Sami")

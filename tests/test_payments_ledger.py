@@ -7,14 +7,14 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import create_engine, delete, text, update
 from sqlalchemy.orm import Session
 
 import sijill.models  # noqa: F401  (every table on the metadata)
 from sijill.core import clock
 from sijill.core.db import Base
 from sijill.payments import ledger
-from sijill.payments.models import PaymentInstruction
+from sijill.payments.models import EntitlementPayment, PaymentInstruction
 from sijill.programs.entitlement_models import Entitlement
 from sijill.programs.writes import write_rows
 
@@ -77,6 +77,8 @@ def _apply(session, ids: _Ids, state: dict, entitlement: dict, event: str, next_
             attempt=1, instrument_id=1, transfer_ref=f"T{instruction}",
             amount_minor=entitlement["amount_minor"], currency="XSJ", status="sent",
         ))  # fmt: skip
+        session.add(EntitlementPayment(program="p", cycle="2026-11", household_id=household,
+                                       instruction_id=instruction))  # fmt: skip
         session.flush()
         new_status = "sent"
     else:
@@ -87,6 +89,10 @@ def _apply(session, ids: _Ids, state: dict, entitlement: dict, event: str, next_
             .where(PaymentInstruction.id == instruction)
             .values(status=new_status)
         )
+        if new_status in ("failed", "returned"):  # the entitlement may be paid again
+            session.execute(
+                delete(EntitlementPayment).where(EntitlementPayment.instruction_id == instruction)
+            )
     row = pl.DataFrame([{**entitlement, "id": instruction, "provider": "bank"}])
     write_rows(session, ledger.table(), ledger.moves(event, row, ids, source="t", recorded_at=now))
     state[household] = (instruction, new_status)
@@ -135,6 +141,7 @@ def test_any_sequence_of_events_keeps_the_ledger_balanced(amounts, events):
             "neither paid exactly once",
         ),
         ("UPDATE payment_instruction SET status = 'sent'", "disagree with the ledger"),
+        ("DELETE FROM entitlement_payment", "disagree with the ledger"),
     ],
 )
 def test_the_check_finds_a_wrong_ledger(damage, problem):
@@ -156,4 +163,19 @@ def test_the_check_finds_a_wrong_ledger(damage, problem):
         report = ledger.check(session)
         assert not report.ok
         assert any(problem in p for p in report.problems), report.problems
+    engine.dispose()
+
+
+def test_the_database_refuses_a_second_live_payment_of_an_entitlement():
+    from sqlalchemy.exc import IntegrityError
+
+    engine = _fresh_engine()
+    with Session(engine) as session:
+        session.add(EntitlementPayment(program="p", cycle="2026-11", household_id=1,
+                                       instruction_id=1))  # fmt: skip
+        session.flush()
+        session.add(EntitlementPayment(program="p", cycle="2026-11", household_id=1,
+                                       instruction_id=2))  # fmt: skip
+        with pytest.raises(IntegrityError):
+            session.flush()
     engine.dispose()

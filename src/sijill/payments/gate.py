@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sijill.core.pg_copy import query_frame
-from sijill.payments.models import ACTIVE, LIVE, PENDING
+from sijill.payments.models import ACTIVE, PENDING
 from sijill.programs.entitlement_models import APPROVED, PAYABLE
 from sijill.registry.reviews.models import DUPLICATE_NATIONAL_ID, OPEN, POSSIBLE_DUPLICATE
 
@@ -117,15 +117,16 @@ def payable_entitlements(
             WHERE cycle = {cycle_literal} AND kind = 'entitle' AND {in_range}
         ) entitled ON entitled.program = e.program AND entitled.household_id = e.household_id
         LEFT JOIN (
-            SELECT program, household_id, COUNT(*) AS attempts,
-                   SUM(CASE WHEN status IN ({_quoted(LIVE)}) THEN 1 ELSE 0 END) AS live
+            SELECT program, household_id, COUNT(*) AS attempts
             FROM payment_instruction
             WHERE cycle = {cycle_literal} AND {in_range} GROUP BY program, household_id
         ) earlier ON earlier.program = e.program AND earlier.household_id = e.household_id
+        LEFT JOIN entitlement_payment live ON live.program = e.program
+             AND live.cycle = e.cycle AND live.household_id = e.household_id
         WHERE e.cycle = {cycle_literal}
           AND e.status IN ({_quoted(PAYABLE)}) AND e.amount_minor > 0
           AND {in_scope}
-          AND COALESCE(earlier.live, 0) = 0
+          AND live.household_id IS NULL
     """
     if postgres:
         # Compiling this query's expressions costs seconds per slice, more than running them.

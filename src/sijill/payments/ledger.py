@@ -135,6 +135,8 @@ def check(session: Session) -> CheckReport:
         int(v or 0) for v in one(_ENTITLEMENTS)
     )
     report.instructions, report.wrong_instructions = (int(v or 0) for v in one(_INSTRUCTIONS))
+    # Each live instruction is its entitlement's one live payment, and nothing else is.
+    report.wrong_instructions += sum(int(one(query)[0] or 0) for query in _LIVE)
     if report.unbalanced_moves:
         report.problems.append(f"{report.unbalanced_moves} moves do not balance")
     if report.wrong_entitlements:
@@ -189,6 +191,17 @@ LEFT JOIN (
     FROM ledger_entry WHERE instruction_id IS NOT NULL GROUP BY instruction_id
 ) l ON l.instruction_id = i.id
 """
+
+
+_LIVE = (
+    """SELECT COUNT(*) FROM payment_instruction i
+       LEFT JOIN entitlement_payment p ON p.instruction_id = i.id
+       WHERE i.status IN ('prepared', 'sent', 'paid') AND p.instruction_id IS NULL""",
+    """SELECT COUNT(*) FROM entitlement_payment p
+       LEFT JOIN payment_instruction i ON i.id = p.instruction_id
+       WHERE i.id IS NULL OR i.status NOT IN ('prepared', 'sent', 'paid')
+          OR i.program <> p.program OR i.cycle <> p.cycle OR i.household_id <> p.household_id""",
+)
 
 
 def _scope_join(area_ids: frozenset[int] | None) -> tuple[str, str]:

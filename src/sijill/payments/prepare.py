@@ -30,6 +30,7 @@ from sijill.payments.files import write_batch_files
 from sijill.payments.gate import payable_entitlements
 from sijill.payments.models import (
     PREPARED,
+    EntitlementPayment,
     PaymentBatch,
     PaymentHold,
     PaymentInstruction,
@@ -226,6 +227,13 @@ def _record_slice(
         instructions = _instructions(session, settings, run, paying, areas, minor_units, ids)
         instructions = _into_batches(session, run, instructions, batches)
         write_rows(session, PaymentInstruction.__table__, instructions.drop("batch_key"))
+        write_rows(
+            session,
+            EntitlementPayment.__table__,
+            instructions.select(
+                "program", "cycle", "household_id", pl.col("id").alias("instruction_id")
+            ),
+        )
         report.instructed += instructions.height
         report.payments += instructions["transfer_ref"].n_unique()
         for currency, total in instructions.group_by("currency").agg(pl.sum("amount_minor")).rows():
@@ -322,16 +330,36 @@ def _forget_holds(session: Session, keys: pl.DataFrame) -> None:
 
 
 def _bounds(session: Session, cycle: str) -> list[tuple[int, int]] | None:
-    """Household ID ranges of about SLICE_HOUSEHOLDS entitlements each (IDs are random, so
-    equal ranges hold about equal numbers)."""
-    from sijill.programs.entitlement_models import Entitlement
+    """Household ID ranges of about SLICE_HOUSEHOLDS entitlements still to pay each (IDs are
+    random, so equal ranges hold about equal numbers). Counting only those still to pay keeps
+    a slice's rows, and so the run's memory, the same whether the cycle pays a hundred
+    thousand or ten million."""
+    from sijill.programs.entitlement_models import (
+        APPROVED,
+        PAYABLE,
+        Entitlement,
+        EntitlementCycle,
+    )
 
+    live = select(EntitlementPayment.household_id).where(
+        EntitlementPayment.program == Entitlement.program,
+        EntitlementPayment.cycle == Entitlement.cycle,
+        EntitlementPayment.household_id == Entitlement.household_id,
+    )
     low, high, count = session.execute(
         select(
             func.min(Entitlement.household_id),
             func.max(Entitlement.household_id),
             func.count(),
-        ).where(Entitlement.cycle == cycle)
+        )
+        .join(EntitlementCycle, EntitlementCycle.id == Entitlement.batch_id)
+        .where(
+            Entitlement.cycle == cycle,
+            EntitlementCycle.status == APPROVED,
+            Entitlement.status.in_(PAYABLE),
+            Entitlement.amount_minor > 0,
+            ~live.exists(),
+        )
     ).one()
     if not count:
         return None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
@@ -30,6 +30,7 @@ from sijill.payments.models import (
     RELEASED,
     RETURNED,
     SENT,
+    EntitlementPayment,
     PaymentBatch,
     ProviderReport,
     UnmatchedLine,
@@ -80,6 +81,9 @@ def reconcile(
     report = _frame(lines)
     with Session(engine, expire_on_commit=False) as session, session.begin():
         _lock(session)
+        if session.bind.dialect.name == "postgresql":
+            # Its joins hash a million payments: in memory, not in batches spilled to disk.
+            session.execute(text("SET LOCAL work_mem = '256MB'"))
         scope = principal.scope(session, Permission.PAYMENTS_RECONCILE)
         if header.rejects_whole_file:
             report = _whole_file(session, header, report)
@@ -149,7 +153,7 @@ def _match(session: Session, report: pl.DataFrame, area_ids) -> pl.DataFrame:
     session.execute(
         text("CREATE TEMP TABLE IF NOT EXISTS report_reference (reference VARCHAR(35))")
     )
-    session.execute(text("DELETE FROM report_reference"))
+    _empty(session, "report_reference")
     write_rows(
         session,
         _temp_table(),
@@ -167,10 +171,16 @@ def _match(session: Session, report: pl.DataFrame, area_ids) -> pl.DataFrame:
          "currency": pl.String, "provider": pl.String, "area_id": pl.Int64,
          "batch_id": pl.Int64},
     )  # fmt: skip
-    session.execute(text("DELETE FROM report_reference"))
+    _empty(session, "report_reference")
     if area_ids is not None:
         found = found.filter(pl.col("area_id").is_in(list(area_ids)))
     return found
+
+
+def _empty(session: Session, table: str) -> None:
+    """Empty a temporary table of this connection (TRUNCATE frees a million rows at once)."""
+    postgres = session.bind.dialect.name == "postgresql"
+    session.execute(text(f"{'TRUNCATE' if postgres else 'DELETE FROM'} {table}"))
 
 
 def _temp_table():
@@ -221,6 +231,7 @@ def _apply(session: Session, record: ProviderReport, report: pl.DataFrame, match
             ledger.moves(move[0], part, ids, source=source, recorded_at=now),
         )
     _update_statuses(session, changes, now)
+    _free_entitlements(session, changes.filter(pl.col("new_status").is_in((FAILED, RETURNED))))
     problems = pl.concat(
         [
             unmatched,
@@ -267,6 +278,18 @@ def _apply(session: Session, record: ProviderReport, report: pl.DataFrame, match
     }  # fmt: skip
 
 
+def _free_entitlements(session: Session, unpaid: pl.DataFrame) -> None:
+    """A failed or returned payment is no longer the entitlement's live one: it may be paid
+    again, by a later prepare."""
+    ids = unpaid["id"].to_list()
+    for start in range(0, len(ids), 10_000):
+        session.execute(
+            delete(EntitlementPayment).where(
+                EntitlementPayment.instruction_id.in_(ids[start : start + 10_000])
+            )
+        )
+
+
 def _update_statuses(session: Session, changes: pl.DataFrame, now) -> None:
     if not changes.height:
         return
@@ -279,7 +302,7 @@ def _update_statuses(session: Session, changes: pl.DataFrame, now) -> None:
             "CREATE TEMP TABLE IF NOT EXISTS instruction_change "
             "(id BIGINT, status VARCHAR(10), reason VARCHAR(64))"
         ))  # fmt: skip
-        session.execute(text("DELETE FROM instruction_change"))
+        _empty(session, "instruction_change")
         from sqlalchemy import BigInteger, Column, MetaData, String, Table
 
         table = Table(
@@ -294,7 +317,7 @@ def _update_statuses(session: Session, changes: pl.DataFrame, now) -> None:
                     FROM instruction_change c WHERE c.id = i.id"""),
             {"now": now},
         )
-        session.execute(text("DELETE FROM instruction_change"))
+        _empty(session, "instruction_change")
         return
     session.execute(
         text(
