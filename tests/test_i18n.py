@@ -146,12 +146,14 @@ def _placeholders(text: str) -> set[str]:
 
 @cache
 def _code_messages() -> frozenset[str]:
-    """Every string marked in the code, as `pybabel extract -F babel.cfg src/sijill` sees it."""
+    """Every string marked in the code and the web pages' templates, as `pybabel extract -F
+    babel.cfg src/sijill` sees them."""
     source = Path(sijill.__file__).parent
+    method_map = [("**.py", "python"), ("web/templates/**.html", "jinja2")]
     return frozenset(
         message if isinstance(message, str) else message[0]
         for _filename, _lineno, message, _comments, _context in extract_from_dir(
-            source, method_map=[("**.py", "python")]
+            source, method_map=method_map
         )
     )
 

@@ -203,6 +203,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(jobs_router, responses=protected)
     app.include_router(analytics_router, responses=protected)
     app.include_router(audit_router, responses=protected)
+    # The pages (`/web`): the same services, with a session cookie instead of a bearer token.
+    from sijill.web import mount as mount_pages
+
+    mount_pages(app)
     _complete_openapi(app)
     return app
 

@@ -62,6 +62,12 @@ _DOCS_POLICY = (
     "connect-src 'self'; frame-ancestors 'none'"
 )
 _DATA_POLICY = "default-src 'none'; frame-ancestors 'none'"
+# The pages (`sijill.web`): their own stylesheet and forms, nothing from elsewhere, no script.
+_PAGES_PREFIX = "/web"
+_PAGES_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -113,7 +119,11 @@ class Hardening:
                 length = int(value) if value.isdigit() else None
         request_id = request_id or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        policy = _DOCS_POLICY if scope["path"] in _DOCS_PATHS else _DATA_POLICY
+        path = scope["path"]
+        if path == _PAGES_PREFIX or path.startswith(_PAGES_PREFIX + "/"):
+            policy = _PAGES_POLICY
+        else:
+            policy = _DOCS_POLICY if path in _DOCS_PATHS else _DATA_POLICY
         extra = [
             *_SECURITY_HEADERS,
             (b"content-security-policy", policy.encode()),

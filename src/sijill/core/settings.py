@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         description="the language of answers when a request does not ask for one (its "
         "Accept-Language header); sijill.core.i18n.SUPPORTED",
     )
+    arabic_digits: Literal["latn", "arab"] = Field(
+        "latn",
+        description="the digits of the Arabic web pages: latn (0-9, the Maghreb) or arab "
+        "(Arabic-Indic, much of the Mashreq)",
+    )
     page_size_max: int = Field(500, ge=1)
     host: str = "127.0.0.1"
     port: int = 8000

@@ -56,7 +56,7 @@ def household_history(session: Session, principal: Principal, household: str) ->
         text("""
         SELECT i.id, i.program, i.cycle, i.attempt, i.amount_minor, i.currency, i.status,
                i.reason, b.provider, pi.kind, pi.masked, i.batch_id, b.released_at, i.settled_at,
-               i.transfer_ref
+               i.transfer_ref, b.minor_units
         FROM payment_instruction i
         JOIN payment_batch b ON b.id = i.batch_id
         JOIN payment_instrument pi ON pi.id = i.instrument_id
@@ -72,7 +72,7 @@ def household_history(session: Session, principal: Principal, household: str) ->
             "amount_minor": row[4], "currency": row[5], "status": row[6], "reason": row[7],
             "provider": row[8], "instrument": f"{row[9]} {row[10]}", "batch_id": row[11],
             "released_at": row[12], "settled_at": row[13], "transfer_ref": row[14],
-            "moves": [m for m in moves if m["instruction_id"] == row[0]],
+            "minor_units": row[15], "moves": [m for m in moves if m["instruction_id"] == row[0]],
         })  # fmt: skip
     held = session.execute(
         text(
@@ -86,7 +86,7 @@ def household_history(session: Session, principal: Principal, household: str) ->
             "instruction_id": None, "program": program, "cycle": cycle, "attempt": None,
             "amount_minor": amount, "currency": None, "status": "held", "reason": reason,
             "provider": None, "instrument": None, "batch_id": None, "released_at": None,
-            "settled_at": None, "transfer_ref": None, "moves": [],
+            "settled_at": None, "transfer_ref": None, "minor_units": None, "moves": [],
         })  # fmt: skip
     principal.audit(
         "payments.history", "ok", "household", str(household_id),

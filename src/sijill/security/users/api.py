@@ -49,10 +49,7 @@ class Me(BaseModel):
 
 
 def _limiter(request: Request) -> LoginLimiter:
-    state = request.app.state
-    if getattr(state, "login_limiter", None) is None:
-        state.login_limiter = LoginLimiter(state.settings.login_attempts_per_minute)
-    return state.login_limiter
+    return signin.app_limiter(request.app.state)
 
 
 def _signed_in(request: Request, username: str, action: str, attempt) -> Tokens:
@@ -74,11 +71,7 @@ _AUTH_ERRORS = problem_responses(401, 403, 429)
 @router.post("/token", operation_id="sign_in", responses=_AUTH_ERRORS, summary="Sign in")
 def sign_in(data: Credentials, request: Request, settings: SettingsDep) -> Tokens:
     """An access token (send it as `Authorization: Bearer ...`) and a refresh token."""
-
-    def attempt(session):
-        user, grants = accounts.authenticate(session, data.username, data.password)
-        return tokens.issue(settings, user.username, user.token_version, grants)
-
+    attempt = signin.password_attempt(settings, data.username, data.password)
     return _signed_in(request, data.username, "auth.sign_in", attempt)
 
 
@@ -90,12 +83,7 @@ def sign_in(data: Credentials, request: Request, settings: SettingsDep) -> Token
 )
 def refresh(data: RefreshRequest, request: Request, settings: SettingsDep) -> Tokens:
     claims = tokens.refresh_claims(data.refresh_token)
-
-    def attempt(session):
-        user = accounts.active_user(session, claims["sub"], claims.get("ver"))
-        grants = accounts.user_grants(session, user.id)
-        return tokens.issue(settings, user.username, user.token_version, grants)
-
+    attempt = signin.refresh_attempt(settings, claims)
     return _signed_in(request, claims["sub"], "auth.refresh", attempt)
 
 

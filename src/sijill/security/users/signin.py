@@ -3,6 +3,7 @@ never the password; an unknown name only as a keyed pseudonym), failed attempts 
 user name and per client address, so a password cannot be guessed at speed."""
 
 from collections.abc import Callable
+from typing import Any
 
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
@@ -11,9 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sijill.core.db import transaction
 from sijill.core.errors import SijillError, TooManyRequests
+from sijill.core.settings import Settings
 from sijill.security.audit.service import AuditEntry, append_now
 from sijill.security.keys.keyring import current_keyring
-from sijill.security.users import accounts
+from sijill.security.users import accounts, tokens
 from sijill.security.users.tokens import TokenPair
 
 
@@ -34,6 +36,38 @@ class LoginLimiter:
     def failed(self, username: str, address: str) -> None:
         self.limiter.hit(self.limit, f"user:{username.lower()}")
         self.limiter.hit(self.limit, f"address:{address}")
+
+
+def app_limiter(state: Any) -> LoginLimiter:
+    """The one limiter of a server (its `app.state`): the API's sign-in and the web pages'
+    count failures together, so switching between them gains no attempts."""
+    if getattr(state, "login_limiter", None) is None:
+        state.login_limiter = LoginLimiter(state.settings.login_attempts_per_minute)
+    return state.login_limiter
+
+
+def password_attempt(
+    settings: Settings, username: str, password: str
+) -> Callable[[Session], TokenPair]:
+    """Signing in with a password, for `signed_in`."""
+
+    def attempt(session: Session) -> TokenPair:
+        user, grants = accounts.authenticate(session, username, password)
+        return tokens.issue(settings, user.username, user.token_version, grants)
+
+    return attempt
+
+
+def refresh_attempt(settings: Settings, claims: dict[str, Any]) -> Callable[[Session], TokenPair]:
+    """New tokens for a refresh token's claims, for `signed_in`: the user is read again, so a
+    disabled user or a changed password stops refreshes at once."""
+
+    def attempt(session: Session) -> TokenPair:
+        user = accounts.active_user(session, claims["sub"], claims.get("ver"))
+        grants = accounts.user_grants(session, user.id)
+        return tokens.issue(settings, user.username, user.token_version, grants)
+
+    return attempt
 
 
 def signed_in(

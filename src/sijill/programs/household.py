@@ -1,0 +1,92 @@
+"""One household across the programs: each run's decision on it, explained in words, and its
+entitlements, cycle by cycle. What a caseworker needs in front of a family; the web pages read
+it, with the same scope and audit as every other read of the programs.
+
+A household outside the user's areas answers as one that does not exist.
+"""
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sijill.core.errors import NotFound
+from sijill.core.settings import Settings
+from sijill.programs.entitlement_models import APPROVED, Entitlement, EntitlementCycle
+from sijill.programs.explain import Explanation, explain
+from sijill.programs.models import EligibilityDecision, ProgramVersion
+from sijill.registry.models import Household
+from sijill.security.principal import Principal
+from sijill.security.roles import Permission
+
+# The most recent runs shown: a household re-assessed every cycle has a long past, and each
+# explanation reads its run's feature snapshot.
+LATEST_RUNS = 20
+
+
+def _in_scope(session: Session, principal: Principal, household_id: int) -> None:
+    permission = Permission.PROGRAMS_READ
+    principal.require(permission, record_type="household", record_id=str(household_id))
+    area_id = session.scalar(select(Household.area_id).where(Household.id == household_id))
+    if area_id is None or not principal.scope(session, permission).allows(area_id):
+        raise NotFound(f"There is no household {household_id}")
+
+
+def household_decisions(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    household_id: int,
+    language: str = "en",
+) -> list[Explanation]:
+    """The household's decisions in its latest runs, newest first, each explained (and each
+    explanation audited, as `programs.explain` does)."""
+    _in_scope(session, principal, household_id)
+    runs = session.scalars(
+        select(EligibilityDecision.run_id)
+        .where(EligibilityDecision.household_id == household_id)
+        .order_by(EligibilityDecision.run_id.desc())
+        .limit(LATEST_RUNS)
+    ).all()
+    return [explain(session, settings, principal, run, household_id, language) for run in runs]
+
+
+def household_entitlements(
+    session: Session, principal: Principal, household_id: int
+) -> list[dict[str, Any]]:
+    """The household's entitlements, newest cycle first: amount (a Decimal in the currency's
+    units, never a float), status and reason, and whether its cycle was approved."""
+    _in_scope(session, principal, household_id)
+    rows = session.execute(
+        select(Entitlement, EntitlementCycle, ProgramVersion.body)
+        .join(EntitlementCycle, EntitlementCycle.id == Entitlement.batch_id)
+        .outerjoin(
+            ProgramVersion,
+            (ProgramVersion.program == EntitlementCycle.program)
+            & (ProgramVersion.version == EntitlementCycle.version),
+        )
+        .where(Entitlement.household_id == household_id)
+        .order_by(EntitlementCycle.first_day.desc(), Entitlement.program)
+    ).all()
+    principal.audit(
+        "programs.entitlements", "ok", "household", str(household_id),
+        permission=Permission.PROGRAMS_READ,
+    )  # fmt: skip
+    return [
+        {
+            "program": entitlement.program,
+            "cycle": entitlement.cycle,
+            "first_day": cycle.first_day,
+            "last_day": cycle.last_day,
+            # In the minor units its spec counts in, as payments reads them.
+            "amount": Decimal(entitlement.amount_minor).scaleb(
+                -int((body or {}).get("minor_units", 2))
+            ),
+            "currency": cycle.currency,
+            "status": entitlement.status,
+            "reason": entitlement.reason,
+            "approved": cycle.status == APPROVED,
+        }
+        for entitlement, cycle, body in rows
+    ]

@@ -1,0 +1,121 @@
+"""Signing in and out, the language switch, and `mount(app)`, which adds every page."""
+
+from typing import Annotated
+
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from sijill.core.errors import SijillError, TooManyRequests, Unauthenticated
+from sijill.core.i18n import N_, gettext, supported
+from sijill.security.users import signin
+from sijill.web.render import page
+from sijill.web.routing import SIGN_IN, page_router
+from sijill.web.session import (
+    LANGUAGE_COOKIE,
+    PREFIX,
+    check_csrf,
+    end_session,
+    keep_session,
+    new_seed,
+    signed_in,
+)
+
+router = page_router()
+HOME = f"{PREFIX}/households"
+WRONG = N_("Wrong user name or password.")
+TOO_MANY = N_("Too many failed attempts to sign in: wait a minute and try again.")
+REFUSED = N_("Choose your own password first (with sijill login), then sign in here.")
+Text = Annotated[str, Form(max_length=200)]
+
+
+def local(target: str | None) -> str:
+    """Where to go next: a page of this site only, never another site (`//host`, `\\host`)."""
+    if target and target.startswith(PREFIX) and "\\" not in target and "//" not in target:
+        return target
+    return HOME
+
+
+@router.get("", name="web_home")
+def home() -> Response:
+    return RedirectResponse(HOME, status_code=303)
+
+
+@router.get("/sign-in", name="web_sign_in_form")
+def sign_in_form(request: Request, next: str | None = None) -> Response:
+    return page(request, "sign_in.html", next=local(next))
+
+
+@router.post("/sign-in", name="web_sign_in")
+def sign_in(
+    request: Request,
+    username: Annotated[str, Form(max_length=64)] = "",
+    password: Text = "",
+    csrf: Annotated[str, Form(max_length=128)] = "",
+    next: Annotated[str, Form(max_length=2000)] = HOME,
+) -> Response:
+    check_csrf(request, csrf)
+    settings = request.app.state.settings
+    try:
+        if not username.strip() or not password:
+            raise Unauthenticated("A user name and a password are needed")
+        pair = signed_in(
+            request,
+            username,
+            "auth.sign_in",
+            signin.password_attempt(settings, username, password),
+        )
+    except SijillError as error:
+        message = {401: WRONG, 429: TOO_MANY}.get(error.status, REFUSED)
+        status = error.status if isinstance(error, TooManyRequests) else 401
+        return page(
+            request,
+            "sign_in.html",
+            status=status,
+            next=local(next),
+            username=username,
+            error=gettext(message),
+        )
+    response = RedirectResponse(local(next), status_code=303)
+    keep_session(request, response, pair)
+    new_seed(request)
+    return response
+
+
+@router.post("/sign-out", name="web_sign_out")
+def sign_out(request: Request, csrf: Annotated[str, Form(max_length=128)] = "") -> Response:
+    check_csrf(request, csrf)
+    response = RedirectResponse(SIGN_IN, status_code=303)
+    end_session(response)
+    return response
+
+
+@router.get("/language/{code}", name="web_language")
+def choose_language(request: Request, code: str, next: str | None = None) -> Response:
+    """A link, not a form: choosing a language changes nothing but how pages are written."""
+    response = RedirectResponse(local(next), status_code=303)
+    language = supported(code)
+    if language:
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            language,
+            max_age=365 * 86400,
+            path=PREFIX,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
+    return response
+
+
+def mount(app: FastAPI) -> None:
+    from sijill.web.pages_payments import router as payments_pages
+    from sijill.web.pages_registry import router as registry_pages
+
+    app.include_router(router)
+    app.include_router(registry_pages)
+    app.include_router(payments_pages)
+    app.mount(
+        f"{PREFIX}/static",
+        StaticFiles(packages=[("sijill.web", "static")]),
+        name="web_static",
+    )

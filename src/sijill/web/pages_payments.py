@@ -1,0 +1,85 @@
+"""Payment batches: the list of the user's areas and a batch's page, where a second payment
+officer approves it (four eyes: `payments.batches.approve` refuses the preparer)."""
+
+from typing import Annotated
+
+from fastapi import Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from sijill.core.errors import Conflict, Forbidden, NotFound
+from sijill.core.i18n import N_, gettext
+from sijill.payments.batches import approve, get_batch, list_batches, parse_batch_id
+from sijill.payments.models import PREPARED
+from sijill.security.principal import Principal
+from sijill.security.roles import Permission
+from sijill.web.render import page
+from sijill.web.routing import page_router
+from sijill.web.session import PREFIX, check_csrf, page_principal, transaction
+
+router = page_router()
+PrincipalDep = Annotated[Principal, Depends(page_principal)]
+OWN_BATCH = N_(
+    "Refused: you prepared this batch. Another payment officer must approve it (four eyes)."
+)
+NOT_PREPARED = N_("Refused: this batch is no longer waiting for approval.")
+APPROVED = N_("Batch approved.")
+
+
+def _batch_id(text: str) -> int:
+    try:
+        return parse_batch_id(text)
+    except Exception:
+        raise NotFound("There is no such payment batch") from None
+
+
+@router.get("/payments/batches", name="web_batches")
+def batches(request: Request, principal: PrincipalDep) -> Response:
+    with transaction(request, principal) as session:
+        found = list_batches(session, principal)
+    return page(request, "batches.html", batches=list(reversed(found)))
+
+
+def _batch_page(
+    request: Request, principal: Principal, batch_id: int, status: int = 200, **notes
+) -> Response:
+    with transaction(request, principal) as session:
+        batch = get_batch(session, principal, batch_id)
+    if "conflict" in notes:
+        # Approved or released meanwhile, or its files need writing again.
+        conflict = notes.pop("conflict")
+        notes["refusal"] = gettext(NOT_PREPARED) if batch["status"] != PREPARED else conflict
+    # The button is there for whoever sees a prepared batch: the service decides who may
+    # approve it, and its refusal is shown.
+    return page(request, "batch.html", status=status, batch=batch, **notes)
+
+
+@router.get("/payments/batches/{batch_id}", name="web_batch")
+def batch(request: Request, principal: PrincipalDep, batch_id: str) -> Response:
+    approved = request.query_params.get("approved") == "1"
+    return _batch_page(
+        request, principal, _batch_id(batch_id), notice=gettext(APPROVED) if approved else None
+    )
+
+
+@router.post("/payments/batches/{batch_id}/approve", name="web_approve_batch")
+def approve_batch(
+    request: Request,
+    principal: PrincipalDep,
+    batch_id: str,
+    csrf: Annotated[str, Form(max_length=128)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    number = _batch_id(batch_id)
+    settings = request.app.state.settings
+    try:
+        with transaction(request, principal) as session:
+            approve(session.get_bind(), settings, principal=principal, batch_id=number)
+    except Forbidden as error:
+        # The service's refusal, said in the page's language when it is the four-eyes rule.
+        four_eyes = principal.may(Permission.PAYMENTS_APPROVE)
+        message = gettext(OWN_BATCH) if four_eyes else error.detail
+        return _batch_page(request, principal, number, status=403, refusal=message)
+    except Conflict as error:
+        return _batch_page(request, principal, number, status=409, conflict=error.detail)
+    # Post, redirect, get: reloading the page does not send the approval again.
+    return RedirectResponse(f"{PREFIX}/payments/batches/{number}?approved=1", status_code=303)

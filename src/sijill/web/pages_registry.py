@@ -1,0 +1,154 @@
+"""The registry's pages: search, a household (roster, dwelling and assets, program decisions
+explained, entitlements, payments) and its history. Each reads through the services the API
+calls, with the signed-in user's `Principal`."""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from fastapi.responses import Response
+
+from sijill.core.errors import InvalidInput, NotFound
+from sijill.core.i18n import current_locale, gettext
+from sijill.core.ids import parse_id
+from sijill.payments.reports import household_history as payments_of
+from sijill.programs.household import household_decisions, household_entitlements
+from sijill.registry import fields, service
+from sijill.security.principal import Principal
+from sijill.security.roles import Permission
+from sijill.web.render import page
+from sijill.web.routing import page_router
+from sijill.web.session import page_principal, transaction
+
+router = page_router()
+PrincipalDep = Annotated[Principal, Depends(page_principal)]
+Criterion = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
+PAGE_SIZE = 25
+
+DWELLING = (
+    "dwelling_tenure", "dwelling_walls", "dwelling_roof", "dwelling_floor", "dwelling_rooms",
+    "water_source", "sanitation", "cooking_fuel", "electricity",
+)  # fmt: skip
+ASSETS = ("assets", "livestock", "income_sources")
+PLACE = ("area_code", "address", "registration_date", "registration_source")
+NAME_PARTS = ("given_name", "father_name", "grandfather_name", "family_name")
+
+
+def label(name: str, catalogue: fields.Catalogue = fields.HOUSEHOLD) -> str:
+    return getattr(catalogue[name].labels, current_locale())
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {count}" for key, count in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
+    return value
+
+
+def labelled(record: Any, names: tuple[str, ...]) -> list[tuple[str, Any]]:
+    return [(label(name), _shown(getattr(record, name))) for name in names]
+
+
+def full_name(member: Any, script: str) -> str:
+    return " ".join(
+        part for name in NAME_PARTS if (part := getattr(member, f"{name}_{script}", None))
+    )
+
+
+def _household_id(text: str) -> int:
+    try:
+        return parse_id("household", text)
+    except InvalidInput:
+        # A malformed ID gets the page of a household that does not exist.
+        raise NotFound("There is no such household") from None
+
+
+@router.get("/households", name="web_households")
+def search(
+    request: Request,
+    principal: PrincipalDep,
+    registry_id: Criterion = None,
+    national_id: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$")] = None,
+    name: Criterion = None,
+    area_code: Annotated[str | None, Query(max_length=32, pattern=r"^[^\x00]*$")] = None,
+    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+) -> Response:
+    criteria = {
+        "registry_id": (registry_id or "").strip() or None,
+        "national_id": (national_id or "").strip() or None,
+        "name": (name or "").strip() or None,
+        "area_code": (area_code or "").strip() or None,
+    }
+    rows, count = [], None
+    if any(criteria.values()):
+        with transaction(request, principal) as session:
+            rows, count = service.search_households(
+                session, principal, page=page_number, page_size=PAGE_SIZE, **criteria
+            )
+    results = [
+        {
+            "id": row.household_id,
+            "area": row.area_code,
+            "head": next((m for m in row.members if m.relationship == "head"), None),
+            "members": sum(1 for m in row.members if m.membership_end is None),
+        }
+        for row in rows
+    ]
+    return page(
+        request,
+        "search.html",
+        criteria=criteria,
+        results=results,
+        count=count,
+        page_number=page_number,
+        pages=max(1, -(-(count or 0) // PAGE_SIZE)),
+        full_name=full_name,
+    )
+
+
+@router.get("/households/{household_id}", name="web_household")
+def household(request: Request, principal: PrincipalDep, household_id: str) -> Response:
+    number = _household_id(household_id)
+    settings = request.app.state.settings
+    decisions = entitlements = payments = None
+    with transaction(request, principal) as session:
+        found = service.get_household(session, principal, number)
+        if principal.may(Permission.PROGRAMS_READ):
+            try:
+                decisions = household_decisions(
+                    session, settings, principal, number, current_locale()
+                )
+                entitlements = household_entitlements(session, principal, number)
+            except NotFound:  # readable in one of the user's areas, not in their programs'
+                decisions = entitlements = None
+        if principal.may(Permission.PAYMENTS_READ):
+            try:
+                payments = payments_of(session, principal, found.household_id)
+            except NotFound:
+                payments = None
+    members = [m for m in found.members if m.membership_end is None]
+    return page(
+        request,
+        "household.html",
+        household=found,
+        members=members,
+        place=labelled(found, PLACE),
+        dwelling=labelled(found, DWELLING),
+        assets=labelled(found, ASSETS),
+        decisions=decisions,
+        entitlements=entitlements,
+        payments=payments,
+        may_history=principal.may(Permission.HOUSEHOLD_HISTORY),
+        full_name=full_name,
+        person_label=lambda name: label(name, fields.PERSON),
+    )
+
+
+@router.get("/households/{household_id}/history", name="web_household_history")
+def history(request: Request, principal: PrincipalDep, household_id: str) -> Response:
+    number = _household_id(household_id)
+    with transaction(request, principal) as session:
+        found = service.household_history(session, principal, number)
+    return page(request, "history.html", history=found, versions=list(reversed(found.data)))

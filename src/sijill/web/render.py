@@ -1,0 +1,127 @@
+"""Pages rendered in the request's language: Jinja2 templates whose strings go through the
+gettext catalogs (`_("...")` in a template is extracted like `_()` in the code: babel.cfg),
+with numbers, dates and amounts written per locale by `core.i18n.formats`.
+
+Arabic pages use the digits of the `arabic_digits` setting (`latn` in the Maghreb, `arab`
+across much of the Mashreq); French and English always use Latin digits.
+"""
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
+from markupsafe import Markup
+
+from sijill.core.i18n import SUPPORTED, current_locale, direction, gettext, ngettext, supported
+from sijill.core.i18n.formats import format_amount, format_date, format_datetime, format_number
+from sijill.web.session import LANGUAGE_COOKIE, csrf_token
+
+LANGUAGE_NAMES = {"ar": "العربية", "fr": "Français", "en": "English"}
+
+TEMPLATES = Environment(
+    loader=PackageLoader("sijill.web", "templates"),
+    autoescape=select_autoescape(default=True),
+    extensions=["jinja2.ext.i18n"],
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+TEMPLATES.install_gettext_callables(
+    lambda message: gettext(message),
+    lambda singular, plural, n: ngettext(singular, plural, n),
+    newstyle=True,
+)
+
+
+def page_language(request: Request) -> str:
+    """The language cookie's, else the one the request asked for (`?lang=`, Accept-Language:
+    already current, set by the API's middleware)."""
+    return supported(request.cookies.get(LANGUAGE_COOKIE)) or current_locale()
+
+
+def _digits(context: Any) -> str:
+    return context.get("digits", "latn")
+
+
+def _isolated(text: str) -> Markup:
+    # An amount or an ID keeps its own direction inside a sentence of the other script.
+    return Markup("<bdi>{}</bdi>").format(text)
+
+
+@pass_context
+def number(context: Any, value: int | Decimal | None) -> Markup | str:
+    if value is None:
+        return ""
+    return _isolated(format_number(value, numbering_system=_digits(context)))
+
+
+@pass_context
+def amount(context: Any, value: int | Decimal | None, currency: str | None) -> Markup | str:
+    if value is None:
+        return ""
+    if not currency:
+        return number(context, value)
+    return _isolated(format_amount(value, currency, numbering_system=_digits(context)))
+
+
+@pass_context
+def minor(context: Any, value: int | None, minor_units: int, currency: str) -> Markup | str:
+    """An amount stored in integer minor units (never through a float)."""
+    if value is None:
+        return ""
+    return amount(context, Decimal(value).scaleb(-minor_units), currency)
+
+
+@pass_context
+def day(context: Any, value: date | str | None) -> Markup | str:
+    if not value:
+        return ""
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    if isinstance(value, datetime):
+        value = value.date()
+    return _isolated(format_date(value, numbering_system=_digits(context)))
+
+
+@pass_context
+def moment(context: Any, value: datetime | str | None) -> Markup | str:
+    if not value:
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return _isolated(format_datetime(value, format="short", numbering_system=_digits(context)))
+
+
+def ident(value: Any) -> Markup:
+    return _isolated(str(value))
+
+
+TEMPLATES.filters.update(
+    number=number, amount=amount, minor=minor, day=day, moment=moment, ident=ident, bdi=ident
+)
+
+
+def page(
+    request: Request, template: str, status: int = 200, here: str | None = None, **values: Any
+) -> HTMLResponse:
+    """A template rendered in the current language, with what every page shows: the user, the
+    language links (back to `here`, by default this page), the sign-out form and its CSRF
+    token."""
+    language = current_locale()
+    settings = request.app.state.settings
+    if here is None:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    html = TEMPLATES.get_template(template).render(
+        lang=language,
+        dir=direction(language),
+        digits=settings.arabic_digits if language == "ar" else "latn",
+        languages=[(code, LANGUAGE_NAMES[code]) for code in SUPPORTED],
+        here=quote(here, safe=""),
+        csrf=csrf_token(request),
+        user=getattr(request.state, "principal", None),
+        **values,
+    )
+    return HTMLResponse(html, status_code=status)
