@@ -61,11 +61,13 @@ def _iban(number: int) -> str:
     return f"JO{iban_rules.calc_check_digits('JO00' + bban)}{bban}"
 
 
-def _give_instruments(engine, keyring: Keyring, households: list[int], kinds: dict[int, str]):
+def _give_instruments(
+    engine, keyring: Keyring, households: list[int], kinds: dict[int, str], first: int = 0
+):
     """Active instruments for these households (bank unless `kinds` says otherwise); the
     details encrypted and fingerprinted the way the instruments module stores them."""
     rows = []
-    for number, household in enumerate(households):
+    for number, household in enumerate(households, start=first):
         kind = kinds.get(household, "bank")
         if kind == "bank":
             details = {"holder": f"Holder {number}", "iban": _iban(number)}
@@ -261,12 +263,32 @@ def test_a_cycle_is_prepared_approved_released_reconciled_and_balanced(cycle, tm
     assert row["entitled_minor"] == sum(amounts[h] for h in cycle["payable"])
     assert row["outstanding_minor"] == row["entitled_minor"] - paid_total
 
-    # A failed payment is re-issued by the next prepare (attempt 2), to the new instrument.
-    failed = _instructions(engine).filter(pl.col("status") == "failed")["household_id"][0]
+    # A failed payment waits for a new instrument (the same account would fail again), then
+    # the next prepare re-issues it (attempt 2) to the new one.
+    failures = _instructions(engine).filter(pl.col("status") == "failed")["household_id"]
+    failed = failures[0]
+    waiting = _prepare(cycle)
+    assert waiting.instructed == 0 and waiting.held["instrument_failed"] == len(failures)
+    with Session(engine) as session, session.begin():
+        old = session.scalar(
+            select(PaymentInstrument).where(
+                PaymentInstrument.household_id == failed, PaymentInstrument.status == "active"
+            )
+        )
+        old.status, old.replaced_at = "replaced", clock.utcnow()
+        old_id = old.id
+    _give_instruments(engine, cycle["keyring"], [failed], {failed: "wallet"}, first=10_000)
     reissue = _prepare(cycle)
-    assert reissue.instructed == summary["failed"]
+    assert reissue.instructed == 1 and reissue.held["instrument_failed"] == len(failures) - 1
     attempts = _instructions(engine).filter(pl.col("household_id") == failed)
     assert sorted(attempts["attempt"].to_list()) == [1, 2]
+    with Session(engine) as session:
+        instruments = session.scalars(
+            select(PaymentInstruction.instrument_id)
+            .where(PaymentInstruction.household_id == failed)
+            .order_by(PaymentInstruction.attempt)
+        ).all()
+    assert instruments[0] == old_id and instruments[1] != old_id
     _check(engine)
     with Session(engine) as session:
         history = household_history(session, PAYER, str(failed))

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sijill.core.pg_copy import query_frame
-from sijill.payments.models import ACTIVE, PENDING
+from sijill.payments.models import ACTIVE, FAILED, PENDING
 from sijill.programs.entitlement_models import APPROVED, PAYABLE
 from sijill.registry.reviews.models import DUPLICATE_NATIONAL_ID, OPEN, POSSIBLE_DUPLICATE
 
@@ -25,6 +25,10 @@ HOLD_REASONS = (
     "instrument_awaiting_approval",
     "no_instrument",
     "shared_instrument",
+    # The last payment to this very instrument failed (a closed account, a wrong number): it
+    # waits for another instrument rather than failing again. A returned payment (cash not
+    # collected) may go to the same one.
+    "instrument_failed",
 )
 
 _SCHEMA = {
@@ -81,6 +85,9 @@ def payable_entitlements(
         "EXISTS (SELECT 1 FROM payment_instrument o WHERE o.fingerprint = i.fingerprint "
         f"AND o.status = '{ACTIVE}' AND o.household_id <> i.household_id)"
     )
+    # An instrument that failed is never active again after a change (a change is a new row
+    # with a higher ID): the highest failed one is the one that matters.
+    failed_here = "earlier.failed_instrument = i.id"
     query = f"""
         SELECT e.program, e.cycle, e.household_id, e.amount_minor, c.currency, c.version,
                h.area_id, i.id, i.kind,
@@ -93,7 +100,8 @@ def payable_entitlements(
                {flag(f"NOT ({consented})")},
                {flag("pending.household_id IS NOT NULL")},
                {flag("i.id IS NULL")},
-               {flag(shared)}
+               {flag(shared)},
+               {flag(failed_here)}
         FROM entitlement e
         JOIN entitlement_cycle c ON c.id = e.batch_id AND c.status = '{APPROVED}'
         JOIN household h ON h.id = e.household_id
@@ -117,7 +125,8 @@ def payable_entitlements(
             WHERE cycle = {cycle_literal} AND kind = 'entitle' AND {in_range}
         ) entitled ON entitled.program = e.program AND entitled.household_id = e.household_id
         LEFT JOIN (
-            SELECT program, household_id, COUNT(*) AS attempts
+            SELECT program, household_id, COUNT(*) AS attempts,
+                   MAX(CASE WHEN status = '{FAILED}' THEN instrument_id END) AS failed_instrument
             FROM payment_instruction
             WHERE cycle = {cycle_literal} AND {in_range} GROUP BY program, household_id
         ) earlier ON earlier.program = e.program AND earlier.household_id = e.household_id
