@@ -15,9 +15,10 @@ from sijill.payments.batch_files import whole_file
 class XmlWriter:
     """Elements of one namespace, on lxml's incremental writer."""
 
-    def __init__(self, xf: etree.xmlfile, ns: str):
+    def __init__(self, xf: etree.xmlfile, ns: str, raw=None):
         self.xf = xf
         self.ns = ns
+        self.raw = raw  # the file under `xf`, for text already XML (flush `xf` first)
         self._tags: dict[str, str] = {}
 
     def _tag(self, name: str) -> str:
@@ -56,10 +57,9 @@ def write_xml_file(path: Path, ns: str, body: Callable[[XmlWriter], None]) -> st
     """Write `path` with `body` (which raises to refuse it), whole or not at all; return its
     bytes' SHA-256."""
     digest = hashlib.sha256()
-    with (
-        whole_file(path, binary=True) as file,
-        etree.xmlfile(_HashingFile(file, digest), encoding="UTF-8") as xf,
-    ):
-        xf.write_declaration()
-        body(XmlWriter(xf, ns))
+    with whole_file(path, binary=True) as file:
+        hashing = _HashingFile(file, digest)
+        with etree.xmlfile(hashing, encoding="UTF-8") as xf:
+            xf.write_declaration()
+            body(XmlWriter(xf, ns, raw=hashing))
     return digest.hexdigest()
