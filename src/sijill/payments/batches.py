@@ -19,6 +19,7 @@ from sijill.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sijill.core.pg_copy import query_frame
 from sijill.core.settings import Settings
 from sijill.payments import ledger
+from sijill.payments.allocation import Counters, lock
 from sijill.payments.files import batch_folder
 from sijill.payments.models import (
     APPROVED,
@@ -30,7 +31,6 @@ from sijill.payments.models import (
     PaymentInstruction,
 )
 from sijill.payments.pause import pause_point
-from sijill.payments.prepare import _Counters, _lock
 from sijill.payments.providers import folder_digest, provider_named
 from sijill.programs.writes import write_rows
 from sijill.security.audit.service import append
@@ -93,7 +93,7 @@ def release(engine: Engine, settings: Settings, *, principal: Principal, batch_i
     Releasing a released batch changes nothing."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
         principal.require(Permission.PAYMENTS_PREPARE)
-        _lock(session)
+        lock(session)
         batch = _visible(session, principal, Permission.PAYMENTS_PREPARE, batch_id)
         unchanged = batch.status in (RELEASED, RECONCILED)
         folder = batch_folder(settings, batch.id)
@@ -130,7 +130,7 @@ def _send(session: Session, batch: PaymentBatch, principal: Principal) -> None:
     )  # fmt: skip
     legs = ledger.moves(
         "instruct", instructions.with_columns(pl.lit(batch.provider).alias("provider")),
-        _Counters.start(session), source=f"batch:{batch.id}", recorded_at=clock.utcnow(),
+        Counters.start(session), source=f"batch:{batch.id}", recorded_at=clock.utcnow(),
     )  # fmt: skip
     write_rows(session, ledger.table(), legs)
     session.execute(

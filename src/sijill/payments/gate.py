@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sijill.core.pg_copy import query_frame
-from sijill.payments.models import ACTIVE, FAILED, PENDING
+from sijill.payments.models import ACTIVE, FAILED, LIVE, PENDING
 from sijill.programs.entitlement_models import APPROVED, PAYABLE
 from sijill.registry.reviews.models import DUPLICATE_NATIONAL_ID, OPEN, POSSIBLE_DUPLICATE
 
@@ -126,16 +126,16 @@ def payable_entitlements(
         ) entitled ON entitled.program = e.program AND entitled.household_id = e.household_id
         LEFT JOIN (
             SELECT program, household_id, COUNT(*) AS attempts,
+                   SUM(CASE WHEN status IN ({_quoted(LIVE)}) THEN 1 ELSE 0 END) AS live,
                    MAX(CASE WHEN status = '{FAILED}' THEN instrument_id END) AS failed_instrument
             FROM payment_instruction
             WHERE cycle = {cycle_literal} AND {in_range} GROUP BY program, household_id
         ) earlier ON earlier.program = e.program AND earlier.household_id = e.household_id
-        LEFT JOIN entitlement_payment live ON live.program = e.program
-             AND live.cycle = e.cycle AND live.household_id = e.household_id
+
         WHERE e.cycle = {cycle_literal}
           AND e.status IN ({_quoted(PAYABLE)}) AND e.amount_minor > 0
           AND {in_scope}
-          AND live.household_id IS NULL
+          AND COALESCE(earlier.live, 0) = 0
     """
     if postgres:
         # Compiling this query's expressions costs seconds per slice, more than running them.

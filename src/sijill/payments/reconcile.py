@@ -22,6 +22,7 @@ from sijill.core.errors import InvalidInput
 from sijill.core.pg_copy import query_frame
 from sijill.core.settings import Settings
 from sijill.payments import ledger
+from sijill.payments.allocation import Counters, lock
 from sijill.payments.files import batch_reference
 from sijill.payments.models import (
     FAILED,
@@ -36,7 +37,6 @@ from sijill.payments.models import (
     UnmatchedLine,
 )
 from sijill.payments.pause import pause_point
-from sijill.payments.prepare import _Counters, _lock
 from sijill.payments.providers import provider_named
 from sijill.programs.writes import write_rows
 from sijill.security.audit.service import append
@@ -80,7 +80,7 @@ def reconcile(
     header, lines = reader.read_report(path)
     report = _frame(lines)
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        _lock(session)
+        lock(session)
         if session.bind.dialect.name == "postgresql":
             # Its joins hash a million payments: in memory, not in batches spilled to disk.
             session.execute(text("SET LOCAL work_mem = '256MB'"))
@@ -222,7 +222,7 @@ def _apply(session: Session, record: ProviderReport, report: pl.DataFrame, match
         pl.col("new_status").is_null() & (pl.col("current") != pl.col("outcome"))
     )
     changes = decided.filter(pl.col("new_status").is_not_null())
-    ids = _Counters.start(session)
+    ids = Counters.start(session)
     source = f"report:{record.id}"
     for move, part in changes.group_by("move"):
         write_rows(
