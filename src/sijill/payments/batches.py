@@ -40,8 +40,13 @@ from sijill.security.roles import Permission
 RECORD = "payment_batch"
 
 
-def _visible(session: Session, principal: Principal, permission: Permission, batch_id: int):
-    batch = session.get(PaymentBatch, batch_id, with_for_update=True)
+def _visible(
+    session: Session, principal: Principal, permission: Permission, batch_id: int, *,
+    for_update: bool = True,
+):  # fmt: skip
+    """The batch, if it lies in the user's areas for `permission`; else the answer about a
+    batch that does not exist."""
+    batch = session.get(PaymentBatch, batch_id, with_for_update=for_update)
     scope = principal.scope(session, permission)
     if batch is None or not (
         scope.national if batch.area_id is None else scope.allows(batch.area_id)
@@ -183,12 +188,7 @@ def list_batches(
 
 def get_batch(session: Session, principal: Principal, batch_id: int) -> dict[str, Any]:
     principal.require(Permission.PAYMENTS_READ)
-    batch = session.get(PaymentBatch, batch_id)
-    scope = principal.scope(session, Permission.PAYMENTS_READ)
-    if batch is None or not (
-        scope.national if batch.area_id is None else scope.allows(batch.area_id)
-    ):
-        raise NotFound(f"There is no payment batch {batch_id}")
+    batch = _visible(session, principal, Permission.PAYMENTS_READ, batch_id, for_update=False)
     area = session.scalar(select(Area.code).where(Area.id == batch.area_id))
     return describe(batch, area)
 

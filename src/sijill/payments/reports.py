@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
-from sijill.core.errors import NotFound
+from sijill.core.errors import Forbidden, NotFound
 from sijill.core.ids import parse_id
 from sijill.core.settings import Settings
 from sijill.payments import ledger
@@ -97,24 +97,22 @@ def household_history(session: Session, principal: Principal, household: str) ->
 
 def check_ledger(session: Session, principal: Principal) -> ledger.CheckReport:
     """The whole ledger's proof: a national scope, since it sums every account."""
-    scope = principal.scope(session, Permission.PAYMENTS_READ)
-    if not scope.national:
-        from sijill.core.errors import Forbidden
-
-        raise Forbidden("Checking the whole ledger needs a scope over the whole country")
+    _require_national(session, principal, Permission.PAYMENTS_READ, "Checking the whole ledger")
     return ledger.check(session)
+
+
+def _require_national(
+    session: Session, principal: Principal, permission: Permission, what: str
+) -> None:
+    if not principal.scope(session, permission).national:
+        raise Forbidden(f"{what} needs a scope over the whole country")
 
 
 def purge(engine: Engine, settings: Settings, *, principal: Principal) -> dict[str, int]:
     """Delete the files of batches released (and reports ingested) longer ago than the
     retention period; what they decided stays in the database."""
-    scope = principal.scope(
-        Session(engine), Permission.PAYMENTS_PREPARE
-    )  # a purge is a payment officer's housekeeping
-    if not scope.national:
-        from sijill.core.errors import Forbidden
-
-        raise Forbidden("Purging payment files needs a scope over the whole country")
+    with Session(engine) as session:  # a purge is a payment officer's housekeeping
+        _require_national(session, principal, Permission.PAYMENTS_PREPARE, "Purging payment files")
     cutoff = clock.utcnow() - timedelta(days=settings.payment_file_retention_days)
     counts = {"batches": 0, "reports": 0}
     with Session(engine) as session, session.begin():
