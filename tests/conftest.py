@@ -111,3 +111,12 @@ def sessions(engine):
 @pytest.fixture
 def settings(database_url):
     return Settings(database_url=database_url)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole run (browser test modules skip without it)."""
+    from browser_support import launch
+
+    with launch() as chromium:
+        yield chromium

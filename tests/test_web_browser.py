@@ -5,81 +5,23 @@ payment batch's four-eyes approval. axe-core checks each main page (no serious o
 violation); screenshots of the main pages in English and Arabic go to test-screenshots/."""
 
 import os
-import socket
-import threading
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
+from browser_support import CHROMIUM_MISSING, Served, axe_check, screenshot, sign_in_page
 from factories import OTHER_LOCALITY, auth_headers, household, make_areas
 from sijill.api import create_app
 from sijill.core.db import session_factory
 from sijill.core.ids import format_id
 from test_payments import _prepare, country, cycle  # noqa: F401  (fixtures)
-from web_support import PASSWORD, web_user
+from web_support import web_user
 
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parent.parent / "test-screenshots"
-SEVERE = {"serious", "critical"}
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"Chromium not found at {CHROMIUM}: apt-get install chromium", allow_module_level=True
-    )
-sync_api = pytest.importorskip("playwright.sync_api")
-axe_module = pytest.importorskip("axe_playwright_python.sync_playwright")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        print(f"\nbrowser: Chromium {chromium.version} ({CHROMIUM}), Playwright")
-        yield chromium
-        chromium.close()
-
-
-class Served:
-    """The app served by uvicorn in a thread, on a socket bound before it starts: a request
-    waits in the socket's queue until the server answers, so nothing needs a pause."""
-
-    def __init__(self, app):
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.listen(128)
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, args=([self.socket],))
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join()
-        self.socket.close()
-
-
-def _axe(page, name: str) -> None:
-    results = axe_module.Axe().run(page)
-    severe = [v for v in results.response["violations"] if v["impact"] in SEVERE]
-    assert not severe, f"{name}: " + "; ".join(f"{v['id']} ({v['impact']})" for v in severe)
-
-
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def _sign_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/web/sign-in")
-    page.get_by_label("User name").fill(username)
-    page.locator("#password").fill(PASSWORD)
-    page.locator("form.stacked button[type=submit]").click()
-    page.wait_for_url(f"{base}/web/households")
+if CHROMIUM_MISSING:
+    pytest.skip(CHROMIUM_MISSING, allow_module_level=True)
+pytest.importorskip("playwright.sync_api")
+pytest.importorskip("axe_playwright_python.sync_playwright")
 
 
 def test_sign_in_search_household_arabic_and_out_of_scope(browser, settings, sessions):
@@ -93,16 +35,16 @@ def test_sign_in_search_household_arabic_and_out_of_scope(browser, settings, ses
     page = context.new_page()
     with Served(create_app(settings)) as served:
         base = served.url
-        _sign_in(page, base, "clerk")
-        _axe(page, "search")
+        sign_in_page(page, base, "clerk")
+        axe_check(page, "search")
         page.get_by_label("Name, in Arabic or Latin letters").fill(head["given_name_lat"])
         page.get_by_role("button", name="Search").click()
         page.get_by_role("link", name=inside["household_id"]).click()
         page.wait_for_url(f"{base}/web/households/{inside['household_id']}")
         assert page.locator("html").get_attribute("dir") == "ltr"
         assert page.get_by_text(head["given_name_ar"], exact=False).first.is_visible()
-        _axe(page, "household (en)")
-        _shot(page, "household-en")
+        axe_check(page, "household (en)")
+        screenshot(page, "household-en")
         english_nav = page.locator("#nav").bounding_box()
 
         page.get_by_role("link", name="العربية").click()
@@ -112,8 +54,8 @@ def test_sign_in_search_household_arabic_and_out_of_scope(browser, settings, ses
         # Mirrored: the navigation moves from the left half of the bar to the right half.
         assert english_nav["x"] < 512 < arabic_nav["x"] + arabic_nav["width"]
         assert arabic_nav["x"] > english_nav["x"]
-        _axe(page, "household (ar)")
-        _shot(page, "household-ar")
+        axe_check(page, "household (ar)")
+        screenshot(page, "household-ar")
 
         # The household page cold (a new browser context: nothing cached) stays light.
         cold = browser.new_context()
@@ -133,12 +75,12 @@ def test_sign_in_search_household_arabic_and_out_of_scope(browser, settings, ses
         hidden = page.goto(f"{base}/web/households/{outside['household_id']}")
         assert hidden.status == 404
         assert outside["household_id"] not in page.content()
-        _shot(page, "not-found-ar")
+        screenshot(page, "not-found-ar")
         page.set_viewport_size({"width": 360, "height": 740})
         page.goto(f"{base}/web/households/{inside['household_id']}")
         # Usable on a small phone: nothing wider than the screen but the tables' own scroll.
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
-        _shot(page, "household-ar-360")
+        screenshot(page, "household-ar-360")
     context.close()
 
 
@@ -171,31 +113,31 @@ def test_four_eyes_approval_of_a_batch(browser, prepared):
     page = context.new_page()
     with Served(app) as served:
         base = served.url
-        _sign_in(page, base, "payer")
+        sign_in_page(page, base, "payer")
         page.goto(f"{base}/web/payments/batches")
-        _axe(page, "batches")
-        _shot(page, "batches-en")
+        axe_check(page, "batches")
+        screenshot(page, "batches-en")
         page.get_by_role("link", name=str(batch_id), exact=True).click()
         page.wait_for_url(f"{base}/web/payments/batches/{batch_id}")
-        _axe(page, "batch")
+        axe_check(page, "batch")
         # The preparer's own approval: refused by the service, said plainly.
         page.get_by_role("button", name="Approve").click()
         page.get_by_role("alert").wait_for()
         assert "you prepared this batch" in page.get_by_role("alert").inner_text()
         assert page.locator("#batch-status").inner_text() == "prepared"
-        _shot(page, "batch-refused-en")
+        screenshot(page, "batch-refused-en")
         page.get_by_role("button", name="Sign out").click()
         page.wait_for_url(f"{base}/web/sign-in")
 
-        _sign_in(page, base, "checker")
+        sign_in_page(page, base, "checker")
         page.get_by_role("link", name="العربية").click()
         page.wait_for_function("document.documentElement.dir === 'rtl'")
         page.goto(f"{base}/web/payments/batches/{batch_id}")
-        _axe(page, "batch (ar)")
+        axe_check(page, "batch (ar)")
         page.get_by_role("button", name="اعتماد").click()
         page.get_by_role("status").wait_for()
         assert page.locator("#batch-status").inner_text() == "approved"
-        _shot(page, "batch-approved-ar")
+        screenshot(page, "batch-approved-ar")
     context.close()
     with Session(prepared["engine"]) as session:
         batch = session.get(PaymentBatch, batch_id)
