@@ -320,7 +320,7 @@ def run_wrk(port: int, script: str, args: list[str], threads: int, connections: 
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True)
     out = done.stdout
-    latency = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
+    latency = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     result = {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),

@@ -1,0 +1,227 @@
+"""The household page under load: `sijill serve --workers 2` on the 1,000,000-household
+PostgreSQL registry bench_targeting.py, bench_programs.py and bench_payments.py leave behind
+(database `sijill_targeting`: every household with its program decision, entitlement and
+payment), loaded with wrk from the same machine; and its weight, cold.
+
+    .venv/bin/python bench/bench_web.py [--database-url URL] [--runs 3] [--duration 20] \\
+        [--connections 16]
+
+- `GET /web/households/{id}`: ~10,000 households sampled among those with a payment, so each
+  page carries the whole chain (roster, dwelling, a decision explained from its run's feature
+  snapshot, the entitlement, the payment). bench/web_get.lua picks one at random per request
+  and sends the session cookie of an administrator (a user made through the service layer).
+- Snapshots: an explanation reads its household's row of the run's feature snapshot. Snapshots
+  an older version wrote as one row group are first rewritten as `take_snapshot` writes them
+  now (the same rows sorted by household, row groups of 50,000; checksum recorded anew).
+- Weight: one page fetched as a browser does on its first visit (HTML, then the stylesheet it
+  links), with `Accept-Encoding: gzip, deflate, br`; bytes on the wire, headers included.
+
+wrk runs `-t1 -c16 -d20s --latency`: a warm-up run, then `--runs` measured runs; figures are
+medians. A response outside 2xx fails the run: a page of errors is never mistaken for speed.
+"""
+
+import argparse
+import os
+import re
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+from bench_api import launch_server, run_wrk, stop_server
+from bench_targeting import WORK as TARGETING_WORK
+from common import BENCH_KEY_FILE, PG_ADMIN_URL, SIJILL, bench_user, median, record
+
+WORK = Path("/tmp/sijill-bench/web")
+DEFAULT_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/sijill_targeting"
+SAMPLE = 10_000
+TARGET_P99_MS = 100.0
+TARGET_KB = 300.0
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def paid_households(url: str, count: int) -> tuple[int, list[str]]:
+    """The registry's size, and `count` registry IDs of households with a payment."""
+    from sijill.core.ids import format_id
+
+    with psycopg.connect(_libpq(url)) as connection:
+        households = connection.execute("SELECT count(*) FROM household").fetchone()[0]
+        rows = connection.execute(
+            "SELECT household_id FROM entitlement_payment TABLESAMPLE SYSTEM (5) LIMIT %s",
+            (count,),
+        ).fetchall()
+    if not rows:
+        raise SystemExit(
+            "No household of this registry has a payment: run bench/bench_payments.py first"
+        )
+    return households, [format_id(row[0]) for row in rows]
+
+
+def relayout_snapshots(url: str) -> list[int]:
+    """The feature snapshots this registry's decisions were made on, rewritten in the layout
+    `take_snapshot` writes now (rows sorted by household, row groups of SNAPSHOT_ROW_GROUP)
+    where an older version wrote them as one row group: the same rows, read one household at
+    a time as the current code's snapshots are. Their checksums are recorded anew."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    from sijill.targeting.service import SNAPSHOT_ROW_GROUP
+
+    folder = TARGETING_WORK / "work" / "targeting" / "snapshots"
+    rewritten = []
+    with psycopg.connect(_libpq(url)) as connection:
+        snapshots = connection.execute(
+            "SELECT s.id, s.file_name FROM feature_snapshot s WHERE s.id IN (SELECT r.snapshot_id"
+            " FROM program_run r WHERE EXISTS (SELECT 1 FROM eligibility_decision d"
+            " WHERE d.run_id = r.id))"
+        ).fetchall()
+        for snapshot_id, file_name in snapshots:
+            path = folder / file_name
+            metadata = pq.ParquetFile(path).metadata
+            if metadata.num_row_groups > 1 or metadata.num_rows <= SNAPSHOT_ROW_GROUP:
+                continue
+            table = pq.read_table(path).sort_by("household_id")
+            partial = path.with_name(f".{file_name}.partial")
+            pq.write_table(table, partial, compression="zstd", row_group_size=SNAPSHOT_ROW_GROUP)
+            digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+            os.chmod(partial, 0o600)
+            partial.rename(path)
+            connection.execute(
+                "UPDATE feature_snapshot SET sha256 = %s WHERE id = %s", (digest, snapshot_id)
+            )
+            connection.commit()
+            rewritten.append(snapshot_id)
+    return rewritten
+
+
+def _raw_get(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """One GET on a plain socket: the status, and the whole answer as it came over the wire
+    (headers and body, compressed if the server compressed it)."""
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    answer = b"".join(chunks)
+    status = int(answer.split(b" ", 2)[1])
+    return status, answer
+
+
+def cold_weight(port: int, household_id: str, cookie: str) -> tuple[int, int]:
+    """Bytes on the wire for a first visit to one household page: the page and what it links."""
+    browser = {"Cookie": cookie, "Accept-Encoding": "gzip, deflate, br"}
+    status, page = _raw_get(port, f"/web/households/{household_id}", browser)
+    if status != 200:
+        raise RuntimeError(f"household page: HTTP {status}")
+    body = page.split(b"\r\n\r\n", 1)[1]
+    if b"Program decisions" not in body and b"gzip" not in page[:2000].lower():
+        raise RuntimeError("the household page carries no program decisions")
+    linked = re.findall(rb'<(?:link[^>]+href|script[^>]+src|img[^>]+src)="(/[^"]+)"', body)
+    total, requests = len(page), 1
+    for path in linked:
+        status, answer = _raw_get(port, path.decode(), browser)
+        if status != 200:
+            raise RuntimeError(f"{path.decode()}: HTTP {status}")
+        total, requests = total + len(answer), requests + 1
+    return total, requests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--port", type=int, default=8642)
+    args = parser.parse_args()
+    url = args.database_url
+    WORK.mkdir(parents=True, exist_ok=True)
+    households, sample = paid_households(url, SAMPLE)
+    rewritten = relayout_snapshots(url)
+    if rewritten:
+        print(f"feature snapshot(s) {rewritten} rewritten sorted by household", flush=True)
+    ids_file = WORK / "household_ids.txt"
+    ids_file.write_text("\n".join(sample) + "\n")
+    token = bench_user(url, BENCH_KEY_FILE, f"bench-web-{int(time.time())}", "administrator")
+    cookie = f"sijill_access={token}"
+    (WORK / "cookie.txt").write_text(cookie + "\n")
+    env = {
+        "SIJILL_DATABASE_URL": url,
+        "SIJILL_HOST": "127.0.0.1",
+        "SIJILL_PORT": str(args.port),
+        "SIJILL_KEY_FILE": str(BENCH_KEY_FILE),
+        # Where bench_targeting.py's runs keep their feature snapshots.
+        "SIJILL_WORK_DIR": str(TARGETING_WORK / "work"),
+    }
+    command = [str(SIJILL), "serve", "--workers", str(args.workers)]
+    server = launch_server(command, {**os.environ, **env}, args.port, WORK / "server.log")
+    try:
+        weight, requests = cold_weight(args.port, sample[0], cookie)
+        print(f"household page cold: {weight / 1024:.1f} KB in {requests} responses", flush=True)
+        wrk_args = [str(ids_file), str(WORK / "cookie.txt")]
+
+        def get(seconds: int) -> dict:
+            result = run_wrk(args.port, "web_get.lua", wrk_args, 1, args.connections, seconds)
+            if result["non2xx"] or result["socket_errors"]:
+                raise RuntimeError(f"responses outside 2xx or socket errors:\n{result['output']}")
+            return result
+
+        get(max(5, args.duration // 2))  # warm-up: caches, connection pools, catalogs
+        runs = []
+        for number in range(1, args.runs + 1):
+            runs.append(get(args.duration))
+            last = runs[-1]
+            print(
+                f"run {number}: {last['rps']:,.0f} req/s, p50 {last['p50']:.1f} ms, "
+                f"p99 {last['p99']:.1f} ms",
+                flush=True,
+            )
+    finally:
+        stop_server(server)
+    p50, p99 = median([r["p50"] for r in runs]), median([r["p99"] for r in runs])
+    rps = median([r["rps"] for r in runs])
+    kb = weight / 1024
+    met = p99 < TARGET_P99_MS and kb < TARGET_KB
+    database = urlsplit(url).path.lstrip("/")
+    record(
+        "Web: the household page",
+        "python bench/bench_web.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in (
+                ("runs", args.runs),
+                ("duration", args.duration),
+                ("connections", args.connections),
+            )
+        ),  # fmt: skip
+        [
+            f"`GET /web/households/{{id}}` on the {households:,}-household PostgreSQL registry "
+            f"`{database}` (every sampled household has a program decision explained from its "
+            f"run's feature snapshot, an entitlement and a payment), `sijill serve --workers "
+            f"{args.workers}`, an administrator's session cookie, `wrk -t1 -c{args.connections} "
+            f"-d{args.duration}s --latency` from the same machine, {len(sample):,} households "
+            "picked at random; medians of the runs after a warm-up.",
+            "",
+            "| req/s | p50 | p99 | page cold (HTML + CSS, on the wire) |",
+            "|---:|---:|---:|---:|",
+            f"| {rps:,.0f} | {p50:.1f} ms | {p99:.1f} ms | {kb:.1f} KB in {requests} responses |",
+            "",
+            f"Targets p99 < {TARGET_P99_MS:.0f} ms at {args.connections} connections and "
+            f"< {TARGET_KB:.0f} KB cold: **{'met' if met else 'not met'}**.",
+            "Runs (req/s, p50/p99 ms): "
+            + "; ".join(f"{r['rps']:,.0f}, {r['p50']:.1f}/{r['p99']:.1f}" for r in runs),
+        ],
+    )
+    print(f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, {rps:,.0f} req/s, {kb:.1f} KB cold")
+
+
+if __name__ == "__main__":
+    main()
