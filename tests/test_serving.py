@@ -104,3 +104,25 @@ def test_workers_share_connections_and_stop_together(tmp_path):
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_settings_reach_the_workers_as_they_were(monkeypatch, tmp_path):
+    """Workers rebuild their settings from the environment the server hands them: every
+    value, lists and mappings included, must read back the same."""
+    from sijill.core.settings import Settings
+
+    chosen = Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{tmp_path}/x.db",
+        work_dir=tmp_path,
+        cors_origins=["https://a.example", "https://b.example"],
+        payment_providers={"bank": "iso20022", "wallet": "cash_agent"},
+        payment_weekend=[4, 5],
+        payment_holidays=["2026-12-18"],
+        instrument_change_review="always",
+    )
+    for name in [name for name in os.environ if name.startswith("SIJILL_")]:
+        monkeypatch.delenv(name)
+    for name, value in chosen.as_environment().items():
+        monkeypatch.setenv(name, value)
+    assert Settings(_env_file=None) == chosen

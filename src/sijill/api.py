@@ -285,9 +285,7 @@ def serve(settings: Settings, *, workers: int = 1, access_log: bool = False) -> 
         return
     # Workers are separate processes that build their own app: hand them the settings
     # through the environment they inherit.
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            os.environ[f"SIJILL_{name.upper()}"] = str(value)
+    os.environ.update(settings.as_environment())
     run_workers(
         "sijill.api:app_from_environment",
         settings.host,

@@ -1,5 +1,6 @@
 """All configuration in one place, read from `SIJILL_*` environment variables or `.env`."""
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -178,6 +179,17 @@ class Settings(BaseSettings):
     @property
     def payments_path(self) -> Path:
         return self.payments_dir or self.work_dir / "payments"
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as the `SIJILL_*` variables that read back to them: how a process
+        hands its settings to the workers it spawns. Lists and mappings are JSON, as the
+        environment source parses them."""
+        environment = {}
+        for name, value in self.model_dump(mode="json").items():
+            if value is not None:
+                text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+                environment[f"SIJILL_{name.upper()}"] = text
+        return environment
 
 
 @lru_cache
