@@ -193,6 +193,24 @@ def test_households_without_consent_are_not_assessed_and_are_counted(
     assert again.view.equals(snapshot.view)
 
 
+def test_a_snapshot_is_sorted_by_household_in_row_groups(
+    registry, engine, settings, monkeypatch
+):
+    """One household's row is read by skipping the row groups whose range cannot hold it."""
+    import pyarrow.parquet as pq
+
+    from sijill.targeting import service
+
+    for _ in range(5):
+        _register(registry, household())
+    monkeypatch.setattr(service, "SNAPSHOT_ROW_GROUP", 2)
+    snapshot = take_snapshot(engine, settings, principal=Principal.system("test"))
+    metadata = pq.ParquetFile(snapshot.path).metadata
+    assert metadata.num_row_groups == 3 and metadata.num_rows == 5
+    ids = snapshot.view["household_id"].to_list()
+    assert ids == sorted(ids)
+
+
 def test_a_snapshot_as_of_a_past_date_shows_the_household_as_it_was(
     registry, engine, settings, sessions
 ):

@@ -15,7 +15,7 @@ from sijill.core.errors import NotFound
 from sijill.core.settings import Settings
 from sijill.programs.entitlement_models import APPROVED, Entitlement, EntitlementCycle
 from sijill.programs.explain import Explanation, explain
-from sijill.programs.models import EligibilityDecision, ProgramVersion
+from sijill.programs.models import EligibilityDecision, ProgramRun, ProgramVersion
 from sijill.registry.models import Household
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
@@ -23,6 +23,7 @@ from sijill.security.roles import Permission
 # The most recent runs shown: a household re-assessed every cycle has a long past, and each
 # explanation reads its run's feature snapshot.
 LATEST_RUNS = 20
+_RUNS_PROBED = 200
 
 
 def _in_scope(session: Session, principal: Principal, household_id: int) -> None:
@@ -43,12 +44,24 @@ def household_decisions(
     """The household's decisions in its latest runs, newest first, each explained (and each
     explanation audited, as `programs.explain` does)."""
     _in_scope(session, principal, household_id)
-    runs = session.scalars(
-        select(EligibilityDecision.run_id)
-        .where(EligibilityDecision.household_id == household_id)
-        .order_by(EligibilityDecision.run_id.desc())
-        .limit(LATEST_RUNS)
-    ).all()
+    # Decisions are keyed (run, household) and carry no index by household alone (it would
+    # slow the runs' bulk writes): the key is probed once per run, newest runs first, a
+    # chunk of runs at a time until enough decisions are found.
+    runs: list[int] = []
+    newest_first = session.scalars(select(ProgramRun.id).order_by(ProgramRun.id.desc())).all()
+    for start in range(0, len(newest_first), _RUNS_PROBED):
+        chunk = newest_first[start : start + _RUNS_PROBED]
+        runs += session.scalars(
+            select(EligibilityDecision.run_id)
+            .where(
+                EligibilityDecision.run_id.in_(chunk),
+                EligibilityDecision.household_id == household_id,
+            )
+            .order_by(EligibilityDecision.run_id.desc())
+        ).all()
+        if len(runs) >= LATEST_RUNS:
+            break
+    runs = runs[:LATEST_RUNS]
     return [explain(session, settings, principal, run, household_id, language) for run in runs]
 
 
@@ -60,7 +73,16 @@ def household_entitlements(
     _in_scope(session, principal, household_id)
     rows = session.execute(
         select(Entitlement, EntitlementCycle, ProgramVersion.body)
-        .join(EntitlementCycle, EntitlementCycle.id == Entitlement.batch_id)
+        # Joined on the entitlement's key (program, cycle, household), which has no index by
+        # household alone: one probe of that key per cycle instead of a scan of them all.
+        .select_from(EntitlementCycle)
+        .join(
+            Entitlement,
+            (Entitlement.program == EntitlementCycle.program)
+            & (Entitlement.cycle == EntitlementCycle.cycle)
+            & (Entitlement.household_id == household_id)
+            & (Entitlement.batch_id == EntitlementCycle.id),
+        )
         .outerjoin(
             ProgramVersion,
             (ProgramVersion.program == EntitlementCycle.program)
