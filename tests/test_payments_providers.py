@@ -369,10 +369,27 @@ def test_cash_pay_list_by_point_with_arabic_names(tmp_path, monkeypatch):
     assert {o[1] for o in outcomes.values()} == {"collected", "not_collected"}
 
 
-def test_cash_pay_list_refuses_missing_or_foreign_sheets(tmp_path, monkeypatch):
-    monkeypatch.setattr(CashAgent, "PDF_LINES", 100)
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils is not installed")
+def test_small_points_share_a_pdf_each_on_its_own_page(tmp_path, monkeypatch):
+    """A thousand points of a few lines each must not cost a thousand PDFs: consecutive sheets
+    share a file up to PDF_LINES lines, each point starting a page of its own."""
+    monkeypatch.setattr(CashAgent, "PDF_LINES", 6)
     provider = CashAgent(Settings())
-    amounts = [1000, 2000, 3000]
+    amounts = [75000 + i * 1000 for i in range(8)]  # points of 5 and 3 lines
+    folder = tmp_path / "batch"
+    names = provider.write(header("cash_agent", amounts), cash_lines(amounts), folder)
+    assert names == ["paylist.csv", "paylist-0001-001.pdf", "paylist-0002-001.pdf"]
+    monkeypatch.setattr(CashAgent, "PDF_LINES", 8)
+    names = provider.write(header("cash_agent", amounts), cash_lines(amounts), folder)
+    assert names == ["paylist.csv", "paylist-0001-001.pdf"]
+    pages = pdf_text(folder / names[1]).split("\f")
+    assert [sum(f"1000-{i:04d}-7" in page for i in range(8)) for page in pages[:2]] == [5, 3]
+
+
+def test_cash_pay_list_refuses_missing_or_foreign_sheets(tmp_path, monkeypatch):
+    monkeypatch.setattr(CashAgent, "PDF_LINES", 4)
+    provider = CashAgent(Settings())
+    amounts = [1000, 2000, 3000, 4000, 5000, 6000]  # points of 3 and 3 lines: two files
     folder = tmp_path / "batch"
     names = provider.write(header("cash_agent", amounts), cash_lines(amounts), folder)
     assert len(names) == 3

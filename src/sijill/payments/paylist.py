@@ -5,11 +5,14 @@ per payment sorted by pick-up point then reference) and PDFs to print, one per p
 (`paylist-<point>-<part>.pdf`, points numbered in the CSV's order), each line with an empty box
 for the beneficiary's signature.
 
-A PDF holds at most `PDF_LINES` lines; a point with more gets several parts. WeasyPrint lays a
-whole document out in memory before writing it, so one PDF for a governorate's 100,000 lines
-would take gigabytes and minutes; parts of a few hundred lines keep its memory flat whatever
-the batch, and print as the stack of sheets one counter works through. The lines are sorted in
-memory (a cash batch is one governorate's, typically under 100,000 lines).
+A point's lines make one sheet (a new page, headed by the point), or several sheets of at most
+`PDF_LINES` lines each for a busy point. Consecutive sheets go into one PDF up to `PDF_LINES`
+lines in all, and each PDF is named after its first sheet (`paylist-<point>-<part>.pdf`): the
+stack an officer prints and hands out counter by counter. WeasyPrint lays a whole document out
+in memory before writing it, so one PDF for a governorate's 100,000 lines would take gigabytes
+and minutes, while one PDF per point costs a fixed ~0.1 s each (a thousand small points, two
+minutes): files of a few hundred lines keep both memory and time flat whatever the batch. The
+lines are sorted in memory (a cash batch is one governorate's, typically under 100,000 lines).
 
 Names may be Arabic or Latin in one list: each is its own bidirectional run (`<bdi>`,
 `dir="auto"`), so a Latin name in an Arabic page, or the reverse, keeps its order; the page
@@ -69,6 +72,7 @@ _AGENT_STATUSES: dict[str, str | None] = {
 }
 
 Line = tuple[str, str, str, str, int]  # point, reference, registry ID, holder, amount
+Sheet = tuple[int, str, int, int, list[Line]]  # point number, point, part, parts, lines
 
 
 class PdfUnavailable(SijillError):
@@ -99,52 +103,54 @@ class CashAgent:
             ((list(line[:4]), line[4]) for line in ordered),
         )  # fmt: skip
         names = [self.FILE]
-        for number, (point, group) in enumerate(groupby(ordered, key=lambda line: line[0]), 1):
-            lines_here = list(group)
-            parts = -(-len(lines_here) // self.PDF_LINES)
-            for part in range(1, parts + 1):
-                chunk = lines_here[(part - 1) * self.PDF_LINES : part * self.PDF_LINES]
-                name = _pdf_name(number, part)
-                page = self._render(header, point, chunk, part, parts)
-                with whole_file(folder / name, binary=True) as handle:
-                    html(string=page).write_pdf(handle)
-                names.append(name)
+        points = [list(group) for _point, group in groupby(ordered, key=lambda line: line[0])]
+        for document in _documents(_sheets(points, self.PDF_LINES), self.PDF_LINES):
+            name = _pdf_name(document[0][0], document[0][2])
+            page = self._render(header, document)
+            with whole_file(folder / name, binary=True) as handle:
+                html(string=page).write_pdf(handle)
+            names.append(name)
         self.validate(folder)
         return names
 
-    def _render(self, header: BatchHeader, point: str, chunk: list[Line], part: int, parts: int):
+    def _render(self, header: BatchHeader, document: list[Sheet]) -> str:
         say = lambda message: gettext(message, self.language)  # noqa: E731
         units = header.minor_units
-        first = (part - 1) * self.PDF_LINES + 1
+        sheets = [
+            {
+                "point": point,
+                "part": say(PART).format(part=part, parts=parts),
+                "lines": [
+                    {
+                        "number": (part - 1) * self.PDF_LINES + i,
+                        "reference": reference,
+                        "registry_id": registry_id,
+                        "holder": holder,
+                        "amount": format_minor(amount, units),
+                    }
+                    for i, (_point, reference, registry_id, holder, amount) in enumerate(chunk, 1)
+                ],
+                "total_label": say(TOTAL).format(count=len(chunk)),
+                "total": format_minor(sum(line[4] for line in chunk), units),
+            }
+            for _number, point, part, parts, chunk in document
+        ]
         return _template().render(
             language=self.language,
             direction=direction(self.language),
             title=say(TITLE),
             point_label=say(POINT),
-            point=point,
             batch_label=say(BATCH),
             batch=header.reference,
             date_label=say(VALUE_DATE),
             value_date=header.value_date.isoformat(),
-            part=say(PART).format(part=part, parts=parts),
             reference_label=say(REFERENCE),
             registry_label=say(REGISTRY_ID),
             holder_label=say(HOLDER),
             amount_label=say(AMOUNT),
             signature_label=say(SIGNATURE),
             currency=header.currency,
-            lines=[
-                {
-                    "number": first + i,
-                    "reference": reference,
-                    "registry_id": registry_id,
-                    "holder": holder,
-                    "amount": format_minor(amount, units),
-                }
-                for i, (_point, reference, registry_id, holder, amount) in enumerate(chunk)
-            ],  # fmt: skip
-            total_label=say(TOTAL).format(count=len(chunk)),
-            total=format_minor(sum(line[4] for line in chunk), units),
+            sheets=sheets,
         )
 
     def validate(self, folder: Path) -> None:
@@ -166,10 +172,10 @@ class CashAgent:
             expected[-1] += 1
             previous = key
         check.end()
+        points = [[None] * count for count in expected]  # only the counts matter here
         wanted = {
-            _pdf_name(number, part)
-            for number, count in enumerate(expected, 1)
-            for part in range(1, -(-count // self.PDF_LINES) + 1)
+            _pdf_name(document[0][0], document[0][2])
+            for document in _documents(_sheets(points, self.PDF_LINES), self.PDF_LINES)
         }
         found = {pdf.name for pdf in folder.glob("paylist-*.pdf")}
         if found != wanted:
@@ -198,6 +204,29 @@ def _lines(lines: Iterable[PaymentLine]) -> Iterator[Line]:
             raise InvalidInput(f"payment line {n}: no registry ID")
         point, holder = detail(line, n, "point"), detail(line, n, "holder")
         yield point, line.transfer_ref, line.registry_id, holder, checked_amount(line, n)
+
+
+def _sheets(points: list[list], most: int) -> Iterator[Sheet]:
+    """Each point's lines (points in order) cut into sheets of at most `most` lines."""
+    for number, lines in enumerate(points, 1):
+        parts = -(-len(lines) // most)
+        point = lines[0][0] if lines[0] is not None else ""
+        for part in range(1, parts + 1):
+            yield number, point, part, parts, lines[(part - 1) * most : part * most]
+
+
+def _documents(sheets: Iterable[Sheet], most: int) -> Iterator[list[Sheet]]:
+    """Consecutive sheets together, up to `most` lines a document."""
+    document: list[Sheet] = []
+    size = 0
+    for sheet in sheets:
+        if document and size + len(sheet[4]) > most:
+            yield document
+            document, size = [], 0
+        document.append(sheet)
+        size += len(sheet[4])
+    if document:
+        yield document
 
 
 def _pdf_name(point: int, part: int) -> str:
