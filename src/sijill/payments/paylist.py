@@ -5,14 +5,14 @@ per payment sorted by pick-up point then reference) and PDFs to print, one per p
 (`paylist-<point>-<part>.pdf`, points numbered in the CSV's order), each line with an empty box
 for the beneficiary's signature.
 
-A point's lines make one sheet (a new page, headed by the point), or several sheets of at most
-`PDF_LINES` lines each for a busy point. Consecutive sheets go into one PDF up to `PDF_LINES`
-lines in all, and each PDF is named after its first sheet (`paylist-<point>-<part>.pdf`): the
-stack an officer prints and hands out counter by counter. WeasyPrint lays a whole document out
-in memory before writing it, so one PDF for a governorate's 100,000 lines would take gigabytes
-and minutes, while one PDF per point costs a fixed ~0.1 s each (a thousand small points, two
-minutes): files of a few hundred lines keep both memory and time flat whatever the batch. The
-lines are sorted in memory (a cash batch is one governorate's, typically under 100,000 lines).
+A point's lines make one sheet (headed by the point, kept on one page where it fits, ruled off
+from the next), or several sheets of at most `PDF_LINES` lines each for a busy point.
+Consecutive sheets go into one PDF up to `PDF_LINES` lines in all, and each PDF is named after
+its first sheet (`paylist-<point>-<part>.pdf`): the stack an officer prints and cuts counter by
+counter. WeasyPrint lays a whole document out in memory before writing it, so one PDF for a
+governorate's 100,000 lines would take gigabytes and minutes; and its cost is by the page, so a
+file or a page per point would make a thousand small points cost two minutes. The lines are
+sorted in memory (a cash batch is one governorate's, typically under 100,000 lines).
 
 Names may be Arabic or Latin in one list: each is its own bidirectional run (`<bdi>`,
 `dir="auto"`), so a Latin name in an Arabic page, or the reverse, keeps its order; the page
@@ -102,14 +102,12 @@ class CashAgent:
             folder / self.FILE, header, self.name, self.COLUMNS,
             ((list(line[:4]), line[4]) for line in ordered),
         )  # fmt: skip
-        names = [self.FILE]
         points = [list(group) for _point, group in groupby(ordered, key=lambda line: line[0])]
+        names = [self.FILE]
         for document in _documents(_sheets(points, self.PDF_LINES), self.PDF_LINES):
-            name = _pdf_name(document[0][0], document[0][2])
-            page = self._render(header, document)
-            with whole_file(folder / name, binary=True) as handle:
-                html(string=page).write_pdf(handle)
-            names.append(name)
+            names.append(_pdf_name(document[0][0], document[0][2]))
+            with whole_file(folder / names[-1], binary=True) as handle:
+                html(string=self._render(header, document)).write_pdf(handle)
         self.validate(folder)
         return names
 
