@@ -1,18 +1,18 @@
 """Cash pay-lists: what an agent or a post office pays out over the counter, and signs for.
 
 A batch is one CSV for the machines (`paylist.csv`, the batch CSV of `batch_files.py`, one line
-per payment sorted by pick-up point then reference) and PDFs to print, one per pick-up point
-(`paylist-<point>-<part>.pdf`, points numbered in the CSV's order), each line with an empty box
-for the beneficiary's signature.
+per payment sorted by pick-up point then reference) and PDFs to print (points numbered in the
+CSV's order), each line with an empty box for the beneficiary's signature.
 
 A point's lines make one sheet (headed by the point, kept on one page where it fits, ruled off
 from the next), or several sheets of at most `PDF_LINES` lines each for a busy point.
 Consecutive sheets go into one PDF up to `PDF_LINES` lines in all, and each PDF is named after
 its first sheet (`paylist-<point>-<part>.pdf`): the stack an officer prints and cuts counter by
 counter. WeasyPrint lays a whole document out in memory before writing it, so one PDF for a
-governorate's 100,000 lines would take gigabytes and minutes; and its cost is by the page, so a
-file or a page per point would make a thousand small points cost two minutes. The lines are
-sorted in memory (a cash batch is one governorate's, typically under 100,000 lines).
+governorate's 100,000 lines would take gigabytes and minutes, and a file or a page per point
+would make a thousand small points a thousand of them. It costs ~10-25 ms a line on this
+project's machines, whatever the layout. The lines are sorted in memory (a cash batch is one
+governorate's, typically under 100,000 lines).
 
 Names may be Arabic or Latin in one list: each is its own bidirectional run (`<bdi>`,
 `dir="auto"`), so a Latin name in an Arabic page, or the reverse, keeps its order; the page
