@@ -12,7 +12,7 @@ payment), loaded with wrk from the same machine; and its weight, cold.
   and sends the session cookie of an administrator (a user made through the service layer).
 - Snapshots: an explanation reads its household's row of the run's feature snapshot. Snapshots
   an older version wrote as one row group are first rewritten as `take_snapshot` writes them
-  now (the same rows sorted by household, row groups of 50,000; checksum recorded anew).
+  now (the same rows sorted by household, row groups of 10,000; checksum recorded anew).
 - Weight: one page fetched as a browser does on its first visit (HTML, then the stylesheet it
   links), with `Accept-Encoding: gzip, deflate, br`; bytes on the wire, headers included.
 
@@ -64,8 +64,8 @@ def paid_households(url: str, count: int) -> tuple[int, list[str]]:
 def relayout_snapshots(url: str) -> list[int]:
     """The feature snapshots this registry's decisions were made on, rewritten in the layout
     `take_snapshot` writes now (rows sorted by household, row groups of SNAPSHOT_ROW_GROUP)
-    where an older version wrote them as one row group: the same rows, read one household at
-    a time as the current code's snapshots are. Their checksums are recorded anew."""
+    where an older version wrote them otherwise: the same rows, read one household at a time
+    as the current code's snapshots are. Their checksums are recorded anew."""
     import hashlib
 
     import pyarrow.parquet as pq
@@ -83,8 +83,8 @@ def relayout_snapshots(url: str) -> list[int]:
         for snapshot_id, file_name in snapshots:
             path = folder / file_name
             metadata = pq.ParquetFile(path).metadata
-            if metadata.num_row_groups > 1 or metadata.num_rows <= SNAPSHOT_ROW_GROUP:
-                continue
+            if metadata.row_group(0).num_rows == min(metadata.num_rows, SNAPSHOT_ROW_GROUP):
+                continue  # written as the current version writes them
             table = pq.read_table(path).sort_by("household_id")
             partial = path.with_name(f".{file_name}.partial")
             pq.write_table(table, partial, compression="zstd", row_group_size=SNAPSHOT_ROW_GROUP)

@@ -12,11 +12,8 @@ rows: an appeal sees the numbers the decision saw, not today's registry. The wor
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import polars as pl
 import sqlglot
 from babel.lists import format_list
 from sqlalchemy import select
@@ -42,6 +39,7 @@ from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 from sijill.targeting.models import FeatureSnapshot, HouseholdScore
 from sijill.targeting.service import open_snapshot
+from sijill.targeting.snapshot_rows import snapshot_values
 
 EXPLAIN_ACTION = "programs.explain"
 _BATCH = 5000  # households per query when a batch of letters reads scores
@@ -212,19 +210,7 @@ def read_values(
     scores = set(run.score_runs)
     wanted = [name for name in context.reads if name not in scores]
     snapshot = open_snapshot(settings, session.get(FeatureSnapshot, run.snapshot_id))
-    present = set(snapshot.record_columns())
-    if len(household_ids) == 1:
-        # One household explained run after run (its page): the programs of a cycle share a
-        # snapshot, so its row is read once for all of them.
-        row = _snapshot_row(
-            str(snapshot.path),
-            snapshot.record.sha256,
-            tuple(sorted(present - {"household_id"})),
-            household_ids[0],
-        )
-        values = {household_ids[0]: {n: row[n] for n in wanted if n in present}} if row else {}
-    else:
-        values = _snapshot_rows(snapshot.path, [n for n in wanted if n in present], household_ids)
+    values = snapshot_values(snapshot.path, snapshot.record.sha256, wanted, household_ids)
     for name, score_run in run.score_runs.items():
         for start in range(0, len(household_ids), _BATCH):
             found = session.execute(
@@ -236,29 +222,6 @@ def read_values(
             for household_id, score in found:
                 values.setdefault(household_id, {})[name] = score
     return values
-
-
-def _snapshot_rows(path: Path, columns: list[str], household_ids: list[int]) -> dict[int, dict]:
-    scan = pl.scan_parquet(path)
-    # Filtered on the column as stored, so the row groups' statistics skip all but the few
-    # that hold these households (a cast first would read the whole column).
-    stored = scan.collect_schema()["household_id"]
-    rows = (
-        scan.select("household_id", *columns)
-        .filter(pl.col("household_id").is_in(pl.Series(household_ids).cast(stored)))
-        .with_columns(pl.col("household_id").cast(pl.Int64))
-        .collect()
-    )
-    return {row.pop("household_id"): row for row in rows.iter_rows(named=True)}
-
-
-@lru_cache(maxsize=256)
-def _snapshot_row(
-    path: str, sha256: str, columns: tuple[str, ...], household_id: int
-) -> dict[str, Any] | None:
-    """A household's whole row of a snapshot (a snapshot never changes: its checksum, checked
-    by the caller, is part of the key)."""
-    return _snapshot_rows(Path(path), list(columns), [household_id]).get(household_id)
 
 
 def describe(
