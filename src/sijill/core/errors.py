@@ -4,8 +4,9 @@ A `title` is marked with `N_` and translated when the problem is answered, into 
 language (`sijill.core.problems`)."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from sijill.core.i18n import N_
+from sijill.core.i18n import N_, gettext
 
 
 @dataclass
@@ -13,6 +14,16 @@ class FieldError:
     field: str
     message: str
     row: int | None = None
+    # The message as a catalog key (`N_`), with `{name}` fields filled from `values`, when it
+    # can be said in the user's language (the pages do; the API's field messages are English).
+    template: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def translated(self) -> str:
+        """The message in the current language (English where the catalogs have none)."""
+        if self.template is None:
+            return gettext(self.message)
+        return gettext(self.template).format(**self.values)
 
 
 class SijillError(Exception):
@@ -71,8 +82,20 @@ class ErrorCollector:
 
     errors: list[FieldError] = field(default_factory=list)
 
-    def add(self, field_name: str, message: str, row: int | None = None) -> None:
-        self.errors.append(FieldError(field_name, message, row))
+    def add(
+        self,
+        field_name: str,
+        message: str,
+        row: int | None = None,
+        *,
+        template: str | None = None,
+        **values: Any,
+    ) -> None:
+        """`message` with `values` is a catalog key with `{name}` fields, filled in here;
+        `template`, a catalog key to translate instead of a message that cannot be one."""
+        if values and template is None:
+            template, message = message, message.format(**values)
+        self.errors.append(FieldError(field_name, message, row, template, values))
 
     def raise_if_any(self, detail: str = "The input has errors") -> None:
         if self.errors:

@@ -31,6 +31,7 @@ from pydantic.fields import FieldInfo
 
 from sijill.core import clock
 from sijill.core.errors import InvalidInput
+from sijill.core.i18n import N_
 from sijill.core.ids import parse_id
 from sijill.identity.phones import normalise_phone
 from sijill.identity.text import TextKind, clean_text
@@ -50,7 +51,7 @@ def parse_partial_date(text: str) -> tuple[date, str]:
     """`YYYY`, `YYYY-MM` or `YYYY-MM-DD` as (first day of what is known, precision)."""
     match = _PARTIAL_DATE.match(text.strip())
     if not match:
-        raise ValueError("a date of birth is written YYYY, YYYY-MM or YYYY-MM-DD")
+        raise ValueError(N_("a date of birth is written YYYY, YYYY-MM or YYYY-MM-DD"))
     year, month, day = match.groups()
     try:
         value = date(int(year), int(month or 1), int(day or 1))
@@ -252,7 +253,7 @@ class _ConsentChecks(_Input):
     @model_validator(mode="after")
     def _purposes_need_consent(self):
         if self.purposes and not self.given:
-            raise ValueError("consent purposes are listed but consent is not given")
+            raise ValueError(N_("consent purposes are listed but consent is not given"))
         return self
 
 
@@ -271,14 +272,14 @@ class _PersonChecks(_Input):
             return None
         born, precision = parse_partial_date(value)
         if born > clock.utcnow().date():
-            raise ValueError("a date of birth cannot be in the future")
+            raise ValueError(N_("a date of birth cannot be in the future"))
         return format_partial_date(born, precision)
 
     @field_validator("death_date", check_fields=False)
     @classmethod
     def _past_death(cls, value: date | None) -> date | None:
         if value is not None and value > clock.utcnow().date():
-            raise ValueError("a date of death cannot be in the future")
+            raise ValueError(N_("a date of death cannot be in the future"))
         return value
 
     @field_validator(*(f.name for f in fields.PERSON.of_kind(Kind.PHONE)), check_fields=False)
@@ -289,16 +290,16 @@ class _PersonChecks(_Input):
     @model_validator(mode="after")
     def _consistent(self):
         if not (self.given_name_ar or self.given_name_lat):
-            raise ValueError("a member needs a given name, in Arabic or Latin script")
+            raise ValueError(N_("a member needs a given name, in Arabic or Latin script"))
         if self.employment_sector and self.employment_status != "employed":
-            raise ValueError("employment_sector is given only for employed members")
+            raise ValueError(N_("employment_sector is given only for employed members"))
         for field in _CONDITIONAL:
             other, value = field.only_when
             if getattr(self, field.name) is not None and getattr(self, other) != value:
                 raise ValueError(field.only_when_message)
         born = self.birth()[0]
         if self.death_date and born and self.death_date < born:
-            raise ValueError("the date of death is before the date of birth")
+            raise ValueError(N_("the date of death is before the date of birth"))
         return self
 
     def birth(self) -> tuple[date | None, str | None]:
@@ -326,9 +327,9 @@ class Departure(_Input):
     @model_validator(mode="after")
     def _death_date_only_for_death(self) -> "Departure":
         if self.death_date is not None and self.end_reason != "death":
-            raise ValueError("death_date is given only when end_reason is death")
+            raise ValueError(N_("death_date is given only when end_reason is death"))
         if self.death_date is not None and self.death_date > clock.utcnow().date():
-            raise ValueError("a date of death cannot be in the future")
+            raise ValueError(N_("a date of death cannot be in the future"))
         return self
 
 
@@ -353,7 +354,7 @@ class _HouseholdChecks(_Input):
     @model_validator(mode="after")
     def _both_coordinates(self):
         if (self.latitude is None) != (self.longitude is None):
-            raise ValueError("give both latitude and longitude, or neither")
+            raise ValueError(N_("give both latitude and longitude, or neither"))
         return self
 
 

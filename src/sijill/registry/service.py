@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from sijill.core import clock
 from sijill.core.areas import Area
 from sijill.core.errors import Conflict, ErrorCollector, FieldError, NotFound
+from sijill.core.i18n import N_
 from sijill.core.ids import Kind, new_ids
 from sijill.core.settings import Settings
 from sijill.registry import fields, identifiers, read, search
@@ -54,6 +55,10 @@ __all__ = [
     "search_households",
     "update_household",
 ]
+
+
+# The identity rules' own wording names the scheme's check; the pages say it shorter.
+NOT_VALID_FOR_TYPE = N_("this number is not valid for the type of document chosen")
 
 
 def _missing(household_id: int) -> NotFound:
@@ -143,12 +148,29 @@ def _household_in_scope(
 
 
 def register_household(
-    session: Session, principal: Principal, data: HouseholdCreate, *, settings: Settings
+    session: Session,
+    principal: Principal,
+    data: HouseholdCreate,
+    *,
+    settings: Settings,
+    source_key: str | None = None,
 ) -> HouseholdPublic:
-    """Register a new household and its members as new persons."""
+    """Register a new household and its members as new persons.
+
+    `source_key` is the source's own key for this record ("<source>:<key>", as an import
+    writes it; a web form's one-time ID): a key already registered registers nothing and
+    answers the household it registered, so sending the same form twice makes one household.
+    The column is unique, so of two sends racing, the second fails on it instead."""
     action = Permission.HOUSEHOLD_REGISTER
     principal.require(action)
     scope = principal.scope(session, action)
+    if source_key is not None:
+        held = session.scalar(select(Household.id).where(Household.source_key == source_key))
+        if held is not None:
+            _household_in_scope(session, principal, action, held)
+            # Not "ok": counting registrations by their entries must not count it twice.
+            principal.audit(action, "conflict", "household", str(held))
+            return read.get_household(session, held)
     actor = principal.username
     now = clock.utcnow()
     errors = ErrorCollector()
@@ -162,6 +184,7 @@ def register_household(
 
     household = Household(
         id=_fresh_ids(session, Household, "household", 1)[0],
+        source_key=source_key,
         area_id=area_id,
         **_household_values(data),
         version=1,
@@ -317,11 +340,14 @@ def _add_new_members(
 def _area_id(session: Session, code: str, scope: Scope, errors: ErrorCollector) -> int | None:
     area = session.execute(select(Area.id, Area.level).where(Area.code == code)).first()
     if area is None or not scope.allows(area.id):
-        errors.add("area_code", f"there is no area with code '{code}'")
+        errors.add("area_code", N_("there is no area with code '{code}'"), code=code)
         return None
     if area.level != "locality":
         errors.add(
-            "area_code", f"area '{code}' is a {area.level}: a household is registered in a locality"
+            "area_code",
+            N_("area '{code}' is a {level}: a household is registered in a locality"),
+            code=code,
+            level=area.level,
         )
     return area.id
 
@@ -367,12 +393,17 @@ def _checked_identifiers(
             field = f"members.{index}.national_id.number"
             problem = identifiers.national_id_problem(scheme, document.type, document.number)
             if problem:
-                errors.add(field, problem)
+                errors.add(field, problem, template=NOT_VALID_FOR_TYPE)
             else:
                 id_type = document.type
                 number = identifiers.normalise_national_id(scheme, id_type, document.number)
             if id_type == "national_id" and number in seen:
-                errors.add(field, f"the same national ID is given for members.{seen[number]}")
+                errors.add(
+                    field,
+                    f"the same national ID is given for members.{seen[number]}",
+                    template=N_("the same national ID is given for member {other}"),
+                    other=seen[number] + 1,
+                )
             elif id_type == "national_id":
                 seen[number] = index
         values.append(Identifiers(id_type, number, member.phone))
@@ -385,7 +416,10 @@ def _checked_identifiers(
         if others:
             errors.add(
                 f"members.{index}.national_id.number",
-                f"this national ID is already registered to person {others[0]}; to bring that "
-                "person into this household, list them by their person_id",
+                N_(
+                    "this national ID is already registered to person {person}; to bring that "
+                    "person into this household, list them by their person_id"
+                ),
+                person=others[0],
             )
     return values
