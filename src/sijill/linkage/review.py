@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 
 from sijill.core.errors import NotFound
 from sijill.linkage.models import LinkageRun, MatchPair
+from sijill.registry.merges.models import PersonMerge
 from sijill.registry.read import households_public
-from sijill.registry.reviews.models import ReviewFlag
+from sijill.registry.reviews.models import OPEN, ReviewFlag
 from sijill.registry.reviews.schemas import ReviewFlagPublic
-from sijill.registry.reviews.service import RECORD_TYPE, public, require_reviewer
+from sijill.registry.reviews.service import RECORD_TYPE, list_flags, public, require_reviewer
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 
@@ -44,18 +45,58 @@ class PairView(BaseModel):
     evidence: Evidence | None = Field(
         None, description="what the linkage model proposed the pair from (its latest run)"
     )
+    household_members: list[list[dict[str, Any]]] = Field(
+        default_factory=list,
+        description="the other current members of each record's household, in the records' "
+        "order: the household context a reviewer weighs",
+    )
 
 
-def _record(session: Session, person_id: int, household_id: int | None) -> dict[str, Any]:
+class QueueItem(BaseModel):
+    flag: ReviewFlagPublic
+    match_probability: float | None = Field(None, description="the model's, if it scored it")
+    match_weight: float | None = None
+
+
+def _record(
+    session: Session, person_id: int, household_id: int | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     households = households_public(session, [household_id]) if household_id else []
     for household in households:
         for member in household.members:
             if member.person_id == str(person_id):
                 shown = member.model_dump(mode="json")
                 shown.update(household_id=household.household_id, area_code=household.area_code)
-                return shown
+                others = [
+                    other.model_dump(mode="json")
+                    for other in household.members
+                    if other.person_id != member.person_id
+                ]
+                return shown, others
     # No longer a member there (moved, merged): the person alone.
-    return {"person_id": str(person_id), "household_id": None, "area_code": None}
+    return {"person_id": str(person_id), "household_id": None, "area_code": None}, []
+
+
+def review_queue(
+    session: Session, principal: Principal, *, page: int = 1, page_size: int = 50
+) -> tuple[list[QueueItem], int]:
+    """A page of open flags as `GET /review-flags` lists them (same reviewers, same audit,
+    same order), each with the score the linkage model gave its pair, if it scored it; and
+    how many are open on all pages."""
+    flags, count = list_flags(session, principal, state=OPEN, page=page, page_size=page_size)
+    scores: dict[int, tuple[float, float]] = {}
+    # Oldest run first, so a later run's score of the same flag replaces an earlier one.
+    for flag_id, weight, probability in session.execute(
+        select(MatchPair.review_flag_id, MatchPair.match_weight, MatchPair.match_probability)
+        .where(MatchPair.review_flag_id.in_([flag.flag_id for flag in flags]))
+        .order_by(MatchPair.id)
+    ):
+        scores[flag_id] = (weight, probability)
+    items = []
+    for flag in flags:
+        weight, probability = scores.get(flag.flag_id, (None, None))
+        items.append(QueueItem(flag=flag, match_weight=weight, match_probability=probability))
+    return items, count
 
 
 def pair_view(session: Session, principal: Principal, flag_id: int) -> PairView:
@@ -70,8 +111,8 @@ def pair_view(session: Session, principal: Principal, flag_id: int) -> PairView:
             permission=Permission.REVIEW_FLAGS,
         )
         raise NotFound(f"There is no review flag {flag_id}")
-    first = _record(session, flag.person_a_id, flag.household_a_id)
-    second = _record(session, flag.person_b_id, flag.household_b_id)
+    first, first_household = _record(session, flag.person_a_id, flag.household_a_id)
+    second, second_household = _record(session, flag.person_b_id, flag.household_b_id)
     differing = sorted(
         key
         for key in (first.keys() | second.keys()) - _NOT_COMPARED
@@ -93,6 +134,17 @@ def pair_view(session: Session, principal: Principal, flag_id: int) -> PairView:
     principal.audit(
         ACTION_READ_PAIR, "ok", RECORD_TYPE, str(flag.id), permission=Permission.REVIEW_FLAGS
     )
+    # A same_person decision that merged them: the merge, to read or undo.
+    merge_id = session.scalar(
+        select(PersonMerge.id)
+        .where(PersonMerge.review_flag_id == flag.id)
+        .order_by(PersonMerge.id.desc())
+        .limit(1)
+    )
     return PairView(
-        flag=public(flag), records=[first, second], differing=differing, evidence=evidence
+        flag=public(flag, merge_id),
+        records=[first, second],
+        differing=differing,
+        evidence=evidence,
+        household_members=[first_household, second_household],
     )

@@ -167,6 +167,30 @@ def get_merge(session: Session, principal: Principal, merge_id: int) -> MergePub
     return public(merge)
 
 
+def household_merges(
+    session: Session, principal: Principal, household_id: int
+) -> list[MergePublic]:
+    """The merges still in force of persons who are or were members of a household, that the
+    user may read (and so undo): what a household's page offers to unmerge. Empty for a user
+    who may not merge."""
+    if not principal.may(PERMISSION):
+        return []
+    scope = principal.scope(session, PERMISSION)
+    members = select(Membership.person_id).where(Membership.household_id == household_id)
+    merges = session.scalars(
+        select(PersonMerge)
+        .where(
+            PersonMerge.state == MERGED,
+            PersonMerge.kept_person_id.in_(members) | PersonMerge.lost_person_id.in_(members),
+        )
+        .order_by(PersonMerge.id)
+    ).all()
+    shown = [merge for merge in merges if _merge_visible(session, scope, merge)]
+    for merge in shown:
+        principal.audit(ACTION_READ, "ok", RECORD_TYPE, str(merge.id), permission=PERMISSION)
+    return [public(merge) for merge in shown]
+
+
 def older_of(session: Session, first_id: int, second_id: int) -> tuple[int, int]:
     """(kept, lost) by default: the record registered first (its first version's time), the
     smaller ID on a tie."""
