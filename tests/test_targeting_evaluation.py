@@ -1,5 +1,5 @@
 """Targeting evaluation: every figure against hand-computed small cases, the selection rules,
-ties, small-cell suppression, and the report's files (offline HTML, PNG, CSV, XLSX)."""
+ties, small-cell suppression, and the report's files (offline HTML, PNG, CSV, XLSX, Parquet)."""
 
 from decimal import Decimal
 
@@ -10,6 +10,7 @@ from openpyxl import load_workbook
 from sijill.core.errors import Conflict, InvalidInput
 from sijill.targeting.evaluation import DesignColumn, Rule, evaluate, hidden_cells
 from sijill.targeting.report import write_report
+from sijill.targeting.report_tables import read_tables
 from sijill.targeting.selection import select, with_reference
 
 IDS = [f"h{i:02d}" for i in range(1, 11)]
@@ -269,7 +270,9 @@ def _report_input():
 
 
 def test_the_report_is_self_contained_and_its_tables_are_safe(tmp_path):
-    report = write_report(_report_input(), tmp_path / "report")
+    evaluation = _report_input()
+    measures, designs = evaluation.measures, evaluation.designs
+    report = write_report(evaluation, tmp_path / "report")
     folder = tmp_path / "report"
     expected = {
         "report.html",
@@ -282,6 +285,10 @@ def test_the_report_is_self_contained_and_its_tables_are_safe(tmp_path):
         "designs.csv",
         "parameters.csv",
         "tables.xlsx",
+        "measures.parquet",
+        "roc.parquet",
+        "designs.parquet",
+        "parameters.parquet",
     }
     assert set(report.files) == expected == {entry.name for entry in folder.iterdir()}
     page = (folder / "report.html").read_text(encoding="utf-8")
@@ -296,6 +303,10 @@ def test_the_report_is_self_contained_and_its_tables_are_safe(tmp_path):
         assert (folder / chart).read_bytes().startswith(b"\x89PNG")
     designs_csv = pl.read_csv(folder / "designs.csv")
     assert "'=HYPERLINK(1)" in designs_csv["design"].to_list()
+    # The Parquet copies, for the pages, hold the tables as evaluated: typed and untouched.
+    kept = read_tables(folder)
+    assert kept["designs"]["design"].to_list() == designs["design"].to_list()
+    assert kept["measures"].equals(measures)
     book = load_workbook(folder / "tables.xlsx")
     assert book.sheetnames == ["measures", "roc", "designs", "parameters"]
     cell = book["designs"]["A3"]

@@ -309,14 +309,12 @@ def read_report_file(
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> FileResponse:
-    from sijill.jobs.service import get_visible, parse_job_id
-    from sijill.targeting.jobs import EVALUATE_JOB
+    from sijill.jobs.service import parse_job_id
+    from sijill.targeting.report_tables import evaluation_folder
 
-    job = get_visible(session, principal, parse_job_id(job_id), "targeting.report")
-    folder = FilePath(job.result_path).resolve() if job.result_path else None
-    inside = folder is not None and folder.is_relative_to(settings.work_dir.resolve())
-    if job.kind != EVALUATE_JOB or not inside or not folder.is_dir():
-        raise NotFound(f"Job {job.id} has no report")
+    job, folder = evaluation_folder(
+        session, principal, settings.work_dir, parse_job_id(job_id), "targeting.report"
+    )
     # Only a name the folder lists: never a path built from the request.
     files = {entry.name: entry for entry in folder.iterdir() if entry.is_file()}
     if name not in files or files[name].suffix not in _REPORT_TYPES:

@@ -1,5 +1,6 @@
 """A targeting evaluation written out: one HTML file a ministry can open offline, its charts as
-PNG files, and its tables as CSV files and one XLSX workbook.
+PNG files, and its tables as CSV files and one XLSX workbook, and as Parquet for the pages that
+show it later (`targeting.report_tables`).
 
 The HTML holds everything it shows: styles inline, charts as base64 PNG `data:` images drawn
 with matplotlib's Agg canvas (no display, no pyplot state shared between threads), no script
@@ -32,27 +33,20 @@ from openpyxl import Workbook
 from sijill.core.errors import Conflict, InvalidInput
 from sijill.core.i18n.formats import format_amount, format_number
 from sijill.core.outgoing import spreadsheet_cell
-from sijill.targeting.evaluation import ALL, DEFINITIONS, MEASURES, Evaluation
+from sijill.targeting.evaluation import ALL, DEFINITIONS, Evaluation
+from sijill.targeting.report_tables import (
+    DATA_SUFFIX,
+    HEADINGS,
+    SHARES,
+    exclusion_side_by_side,
+    tables,
+    write_data,
+)
 
 HTML_FILE = "report.html"
 WORKBOOK = "tables.xlsx"
 _LANG = "en"
 _PERCENT = "#,##0.0%"
-# Shares print as percentages; the CGH indicator and the AUC are not shares.
-_SHARES = frozenset(MEASURES) - {"cgh", "auc"}
-_HEADINGS = {
-    "households": "Households",
-    "selected_share": "Selected (households)",
-    "inclusion_error": "Inclusion error",
-    "exclusion_error": "Exclusion error",
-    "coverage_poor": "Coverage of the poor",
-    "coverage_poorest_quintile": "Coverage of the poorest fifth",
-    "leakage": "Leakage",
-    "cgh": "CGH",
-    "auc": "AUC",
-    "fgt0_reduction": "Headcount reduction (FGT0)",
-    "fgt1_reduction": "Poverty gap reduction (FGT1)",
-}
 _STYLE = """
 body{font-family:system-ui,'Noto Sans','Noto Sans Arabic',sans-serif;margin:2rem;color:#222}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
@@ -88,10 +82,11 @@ def write_report(
         charts = _charts(evaluation)
         for name, png in charts.items():
             (staging / name).write_bytes(png)
-        tables = _tables(evaluation)
-        for name, frame in tables.items():
+        frames = tables(evaluation)
+        for name, frame in frames.items():
             _for_spreadsheet(frame).write_csv(staging / f"{name}.csv")
-        _write_workbook(tables, staging / WORKBOOK)
+        _write_workbook(frames, staging / WORKBOOK)
+        write_data(frames, staging)
         page = _html(evaluation, charts, title=title, currency=currency)
         (staging / HTML_FILE).write_text(page, encoding="utf-8")
         files = tuple(sorted(entry.name for entry in staging.iterdir()))
@@ -112,7 +107,8 @@ def _check_target(out_dir: Path, *, force: bool) -> None:
     if present and not force:
         raise Conflict(f"{out_dir} is not empty: choose a new folder, or force to replace a report")
     ours = (HTML_FILE, WORKBOOK)
-    foreign = [name for name in present if not name.endswith((".png", ".csv")) and name not in ours]
+    kept = (".png", ".csv", DATA_SUFFIX)
+    foreign = [name for name in present if not name.endswith(kept) and name not in ours]
     if foreign:
         # Replacing only ever removes an earlier report, never a folder kept for other things.
         raise Conflict(f"{out_dir} holds files that are not part of a report: choose a new folder")
@@ -133,34 +129,6 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
 
 
 # --- tables --------------------------------------------------------------------------------
-
-
-def _parameters(evaluation: Evaluation) -> pl.DataFrame:
-    rule = evaluation.rule
-    rows = {
-        "selection": "coverage" if rule.coverage is not None else "budget",
-        "coverage": "" if rule.coverage is None else repr(rule.coverage),
-        "budget": "" if rule.budget is None else str(rule.budget),
-        "transfer": str(rule.transfer),
-        "transfer_per": "person" if rule.per_person else "household",
-        "poor": "below the poverty line"
-        if evaluation.poverty_line is not None
-        else "poorest fifth of persons",
-        "poverty_line": "" if evaluation.poverty_line is None else str(evaluation.poverty_line),
-        "line_used": repr(evaluation.line),
-        "min_cell": str(evaluation.min_cell),
-        "groups": ", ".join(evaluation.groups),
-    }
-    return pl.DataFrame({"parameter": list(rows), "value": list(rows.values())})
-
-
-def _tables(evaluation: Evaluation) -> dict[str, pl.DataFrame]:
-    return {
-        "measures": evaluation.measures,
-        "roc": evaluation.roc,
-        "designs": evaluation.designs,
-        "parameters": _parameters(evaluation),
-    }
 
 
 def _for_spreadsheet(frame: pl.DataFrame) -> pl.DataFrame:
@@ -297,8 +265,8 @@ def _table(
     labels: list[str],
     columns: list[str],
     *,
-    headings: dict[str, str] = _HEADINGS,
-    shares: frozenset[str] = _SHARES,
+    headings: dict[str, str] = HEADINGS,
+    shares: frozenset[str] = SHARES,
 ) -> str:
     head = "".join(f"<th>{_text(headings.get(c, c))}</th>" for c in labels + columns)
     body = []
@@ -328,7 +296,7 @@ def _html(
     evaluation: Evaluation, charts: dict[str, bytes], *, title: str, currency: str | None
 ) -> str:
     rule, measures = evaluation.rule, evaluation.measures
-    columns = list(_HEADINGS)
+    columns = list(HEADINGS)
     if rule.coverage is not None:
         size = f"coverage {format_number(rule.coverage, _LANG, format=_PERCENT)} of households"
     else:
@@ -380,19 +348,6 @@ def _html(
 
 
 def _side_by_side(measures: pl.DataFrame) -> str:
-    names = measures["design"].unique(maintain_order=True).to_list()
-    # Pivoted under positional names: a design called "group" or "cell" stays a column.
-    keys = {name: f"design_{i}" for i, name in enumerate(names)}
-    wide = (
-        measures.filter(pl.col("group") != ALL)
-        .with_columns(pl.col("design").replace_strict(keys))
-        .pivot(on="design", index=["group", "cell", "suppressed"], values="exclusion_error")
-    )
-    columns = list(keys.values())
-    return _table(
-        wide,
-        ["group", "cell"],
-        columns,
-        headings={key: name for name, key in keys.items()},
-        shares=frozenset(columns),
-    )
+    wide, headings = exclusion_side_by_side(measures)
+    columns = list(headings)
+    return _table(wide, ["group", "cell"], columns, headings=headings, shares=frozenset(columns))
