@@ -8,7 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from factories import LOCALITY, OTHER_LOCALITY, auth_headers, household, make_areas, person
-from sijill.analytics.disclosure import scoped_view, subtree_totals, suppression_pattern
+from sijill.analytics.disclosure import (
+    joint_pattern,
+    scoped_view,
+    subtree_totals,
+    suppression_pattern,
+)
 from sijill.api import create_app
 from sijill.core.settings import Settings
 
@@ -69,6 +74,42 @@ def test_no_hidden_cell_follows_from_the_shown_ones(tree, min_cell):
             equations.append(equation)
     for cell in hidden:
         assert not _determinable(equations, cell), (parent, direct, min_cell, sorted(hidden))
+
+
+def _equations(parent, cells, hidden) -> list[dict]:
+    equations = []
+    for area in cells:
+        kids = [k for k, up in parent.items() if up == area and k in cells]
+        equation = {k: -1 for k in kids if k in hidden}
+        if area in hidden and kids:
+            equation[area] = 1
+        if equation:
+            equations.append(equation)
+    return equations
+
+
+@settings(max_examples=200, deadline=None)
+@given(trees(), st.integers(2, 6), st.randoms(use_true_random=False))
+def test_a_joint_pattern_protects_every_count_of_the_cells(tree, min_cell, rng):
+    """A program's enrolled households and the households not enrolled, over the cells of
+    the registry's pattern: no hidden cell of either count follows from the shown ones,
+    even where a hidden cell's count is zero."""
+    parent, direct = tree
+    enrolled = {area: (rng.randint(0, n),) for area, (n,) in direct.items()}
+    households = {a: c[0] for a, c in subtree_totals(parent, direct).items()}
+    registry = suppression_pattern(parent, households, min_cell)
+    chosen = {a: c[0] for a, c in subtree_totals(parent, enrolled).items()}
+    rest = {a: n - chosen.get(a, 0) for a, n in households.items()}
+    cells = {a for a, n in households.items() if n > 0}
+    hidden = joint_pattern(parent, [chosen, rest], min_cell, cells=cells, hidden=registry)
+    assert registry <= hidden
+    for count in (chosen, rest):
+        assert {a for a in cells if 0 < count.get(a, 0) < min_cell} <= hidden
+    equations = _equations(parent, cells, hidden)
+    for equation in equations:
+        assert len(equation) >= 2, equation
+    for cell in hidden:
+        assert not _determinable(equations, cell), (parent, direct, enrolled, sorted(hidden))
 
 
 def test_a_sum_with_a_hidden_cell_is_hidden():

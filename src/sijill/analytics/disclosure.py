@@ -63,17 +63,21 @@ def suppression_pattern(
     *,
     known: Iterable[int] = (),
     hidden: Iterable[int] = (),
+    cells: Iterable[int] | None = None,
 ) -> frozenset[int]:
     """The areas whose cells are hidden: primary (fewer than `min_cell` households but not
     none) and complementary. `households` counts each area's subtree. `known` are cells the
     user learns anyway (an export's own total is its row count): never relied on to hide
     anything. `hidden` are cells to hide whatever the counts (another pattern this one must
-    keep)."""
+    keep). `cells` are the areas the table has a cell for, by default those with a count:
+    another count of a table's cells (enrolled households) is unknown in a hidden cell even
+    where it is zero."""
     if min_cell <= 1:
         return frozenset(hidden)
+    table = set(cells) if cells is not None else {a for a, n in households.items() if n > 0}
     children: dict[int, list[int]] = defaultdict(list)
     for area, up in parent.items():
-        if up is not None and households.get(area, 0) > 0:
+        if up is not None and area in table:
             children[up].append(area)
     result = {area for area, count in households.items() if 0 < count < min_cell}
     result |= set(hidden)
@@ -82,7 +86,7 @@ def suppression_pattern(
     while changed:
         changed = False
         for area in sorted(children):
-            kids = sorted(children[area], key=lambda kid: (households[kid], kid))
+            kids = sorted(children[area], key=lambda kid: (households.get(kid, 0), kid))
             changed |= _protect(area, kids, households, result, fixed, min_cell)
     return frozenset(result)
 
@@ -103,12 +107,14 @@ def _protect(
         unknowns = len(unknown_kids) + area_unknown
         if unknowns == 0:
             return changed
-        shortfall = 0 if area_unknown else min_cell - sum(households[k] for k in unknown_kids)
+        shortfall = (
+            0 if area_unknown else min_cell - sum(households.get(k, 0) for k in unknown_kids)
+        )
         if unknowns >= 2 and shortfall <= 0:
             return changed
         candidates = [kid for kid in kids if kid not in hidden and kid not in known]
         if candidates:
-            enough = [kid for kid in candidates if households[kid] >= shortfall]
+            enough = [kid for kid in candidates if households.get(kid, 0) >= shortfall]
             hidden.add(enough[0] if enough else candidates[-1])
         elif not area_unknown and area not in known and area not in hidden:
             hidden.add(area)
@@ -140,3 +146,27 @@ def scoped_view(
         for i, value in enumerate(totals.get(area, (0,) * width)):
             result[i] += value
     return tuple(result)
+
+
+def joint_pattern(
+    parent: Mapping[int, int | None],
+    counts: Sequence[Mapping[int, int]],
+    min_cell: int,
+    *,
+    cells: Iterable[int],
+    hidden: Iterable[int] = (),
+) -> frozenset[int]:
+    """One pattern that protects several counts of the same cells at once (a program's
+    selected households, its enrolled ones, and the households of the area that are not):
+    each count's own pattern, each keeping the cells the others hide, until none adds one.
+    Hiding a cell for one count can only open an equation of another, never close one, and
+    the cells are finite: the loop ends. `cells` are the table's cells (the areas with
+    households): a count of zero in one of them is a figure like any other."""
+    cells = frozenset(cells)
+    result = frozenset(hidden)
+    while True:
+        before = result
+        for count in counts:
+            result = suppression_pattern(parent, count, min_cell, hidden=result, cells=cells)
+        if result == before:
+            return result

@@ -19,3 +19,30 @@ class RegistrySummaryPublic(BaseModel):
     min_cell: int | None = Field(
         description="counts below this many were suppressed (null: nothing suppressed)"
     )
+
+
+class ProgramCellPublic(BaseModel):
+    program: str
+    selected: int | None = Field(
+        description="households the program selected (notified or enrolled); null when "
+        "suppressed, with `enrolled`"
+    )
+    enrolled: int | None
+
+
+class AreaRowPublic(BaseModel):
+    code: str
+    name: str
+    name_ar: str | None
+    households: int | None = Field(description="null when suppressed (a small cell)")
+    persons: int | None
+    programs: list[ProgramCellPublic]
+
+
+class AreaSummaryPublic(BaseModel):
+    level: str
+    levels: list[str] = Field(description="the levels this user may ask for")
+    total: AreaRowPublic = Field(description="the user's areas together (code and name empty)")
+    areas: list[AreaRowPublic]
+    programs: list[str]
+    min_cell: int | None

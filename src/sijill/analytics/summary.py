@@ -83,16 +83,10 @@ def _per_area(session: Session) -> dict[int, tuple[int, int, int, int]]:
 def totals(session: Session, scope: Scope, min_cell: int | None = None) -> RegistrySummary:
     """Totals and governorates over the areas of `scope`, small cells suppressed if
     `min_cell` is given."""
-    areas = {area.id: area for area in session.scalars(select(Area))}
+    areas, cells, hidden = country_cells(session, min_cell)
     parent = {area_id: area.parent_id for area_id, area in areas.items()}
-    cells = subtree_totals(parent, _per_area(session))
-    hidden = (
-        suppression_pattern(parent, {a: cell[0] for a, cell in cells.items()}, min_cell)
-        if min_cell
-        else frozenset()
-    )
     width = len(MEASURES)
-    roots = _roots(scope, parent)
+    roots = scope_tops(scope, parent)
     overall = scoped_view(roots, cells, hidden, width)
     regions = []
     for region, parts in sorted(_regions(roots, areas, cells).items(), key=lambda r: r[0].code):
@@ -108,7 +102,21 @@ def totals(session: Session, scope: Scope, min_cell: int | None = None) -> Regis
     return RegistrySummary(*(overall or (None,) * width), regions=regions, min_cell=min_cell)
 
 
-def _roots(scope: Scope, parent: dict[int, int | None]) -> list[int]:
+def country_cells(session: Session, min_cell: int | None):
+    """The areas by id, every area's measures over its subtree, and the hidden cells: the
+    one pattern every aggregate of the registry's measures is cut from."""
+    areas = {area.id: area for area in session.scalars(select(Area))}
+    parent = {area_id: area.parent_id for area_id, area in areas.items()}
+    cells = subtree_totals(parent, _per_area(session))
+    hidden = (
+        suppression_pattern(parent, {a: cell[0] for a, cell in cells.items()}, min_cell)
+        if min_cell
+        else frozenset()
+    )
+    return areas, cells, hidden
+
+
+def scope_tops(scope: Scope, parent: dict[int, int | None]) -> list[int]:
     """The topmost areas of a scope: every figure is a sum of their cells."""
     if scope.area_ids is None:
         return [area for area, up in parent.items() if up is None]

@@ -106,3 +106,20 @@ def format_datetime(
     system = _system(parsed, numbering_system)
     text = babel_dates.format_datetime(value, format, tzinfo, parsed)
     return _digits(text, system)
+
+
+def format_percent(
+    share: Decimal, locale: str | None = None, *, numbering_system: str = "latn"
+) -> str:
+    """A share as a percentage to a tenth: `Decimal("0.125")` → `12.5%` (en), `12,5 %` (fr)."""
+    if isinstance(share, float) or not isinstance(share, int | Decimal):
+        raise TypeError(f"a share is a Decimal, never {type(share).__name__}")
+    parsed = _locale(locale)
+    system = _system(parsed, numbering_system)
+    text = babel_numbers.format_percent(
+        Decimal(share).quantize(Decimal("0.001")),
+        locale=parsed,
+        decimal_quantization=False,
+        numbering_system=system,
+    )
+    return _digits(text, system)
