@@ -116,6 +116,10 @@ def summary(client, target):
     return [_seen(client.get("/registry/summary"))]
 
 
+def summary_by_area(client, target):
+    return [_seen(client.get("/registry/summary/areas"))]
+
+
 def audit_log(client, target):
     return [_seen(client.get("/audit/records", params={"record_id": target.household_id}))]
 
@@ -224,6 +228,7 @@ RULES: dict[str, Rule] = {
     "update_household": Rule(Permission.HOUSEHOLD_UPDATE, update),
     "register_household": Rule(Permission.HOUSEHOLD_REGISTER, register),
     "registry_summary": Rule(Permission.AGGREGATES, summary, aggregate=True),
+    "registry_summary_by_area": Rule(Permission.AGGREGATES, summary_by_area, aggregate=True),
     "read_audit_log": Rule(Permission.AUDIT_READ, audit_log, national_only=True),
     # A flag pairs records of any areas: tests/test_review_flags.py checks who sees them.
     "list_review_flags": Rule(Permission.REVIEW_FLAGS, review_flags, national_only=True),

@@ -56,6 +56,8 @@ def test_every_page_route_needs_a_session(world):
         for method, path in pages:
             url = path.replace("{household_id}", format_id(new_id("household")))
             url = url.replace("{batch_id}", "1")
+            url = url.replace("{flag_id}", "1").replace("{merge_id}", "1")
+            url = url.replace("{program}", "child-grant").replace("{job_id}", "1")
             for cookies in ({}, {"sijill_access": "x.y.z", "sijill_refresh": "x.y.z"}):
                 client.cookies.clear()
                 client.cookies.update(cookies)
@@ -176,18 +178,37 @@ def test_search_and_household_pages(world):
         found = client.get("/web/households", params={"name": head["given_name_lat"]})
         assert found.status_code == 200
         assert f'href="/web/households/{inside["household_id"]}"' in found.text
-        assert (
-            client.get("/web/households", params={"area_code": OTHER_LOCALITY}).text.count(
-                'href="/web/households/'
-            )
-            == 0
-        )
+        elsewhere = client.get("/web/households", params={"area_code": OTHER_LOCALITY}).text
+        assert not re.search(r'href="/web/households/[0-9]', elsewhere)
         page = client.get(f"/web/households/{inside['household_id']}").text
         assert head["given_name_ar"] in page and head["family_name_lat"] in page
         assert "Olive Street" in page and "fridge" in page
+        # Codes as people call them, in the page's language.
+        assert "head of household" in page
+        client.cookies.set("sijill_lang", "fr", path="/web")
+        french = client.get(f"/web/households/{inside['household_id']}").text
+        assert "chef de ménage" in french and "réfrigérateur" in french
+        client.cookies.set("sijill_lang", "en", path="/web")
         assert f"/web/households/{inside['household_id']}/history" in page
         history = client.get(f"/web/households/{inside['household_id']}/history")
         assert history.status_code == 200 and "Versions" in history.text
+
+
+def test_search_results_link_their_pages_with_the_criteria(world, monkeypatch):
+    from sijill.web import pages_registry
+
+    app = world[0]
+    monkeypatch.setattr(pages_registry, "PAGE_SIZE", 1)
+    with TestClient(app, headers=auth_headers(world[2], world[1])) as api:
+        api.post("/households", json=household())
+    with _client(app) as client:
+        sign_in(client, "clerk")
+        first = client.get("/web/households", params={"area_code": "SJ010101"}).text
+        assert 'rel="next" href="/web/households?area_code=SJ010101&amp;page=2"' in first
+        assert 'rel="prev"' not in first
+        second = client.get("/web/households", params={"area_code": "SJ010101", "page": 2}).text
+        assert 'rel="prev" href="/web/households?area_code=SJ010101&amp;page=1"' in second
+        assert 'rel="next"' not in second
 
 
 def test_pages_keep_the_api_permissions(world):

@@ -3,6 +3,7 @@ explained, entitlements, payments) and its history. Each reads through the servi
 calls, with the signed-in user's `Principal`."""
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request
 from fastapi.responses import Response
@@ -13,6 +14,8 @@ from sijill.core.ids import parse_id
 from sijill.payments.reports import household_history as payments_of
 from sijill.programs.household import household_decisions, household_entitlements
 from sijill.registry import fields, service
+from sijill.registry.code_labels import code_label
+from sijill.registry.merges.service import household_merges
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 from sijill.web.render import page
@@ -37,18 +40,23 @@ def label(name: str, catalogue: fields.Catalogue = fields.HOUSEHOLD) -> str:
     return getattr(catalogue[name].labels, current_locale())
 
 
-def _shown(value: Any) -> Any:
+def code(code_list: str, value: Any) -> Any:
+    """A coded value as people call it, in the page's language."""
+    return code_label(code_list, value, current_locale()) if isinstance(value, str) else value
+
+
+def _shown(name: str, value: Any) -> Any:
     if isinstance(value, bool):
         return gettext("yes") if value else gettext("no")
     if isinstance(value, dict):
-        return ", ".join(f"{key}: {count}" for key, count in value.items())
+        return ", ".join(f"{code(name, key)}: {count}" for key, count in value.items())
     if isinstance(value, list | tuple):
-        return ", ".join(str(item) for item in value)
-    return value
+        return ", ".join(str(code(name, item)) for item in value)
+    return code(name, value)
 
 
 def labelled(record: Any, names: tuple[str, ...]) -> list[tuple[str, Any]]:
-    return [(label(name), _shown(getattr(record, name))) for name in names]
+    return [(label(name), _shown(name, getattr(record, name))) for name in names]
 
 
 def full_name(member: Any, script: str) -> str:
@@ -104,6 +112,10 @@ def search(
         count=count,
         page_number=page_number,
         pages=max(1, -(-(count or 0) // PAGE_SIZE)),
+        page_link=lambda number: (
+            "/web/households?"
+            + urlencode({**{k: v for k, v in criteria.items() if v}, "page": number})
+        ),
         full_name=full_name,
     )
 
@@ -128,6 +140,8 @@ def household(request: Request, principal: PrincipalDep, household_id: str) -> R
                 payments = payments_of(session, principal, found.household_id)
             except NotFound:
                 payments = None
+        # Its members' merges that this user could undo (none without the merge permission).
+        merges = household_merges(session, principal, number)
     members = [m for m in found.members if m.membership_end is None]
     return page(
         request,
@@ -140,8 +154,10 @@ def household(request: Request, principal: PrincipalDep, household_id: str) -> R
         decisions=decisions,
         entitlements=entitlements,
         payments=payments,
+        merges=merges,
         may_history=principal.may(Permission.HOUSEHOLD_HISTORY),
         full_name=full_name,
+        code=code,
         person_label=lambda name: label(name, fields.PERSON),
     )
 

@@ -17,7 +17,13 @@ from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
 from markupsafe import Markup
 
 from sijill.core.i18n import SUPPORTED, current_locale, direction, gettext, ngettext, supported
-from sijill.core.i18n.formats import format_amount, format_date, format_datetime, format_number
+from sijill.core.i18n.formats import (
+    format_amount,
+    format_date,
+    format_datetime,
+    format_number,
+    format_percent,
+)
 from sijill.web.session import LANGUAGE_COOKIE, csrf_token
 
 LANGUAGE_NAMES = {"ar": "العربية", "fr": "Français", "en": "English"}
@@ -52,10 +58,11 @@ def _isolated(text: str) -> Markup:
 
 
 @pass_context
-def number(context: Any, value: int | Decimal | None) -> Markup | str:
+def number(context: Any, value: int | Decimal | None, format: str | None = None) -> Markup | str:
+    """A number; `format` is a CLDR pattern (`#,##0.0%` a share as a percentage)."""
     if value is None:
         return ""
-    return _isolated(format_number(value, numbering_system=_digits(context)))
+    return _isolated(format_number(value, numbering_system=_digits(context), format=format))
 
 
 @pass_context
@@ -95,12 +102,27 @@ def moment(context: Any, value: datetime | str | None) -> Markup | str:
     return _isolated(format_datetime(value, format="short", numbering_system=_digits(context)))
 
 
+@pass_context
+def percent(context: Any, value: Decimal | None) -> Markup | str:
+    """A share (0 to 1) as a percentage."""
+    if value is None:
+        return ""
+    return _isolated(format_percent(value, numbering_system=_digits(context)))
+
+
 def ident(value: Any) -> Markup:
     return _isolated(str(value))
 
 
 TEMPLATES.filters.update(
-    number=number, amount=amount, minor=minor, day=day, moment=moment, ident=ident, bdi=ident
+    number=number,
+    amount=amount,
+    minor=minor,
+    day=day,
+    moment=moment,
+    ident=ident,
+    bdi=ident,
+    percent=percent,
 )
 
 
