@@ -16,7 +16,7 @@ from sijill.core.settings import Settings
 from sijill.payments import ledger
 from sijill.payments.files import batch_folder
 from sijill.payments.models import RECONCILED, RELEASED, PaymentBatch, ProviderReport
-from sijill.registry.models import Household
+from sijill.registry.lookup import household_area_id
 from sijill.security.audit.service import append
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
@@ -49,7 +49,7 @@ def household_history(session: Session, principal: Principal, household: str) ->
     provider, batch and outcome; each carries the ledger's moves for it."""
     scope = principal.scope(session, Permission.PAYMENTS_READ)
     household_id = parse_id("household", household, "household")
-    area_id = session.scalar(select(Household.area_id).where(Household.id == household_id))
+    area_id = household_area_id(session, household_id)
     if area_id is None or not scope.allows(area_id):
         raise NotFound(f"There is no household {household}")
     rows = session.execute(

@@ -34,7 +34,7 @@ from sijill.programs.models import (
     ProgramVersion,
 )
 from sijill.programs.spec import AREA_CLAUSE, LANGUAGES
-from sijill.registry.models import Household
+from sijill.registry.lookup import household_area_id
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 from sijill.targeting.models import FeatureSnapshot, HouseholdScore
@@ -189,7 +189,7 @@ def explain(
     principal.require(permission, record_type="household", record_id=str(household_id))
     scope = principal.scope(session, permission)
     decision = session.get(EligibilityDecision, (run_id, household_id))
-    area_id = session.scalar(select(Household.area_id).where(Household.id == household_id))
+    area_id = household_area_id(session, household_id)
     if decision is None or area_id is None or not scope.allows(area_id):
         principal.audit(EXPLAIN_ACTION, "not_found", "household", str(household_id),
                         permission=permission)  # fmt: skip

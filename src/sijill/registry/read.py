@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from sijill.core.errors import NotFound
 from sijill.registry import fields, identifiers
 from sijill.registry.fields import Kind
+from sijill.registry.lookup import remember_household_area
 from sijill.registry.models import (
     Area,
     Household,
@@ -128,6 +129,7 @@ def read_household(
         raise NotFound(f"There is no household {household_id}")
     members = [_member(row) for row in rows if row[_PERSON_ID] is not None]
     state = _household(rows[0])
+    remember_household_area(session, household_id, state["area_id"])
     public = household_public(state, members)
     return public, state["area_id"], state["consent_purposes"] or []
 
