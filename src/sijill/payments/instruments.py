@@ -40,6 +40,7 @@ from sijill.payments.models import (
     PaymentInstrument,
 )
 from sijill.programs.entitlement_models import APPROVED, PAYABLE, Entitlement, EntitlementCycle
+from sijill.registry.lookup import household_area_id
 from sijill.registry.models import Household, Membership
 from sijill.security.keys.keyring import Keyring
 from sijill.security.principal import Principal
@@ -283,6 +284,25 @@ def decide_instrument(
     return view(row)
 
 
+PENDING_SHOWN = 200  # the oldest first: a list of changes waiting, not a search
+
+
+def pending_instruments(session: Session, principal: Principal) -> list[InstrumentView]:
+    """The changes waiting for a second officer in the user's areas, oldest first, masked:
+    what an approving officer works through (the author's own are listed, and refused)."""
+    action = Permission.INSTRUMENTS_APPROVE
+    scope = principal.scope(session, action)
+    rows = session.scalars(
+        select(PaymentInstrument)
+        .join(Household, Household.id == PaymentInstrument.household_id)
+        .where(PaymentInstrument.status == PENDING, scope.condition(Household.area_id))
+        .order_by(PaymentInstrument.id)
+        .limit(PENDING_SHOWN)
+    ).all()
+    principal.audit(READ, "ok", RECORD_TYPE, None, permission=action)
+    return [view(row) for row in rows]
+
+
 def list_instruments(
     session: Session, principal: Principal, household: str | int
 ) -> list[InstrumentView]:
@@ -290,8 +310,8 @@ def list_instruments(
     action = Permission.INSTRUMENTS_WRITE
     principal.require(action, record_type="household", record_id=str(household))
     household_id = parse_id("household", household, "household_id")
-    found = session.execute(select(Household.area_id).where(Household.id == household_id)).first()
-    if found is None or not principal.scope(session, action).allows(found.area_id):
+    area_id = household_area_id(session, household_id)
+    if area_id is None or not principal.scope(session, action).allows(area_id):
         principal.audit(READ, "not_found", "household", str(household_id), permission=action)
         raise _missing(household_id)
     rows = session.scalars(

@@ -15,8 +15,14 @@ from sijill.core.errors import NotFound
 from sijill.core.settings import Settings
 from sijill.programs.entitlement_models import APPROVED, Entitlement, EntitlementCycle
 from sijill.programs.explain import Explanation, explain
-from sijill.programs.models import EligibilityDecision, ProgramRun, ProgramVersion
-from sijill.registry.models import Household
+from sijill.programs.models import (
+    EligibilityDecision,
+    Enrollment,
+    EnrollmentEvent,
+    ProgramRun,
+    ProgramVersion,
+)
+from sijill.registry.lookup import household_area_id
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 
@@ -29,7 +35,7 @@ _RUNS_PROBED = 200
 def _in_scope(session: Session, principal: Principal, household_id: int) -> None:
     permission = Permission.PROGRAMS_READ
     principal.require(permission, record_type="household", record_id=str(household_id))
-    area_id = session.scalar(select(Household.area_id).where(Household.id == household_id))
+    area_id = household_area_id(session, household_id)
     if area_id is None or not principal.scope(session, permission).allows(area_id):
         raise NotFound(f"There is no household {household_id}")
 
@@ -47,22 +53,25 @@ def household_decisions(
     # Decisions are keyed (run, household) and carry no index by household alone (it would
     # slow the runs' bulk writes): the key is probed once per run, newest runs first, a
     # chunk of runs at a time until enough decisions are found.
-    runs: list[int] = []
+    # Whole decision rows: each explanation then finds its decision in the session.
+    decisions: list[EligibilityDecision] = []
     newest_first = session.scalars(select(ProgramRun.id).order_by(ProgramRun.id.desc())).all()
     for start in range(0, len(newest_first), _RUNS_PROBED):
         chunk = newest_first[start : start + _RUNS_PROBED]
-        runs += session.scalars(
-            select(EligibilityDecision.run_id)
+        decisions += session.scalars(
+            select(EligibilityDecision)
             .where(
                 EligibilityDecision.run_id.in_(chunk),
                 EligibilityDecision.household_id == household_id,
             )
             .order_by(EligibilityDecision.run_id.desc())
         ).all()
-        if len(runs) >= LATEST_RUNS:
+        if len(decisions) >= LATEST_RUNS:
             break
-    runs = runs[:LATEST_RUNS]
-    return [explain(session, settings, principal, run, household_id, language) for run in runs]
+    return [
+        explain(session, settings, principal, decision.run_id, household_id, language)
+        for decision in decisions[:LATEST_RUNS]
+    ]
 
 
 def household_entitlements(
@@ -111,4 +120,39 @@ def household_entitlements(
             "approved": cycle.status == APPROVED,
         }
         for entitlement, cycle, body in rows
+    ]
+
+
+def household_enrollments(
+    session: Session, principal: Principal, household_id: int
+) -> list[dict[str, Any]]:
+    """Where the household stands in each program it was ever notified in: status, since when,
+    when due for recertification. For program readers, and for the caseworkers who record a
+    household's answer (who need to see which programs wait for one)."""
+    permission = Permission.PROGRAMS_READ
+    if not principal.may(permission) and principal.may(Permission.PROGRAMS_ENROLL):
+        permission = Permission.PROGRAMS_ENROLL
+    principal.require(permission, record_type="household", record_id=str(household_id))
+    area_id = household_area_id(session, household_id)
+    if area_id is None or not principal.scope(session, permission).allows(area_id):
+        raise NotFound(f"There is no household {household_id}")
+    # The enrollment's key leads with the program: the programs are found through the events'
+    # index by household, then each row read by its key (a program holds millions of rows).
+    programs = select(EnrollmentEvent.program).where(EnrollmentEvent.household_id == household_id)
+    rows = session.scalars(
+        select(Enrollment)
+        .where(Enrollment.program.in_(programs.distinct()), Enrollment.household_id == household_id)
+        .order_by(Enrollment.program)
+    ).all()
+    principal.audit(
+        "programs.enrollments", "ok", "household", str(household_id), permission=permission
+    )
+    return [
+        {
+            "program": row.program,
+            "status": row.status,
+            "since": row.since,
+            "recertify_on": row.recertify_on,
+        }
+        for row in rows
     ]

@@ -109,7 +109,9 @@ def choose_language(request: Request, code: str, next: str | None = None) -> Res
 
 def mount(app: FastAPI) -> None:
     from sijill.web.pages_dashboard import router as dashboard_pages
+    from sijill.web.pages_enrollment import router as enrollment_pages
     from sijill.web.pages_forms import router as form_pages
+    from sijill.web.pages_instruments import router as instrument_pages
     from sijill.web.pages_payments import router as payments_pages
     from sijill.web.pages_programs import router as programs_pages
     from sijill.web.pages_registry import router as registry_pages
@@ -119,6 +121,8 @@ def mount(app: FastAPI) -> None:
     app.include_router(form_pages)  # before the registry's: /households/new is not an ID
     app.include_router(registry_pages)
     app.include_router(payments_pages)
+    app.include_router(instrument_pages)
+    app.include_router(enrollment_pages)
     app.include_router(programs_pages)
     app.include_router(dashboard_pages)
     app.include_router(review_pages)

@@ -9,10 +9,16 @@ from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 
 from sijill.core.errors import InvalidInput, NotFound
-from sijill.core.i18n import current_locale, gettext
+from sijill.core.i18n import N_, current_locale, gettext
 from sijill.core.ids import parse_id
+from sijill.payments.instruments import list_instruments
+from sijill.payments.models import ACTIVE, PENDING
 from sijill.payments.reports import household_history as payments_of
-from sijill.programs.household import household_decisions, household_entitlements
+from sijill.programs.household import (
+    household_decisions,
+    household_enrollments,
+    household_entitlements,
+)
 from sijill.registry import fields, service
 from sijill.registry.code_labels import code_label
 from sijill.registry.merges.service import household_merges
@@ -34,6 +40,17 @@ DWELLING = (
 ASSETS = ("assets", "livestock", "income_sources")
 PLACE = ("area_code", "address", "registration_date", "registration_source")
 NAME_PARTS = ("given_name", "father_name", "grandfather_name", "family_name")
+# What a form that sends back to this page reports (`?done=`): post, redirect, get.
+DONE = {
+    "enrolled": N_("Recorded: the household enrolled in the program."),
+    "declined": N_("Recorded: the household declined the program."),
+}
+ENROLLMENT_STATUS = {
+    "notified": N_("notified, waiting for the household's answer"),
+    "enrolled": N_("enrolled"),
+    "declined": N_("declined"),
+    "exited": N_("left the program"),
+}
 
 
 def label(name: str, catalogue: fields.Catalogue = fields.HOUSEHOLD) -> str:
@@ -122,7 +139,39 @@ def search(
 
 @router.get("/households/{household_id}", name="web_household")
 def household(request: Request, principal: PrincipalDep, household_id: str) -> Response:
-    number = _household_id(household_id)
+    done = DONE.get(request.query_params.get("done", ""))
+    return household_page(
+        request, principal, _household_id(household_id), notice=done and gettext(done)
+    )
+
+
+def _enrollments(session, principal: Principal, number: int) -> list | None:
+    if not (principal.may(Permission.PROGRAMS_READ) or principal.may(Permission.PROGRAMS_ENROLL)):
+        return None
+    try:
+        found = household_enrollments(session, principal, number)
+    except NotFound:  # readable in one of the user's areas, not in their programs'
+        return None
+    for row in found:
+        row["label"] = gettext(ENROLLMENT_STATUS.get(row["status"], row["status"]))
+    return found
+
+
+def _instruments(session, principal: Principal, number: int) -> list | None:
+    """The active instrument and a change waiting, masked, for those the API shows them to."""
+    if not principal.may(Permission.INSTRUMENTS_WRITE):
+        return None
+    try:
+        found = list_instruments(session, principal, number)
+    except NotFound:
+        return None
+    return [row for row in found if row.status in (ACTIVE, PENDING)]
+
+
+def household_page(
+    request: Request, principal: Principal, number: int, status: int = 200, **notes: Any
+) -> Response:
+    """The household's page; `notes` (notice, refusal) say what a form sent here did."""
     settings = request.app.state.settings
     decisions = entitlements = payments = None
     with transaction(request, principal) as session:
@@ -142,10 +191,13 @@ def household(request: Request, principal: PrincipalDep, household_id: str) -> R
                 payments = None
         # Its members' merges that this user could undo (none without the merge permission).
         merges = household_merges(session, principal, number)
+        enrollments = _enrollments(session, principal, number)
+        instruments = _instruments(session, principal, number)
     members = [m for m in found.members if m.membership_end is None]
     return page(
         request,
         "household.html",
+        status=status,
         household=found,
         members=members,
         place=labelled(found, PLACE),
@@ -155,6 +207,9 @@ def household(request: Request, principal: PrincipalDep, household_id: str) -> R
         entitlements=entitlements,
         payments=payments,
         merges=merges,
+        enrollments=enrollments,
+        instruments=instruments,
+        **notes,
         may_history=principal.may(Permission.HOUSEHOLD_HISTORY),
         full_name=full_name,
         code=code,
