@@ -7,7 +7,7 @@ A browser test module starts with
     if CHROMIUM_MISSING:
         pytest.skip(CHROMIUM_MISSING, allow_module_level=True)
 
-and uses the session-wide `browser` fixture of conftest.py."""
+and uses the `browser` fixture of conftest.py (one Chromium per module)."""
 
 import socket
 import threading

@@ -113,9 +113,11 @@ def settings(database_url):
     return Settings(database_url=database_url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for the whole run (browser test modules skip without it)."""
+    """One headless Chromium per browser test module (they skip without it). Not one for the
+    whole run: Playwright's sync API keeps an event loop running in the main thread while it
+    is open, and the tests after it that call asyncio.run() would fail."""
     from browser_support import launch
 
     with launch() as chromium:
