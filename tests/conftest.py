@@ -14,6 +14,7 @@ _SECRETS = Path(tempfile.mkdtemp(prefix="sijill-test-"))
 os.environ["SIJILL_KEY_FILE"] = str(_SECRETS / "keys.json")
 os.environ["SIJILL_SESSION_FILE"] = str(_SECRETS / "session.json")
 os.environ["SIJILL_WORK_DIR"] = str(_SECRETS / "work")  # uploads and jobs' rejects files
+os.environ["SIJILL_AGGREGATES_MAX_AGE"] = "0"  # tests read figures right after writing them
 os.environ.pop("SIJILL_SERVICE_KEY", None)
 
 import sijill.models  # noqa: E402, F401  (registers every table)

@@ -20,7 +20,9 @@ router = APIRouter(prefix="/registry", tags=["registry"])
 def registry_summary(
     session: SessionDep, principal: PrincipalDep, settings: SettingsDep
 ) -> RegistrySummaryPublic:
-    totals = summary.registry_summary(session, principal, min_cell=settings.min_cell_size)
+    totals = summary.registry_summary(
+        session, principal, min_cell=settings.min_cell_size, max_age=settings.aggregates_max_age
+    )
     return RegistrySummaryPublic.model_validate(totals, from_attributes=True)
 
 
@@ -35,5 +37,11 @@ def registry_summary_by_area(
     settings: SettingsDep,
     level: Literal["governorate", "district", "locality"] | None = None,
 ) -> AreaSummaryPublic:
-    rows = by_area.area_summary(session, principal, min_cell=settings.min_cell_size, level=level)
+    rows = by_area.area_summary(
+        session,
+        principal,
+        min_cell=settings.min_cell_size,
+        level=level,
+        max_age=settings.aggregates_max_age,
+    )
     return AreaSummaryPublic.model_validate(rows, from_attributes=True)

@@ -13,12 +13,14 @@ selected it and it has not declined or left); enrolled when it accepted.
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from sijill.analytics.disclosure import joint_pattern, scoped_view, subtree_totals
-from sijill.analytics.summary import MEASURES, country_cells, scope_tops
+from sijill.analytics.kept import kept
+from sijill.analytics.summary import MEASURES, AreaFacts, country_cells, scope_tops
 from sijill.core.areas import AREA_LEVELS, Area
 from sijill.core.errors import InvalidInput
 from sijill.programs.models import ENROLLED, NOTIFIED, Enrollment, ProgramVersion
@@ -55,6 +57,7 @@ class AreaSummary:
     areas: list[AreaRow]
     programs: list[str]
     min_cell: int | None
+    computed_at: datetime  # when the figures were computed (they are kept a while)
 
 
 def _programs(session: Session) -> dict[str, dict[int, tuple[int, int]]]:
@@ -101,15 +104,17 @@ def area_summary(
     min_cell: int,
     level: str | None = None,
     shapes: bool = False,
+    max_age: float = 0,
 ) -> AreaSummary:
     """The principal's areas of one level (by default the level below their topmost areas),
-    suppressed as the registry summary is. `shapes` adds each area's polygons."""
+    suppressed as the registry summary is. `shapes` adds each area's polygons. The country's
+    figures are computed at most once per `max_age` seconds in this process."""
     action = Permission.AGGREGATES
     principal.require(action)
     scope = principal.scope(session, action)
     suppress = None if principal.may(Permission.HOUSEHOLD_READ) else min_cell
-    areas, cells, hidden = country_cells(session, suppress)
-    parent = {area_id: area.parent_id for area_id, area in areas.items()}
+    country = country_cells(session, suppress, max_age)
+    areas, cells, hidden, parent = country.areas, country.cells, country.hidden, country.parent
     roots = scope_tops(scope, parent)
     top = min((AREA_LEVELS.index(areas[r].level) for r in roots), default=len(AREA_LEVELS) - 1)
     levels = list(AREA_LEVELS[min(top + 1, len(AREA_LEVELS) - 1) :])
@@ -121,12 +126,29 @@ def area_summary(
         key=lambda a: a.code,
     )
     households = {area: cell[0] for area, cell in cells.items()}
-    programs = {
-        name: _program_cells(parent, households, direct, hidden, suppress)
-        for name, direct in sorted(_programs(session).items())
-    }
 
-    def row(area_ids: list[int], area: Area | None) -> AreaRow:
+    def compute_programs():
+        return {
+            name: _program_cells(parent, households, direct, hidden, suppress)
+            for name, direct in sorted(_programs(session).items())
+        }
+
+    # Keyed by the registry cells' time: a program's pattern is always cut beside the very
+    # cells it keeps hidden.
+    programs = kept(
+        session, "program cells", max_age, compute_programs, suppress, country.computed_at
+    )[1]
+    geometry = (
+        dict(
+            session.execute(
+                select(Area.id, Area.geometry).where(Area.id.in_([a.id for a in shown]))
+            ).all()
+        )
+        if shapes
+        else {}
+    )
+
+    def row(area_ids: list[int], area: AreaFacts | None) -> AreaRow:
         registry = scoped_view(area_ids, cells, hidden, len(MEASURES))
         result = AreaRow(
             area.code if area else "",
@@ -134,7 +156,7 @@ def area_summary(
             area.name_ar if area else None,
             registry[0] if registry else None,
             registry[1] if registry else None,
-            geometry=area.geometry if area and shapes else None,
+            geometry=geometry.get(area.id) if area else None,
         )
         for name, (program_cells, program_hidden) in programs.items():
             counts = scoped_view(area_ids, program_cells, program_hidden, 2)
@@ -148,6 +170,7 @@ def area_summary(
         areas=[row([area.id], area) for area in shown],
         programs=list(programs),
         min_cell=suppress,
+        computed_at=country.computed_at,
     )
     principal.audit(action, "ok", "summary", None)
     return summary

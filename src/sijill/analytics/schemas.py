@@ -1,6 +1,10 @@
 """What the analytics routes answer."""
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
+
+_COMPUTED_AT = "when the figures were computed: a server keeps them `aggregates_max_age` seconds"
 
 
 class RegionSummaryPublic(BaseModel):
@@ -19,6 +23,7 @@ class RegistrySummaryPublic(BaseModel):
     min_cell: int | None = Field(
         description="counts below this many were suppressed (null: nothing suppressed)"
     )
+    computed_at: datetime = Field(description=_COMPUTED_AT)
 
 
 class ProgramCellPublic(BaseModel):
@@ -46,3 +51,4 @@ class AreaSummaryPublic(BaseModel):
     areas: list[AreaRowPublic]
     programs: list[str]
     min_cell: int | None
+    computed_at: datetime = Field(description=_COMPUTED_AT)

@@ -9,6 +9,7 @@ difference between two answers, of one user or of two, gives it back.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from sijill.analytics.disclosure import (
     subtree_totals,
     suppression_pattern,
 )
+from sijill.analytics.kept import kept
 from sijill.core import clock
 from sijill.core.areas import Area
 from sijill.registry.codes import WG_DOMAINS, wg_disability_threshold
@@ -47,6 +49,31 @@ class RegistrySummary:
     persons_with_disability: int | None
     regions: list[RegionRow]
     min_cell: int | None = None  # the suppression threshold applied, if any
+    computed_at: datetime | None = None  # when the figures were computed
+
+
+@dataclass(frozen=True)
+class AreaFacts:
+    """What the summaries need of an area: a plain value, kept between requests."""
+
+    id: int
+    code: str
+    level: str
+    parent_id: int | None
+    name_en: str | None
+    name_ar: str | None
+
+
+@dataclass(frozen=True)
+class CountryCells:
+    computed_at: datetime
+    areas: dict[int, AreaFacts]
+    cells: dict[int, tuple[int, ...]]  # every area's measures over its subtree
+    hidden: frozenset[int]  # the cells the pattern hides
+
+    @property
+    def parent(self) -> dict[int, int | None]:
+        return {area_id: area.parent_id for area_id, area in self.areas.items()}
 
 
 def _disability():
@@ -80,11 +107,13 @@ def _per_area(session: Session) -> dict[int, tuple[int, int, int, int]]:
     return {area_id: tuple(row) for area_id, row in direct.items()}
 
 
-def totals(session: Session, scope: Scope, min_cell: int | None = None) -> RegistrySummary:
+def totals(
+    session: Session, scope: Scope, min_cell: int | None = None, max_age: float = 0
+) -> RegistrySummary:
     """Totals and governorates over the areas of `scope`, small cells suppressed if
     `min_cell` is given."""
-    areas, cells, hidden = country_cells(session, min_cell)
-    parent = {area_id: area.parent_id for area_id, area in areas.items()}
+    country = country_cells(session, min_cell, max_age)
+    areas, cells, hidden, parent = country.areas, country.cells, country.hidden, country.parent
     width = len(MEASURES)
     roots = scope_tops(scope, parent)
     overall = scoped_view(roots, cells, hidden, width)
@@ -99,21 +128,33 @@ def totals(session: Session, scope: Scope, min_cell: int | None = None) -> Regis
                 shown[1] if shown else None,
             )
         )
-    return RegistrySummary(*(overall or (None,) * width), regions=regions, min_cell=min_cell)
-
-
-def country_cells(session: Session, min_cell: int | None):
-    """The areas by id, every area's measures over its subtree, and the hidden cells: the
-    one pattern every aggregate of the registry's measures is cut from."""
-    areas = {area.id: area for area in session.scalars(select(Area))}
-    parent = {area_id: area.parent_id for area_id, area in areas.items()}
-    cells = subtree_totals(parent, _per_area(session))
-    hidden = (
-        suppression_pattern(parent, {a: cell[0] for a, cell in cells.items()}, min_cell)
-        if min_cell
-        else frozenset()
+    return RegistrySummary(
+        *(overall or (None,) * width),
+        regions=regions,
+        min_cell=min_cell,
+        computed_at=country.computed_at,
     )
-    return areas, cells, hidden
+
+
+def country_cells(session: Session, min_cell: int | None, max_age: float = 0) -> CountryCells:
+    """The areas, every area's measures over its subtree, and the hidden cells: the one
+    pattern every aggregate of the registry's measures is cut from. Computed at most once
+    per `max_age` seconds in this process (`analytics.kept`)."""
+
+    def compute() -> CountryCells:
+        began = clock.utcnow()  # the figures are of this moment, or a little after
+        columns = (Area.id, Area.code, Area.level, Area.parent_id, Area.name_en, Area.name_ar)
+        areas = {row[0]: AreaFacts(*row) for row in session.execute(select(*columns))}
+        parent = {area_id: area.parent_id for area_id, area in areas.items()}
+        cells = subtree_totals(parent, _per_area(session))
+        hidden = (
+            suppression_pattern(parent, {a: cell[0] for a, cell in cells.items()}, min_cell)
+            if min_cell
+            else frozenset()
+        )
+        return CountryCells(began, areas, cells, hidden)
+
+    return kept(session, "registry cells", max_age, compute, min_cell)[1]
 
 
 def scope_tops(scope: Scope, parent: dict[int, int | None]) -> list[int]:
@@ -123,10 +164,10 @@ def scope_tops(scope: Scope, parent: dict[int, int | None]) -> list[int]:
     return scope_roots(scope.area_ids, parent)
 
 
-def _regions(roots: list[int], areas: dict[int, Area], cells) -> dict[Area, list[int]]:
+def _regions(roots: list[int], areas: dict[int, AreaFacts], cells) -> dict[AreaFacts, list[int]]:
     """Each governorate the roots reach, with the cells that make up its row: the
     governorate's own cell when the whole of it is in scope, else the roots inside it."""
-    rows: dict[Area, list[int]] = {}
+    rows: dict[AreaFacts, list[int]] = {}
     for root in roots:
         if root not in cells:
             continue
@@ -142,13 +183,15 @@ def _regions(roots: list[int], areas: dict[int, Area], cells) -> dict[Area, list
     return rows
 
 
-def registry_summary(session: Session, principal: Principal, *, min_cell: int):
+def registry_summary(
+    session: Session, principal: Principal, *, min_cell: int, max_age: float = 0
+) -> RegistrySummary:
     """Totals by governorate over the principal's areas. Suppressed small cells for anyone
     who may not see households one by one (analysts)."""
     action = Permission.AGGREGATES
     principal.require(action)
     scope = principal.scope(session, action)
     suppress = None if principal.may(Permission.HOUSEHOLD_READ) else min_cell
-    summary = totals(session, scope, suppress)
+    summary = totals(session, scope, suppress, max_age)
     principal.audit(action, "ok", "summary", None)
     return summary

@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     min_cell_size: int = Field(
         10, ge=1, description="aggregates for analysts suppress cells of fewer households"
     )
+    aggregates_max_age: int = Field(
+        300,
+        ge=0,
+        description="seconds a server keeps the country's aggregates (by area, by program) "
+        "before computing them again; each answer says when its figures were computed "
+        "(0: computed for every request)",
+    )
     linkage_review_threshold: float = Field(
         0.95,
         gt=0,

@@ -90,7 +90,12 @@ def dashboard(
     settings = request.app.state.settings
     with transaction(request, principal) as session:
         summary = area_summary(
-            session, principal, min_cell=settings.min_cell_size, level=level or None, shapes=True
+            session,
+            principal,
+            min_cell=settings.min_cell_size,
+            level=level or None,
+            shapes=True,
+            max_age=settings.aggregates_max_age,
         )
     choices = indicators(summary.programs)
     if indicator not in dict(choices):
