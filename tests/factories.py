@@ -4,6 +4,7 @@ synthetic country imported into a registry."""
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -221,12 +222,17 @@ def auth_headers(
     return {"Authorization": f"Bearer {pair.access_token}"}
 
 
+IMPORTED_AT = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
 @contextmanager
 def imported_registry(
     database_url: str, country: Path, work_dir: Path
 ) -> Iterator[tuple[Engine, Settings]]:
-    """A registry holding a `sijill synth` country (its areas, then its files imported), and
-    settings with a private work folder and cells of five."""
+    """A registry holding a `sijill synth` country (its areas, then its files imported on
+    IMPORTED_AT), and settings with a private work folder and cells of five."""
+    from unittest.mock import patch
+
     from sijill.registry.bulk.service import import_path
 
     settings = Settings(database_url=database_url, work_dir=work_dir, min_cell_size=5)
@@ -234,7 +240,10 @@ def imported_registry(
     try:
         with Session(engine) as session, session.begin():
             load_areas(session, country / "areas.csv")
-        import_path(engine, settings, country, source="synth")
+        # The tests ask for the registry as of fixed days: registered on a fixed day before
+        # them, whatever day the tests run.
+        with patch("sijill.registry.bulk.service.utcnow", return_value=IMPORTED_AT):
+            import_path(engine, settings, country, source="synth")
         yield engine, settings
     finally:
         engine.dispose()

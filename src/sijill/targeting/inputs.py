@@ -143,11 +143,19 @@ def registry_areas(session: Session) -> pl.DataFrame:
 # --- the registry -----------------------------------------------------------------------------
 
 
-def _state(table: str, columns: str, as_of: date | None) -> str:
+def _state(table: str, columns: str, as_of: date | None, dialect: str) -> str:
     """A table's rows as of the end of `as_of` (current rows when None)."""
     if as_of is None:
         return f"(SELECT id, {columns} FROM {table})"
-    moment = f"'{_end_of(as_of).isoformat()}'"
+    end = _end_of(as_of)
+    # SQLite compares the text it stores (naive UTC, a space between date and time, as the
+    # SQLAlchemy dialect and the bulk writer write it): an ISO literal with its "T" would
+    # sort after every moment of the next day and take that day's rows in.
+    moment = (
+        f"'{end.replace(tzinfo=None).strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+        if dialect == "sqlite"
+        else f"'{end.isoformat()}'"
+    )
     return (
         f"(SELECT id, {columns} FROM {table} WHERE valid_from < {moment} UNION ALL "
         f"SELECT {table}_id AS id, {columns} FROM {table}_version "
@@ -201,7 +209,7 @@ def _queries(
 SELECT CAST(h.id AS TEXT), a.code, {", ".join(f"h.{c}" for c in DWELLING)}, h.dwelling_rooms,
   {as_text.format("assets")}, {as_text.format("income_sources")}, {as_text.format("livestock")},
   CASE WHEN h.consent_given AND {consented} THEN 1 ELSE 0 END
-FROM {_state("household", household_columns, as_of)} h
+FROM {_state("household", household_columns, as_of, dialect)} h
 JOIN area a ON a.id = h.area_id
 WHERE {scope} AND {household_part}"""
     iso = f"'{day.isoformat()}'"
@@ -210,13 +218,13 @@ WHERE {scope} AND {household_part}"""
     # date, so no one counts twice. Whether it was merged is on the current row only.
     if as_of is None:
         person_join = (
-            f"JOIN {_state('person', person_columns + ', merged_into_id', None)} p "
+            f"JOIN {_state('person', person_columns + ', merged_into_id', None, dialect)} p "
             "ON p.id = m.person_id"
         )
         unmerged = "p.merged_into_id IS NULL"
     else:
         person_join = (
-            f"JOIN {_state('person', person_columns, as_of)} p ON p.id = m.person_id\n"
+            f"JOIN {_state('person', person_columns, as_of, dialect)} p ON p.id = m.person_id\n"
             "JOIN person current_person ON current_person.id = p.id"
         )
         unmerged = "current_person.merged_into_id IS NULL"
@@ -227,7 +235,8 @@ WHERE {scope} AND {household_part}"""
     in_area = (
         ""
         if area_ids is None
-        else f"JOIN {_state('household', household_columns, as_of)} h ON h.id = m.household_id"
+        else f"JOIN {_state('household', household_columns, as_of, dialect)} h "
+        "ON h.id = m.household_id"
     )
 
     def members(source: str) -> str:
