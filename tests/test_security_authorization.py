@@ -253,6 +253,7 @@ RULES: dict[str, Rule] = {
 MODELS = {"read_linkage_model"}
 # Targeting's models and runs: parameters and counts, never a record (tested below).
 TARGETING = {
+    "list_pmt_models",
     "read_pmt_model",
     "approve_pmt_model",
     "start_pmt_fit",
@@ -493,6 +494,12 @@ def test_targeting_models_and_runs_follow_their_permissions(world, role):
     version = "pmt-0123456789abcdef"
     permissions = ROLE_PERMISSIONS[role]
     calls = [
+        (
+            "list_pmt_models",
+            lambda c: c.get("/targeting/pmt/models"),
+            Permission.TARGETING_FIT in permissions or Permission.TARGETING_RUN in permissions,
+            200,
+        ),
         (
             "read_pmt_model",
             lambda c: c.get(f"/targeting/pmt/models/{version}"),

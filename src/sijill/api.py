@@ -135,6 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
     from sijill.linkage.api import LINK_UPLOAD_PATH
     from sijill.registry.api import UPLOAD_PATH
     from sijill.targeting.api import EVALUATE_UPLOAD_PATH, FIT_UPLOAD_PATH
+    from sijill.web.pages_jobs import PAGE_FORM_BYTES, UPLOAD_PAGES
 
     app.add_middleware(
         Hardening,
@@ -144,6 +145,9 @@ def create_app(settings: Settings) -> FastAPI:
             LINK_UPLOAD_PATH: settings.max_upload_bytes,
             FIT_UPLOAD_PATH: settings.max_upload_bytes,
             EVALUATE_UPLOAD_PATH: settings.max_upload_bytes,
+            # A page's form also carries its CSRF token and fields: the page itself says
+            # when its files are past the limit, in the page's language.
+            **dict.fromkeys(UPLOAD_PAGES, settings.max_upload_bytes + PAGE_FORM_BYTES),
         },
         body_timeout=settings.request_body_timeout_seconds,
     )

@@ -10,7 +10,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 from fastapi.responses import FileResponse
 
-from sijill.core.errors import NotFound
 from sijill.core.problems import problem_responses
 from sijill.jobs import service
 from sijill.jobs.deps import RunnerDep
@@ -90,10 +89,5 @@ def read_job_rejects(
     runner: RunnerDep,
 ) -> CsvFile:
     job = runner.status(session, principal, service.parse_job_id(job_id))
-    path = service.result_file(job, settings.work_dir)
-    if path is None:
-        principal.audit("job.rejects", "not_found", "job", str(job.id))
-        raise NotFound(f"Job {job.id} has no rejects file to download")
-    # The rejected rows hold what the file said of people: reading them is recorded.
-    principal.audit("job.rejects", "ok", "job", str(job.id))
+    path = service.rejects_file(principal, job, settings.work_dir)
     return CsvFile(path, filename=f"job-{job.id}-rejects.csv")

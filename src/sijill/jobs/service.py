@@ -33,24 +33,35 @@ LEFT_BEHIND = (
 
 
 # The jobs this process runs (queued or running), whichever runner started them: never taken
-# for jobs a previous process left behind.
-_active_here: set[int] = set()
+# for jobs a previous process left behind. Each with the event set once its end is recorded.
+_active_here: dict[int, threading.Event] = {}
 _active_lock = threading.Lock()
 
 
 def mark_active(job_id: int) -> None:
     with _active_lock:
-        _active_here.add(job_id)
+        _active_here[job_id] = threading.Event()
 
 
 def forget_active(job_id: int) -> None:
     with _active_lock:
-        _active_here.discard(job_id)
+        ended = _active_here.pop(job_id, None)
+    if ended is not None:
+        ended.set()
 
 
 def active_here() -> frozenset[int]:
     with _active_lock:
         return frozenset(_active_here)
+
+
+def wait_for_end(job_id: int, timeout: float | None = None) -> bool:
+    """Wait until a job this process runs has ended and its end is recorded (True), or for
+    `timeout` seconds (False); a job it does not run (ended, or another process's) is not
+    waited for."""
+    with _active_lock:
+        ended = _active_here.get(job_id)
+    return ended is None or ended.wait(timeout)
 
 
 def this_process() -> str:
@@ -127,6 +138,18 @@ def result_file(job: Job, work_dir: Path) -> Path | None:
     path = Path(job.result_path).resolve()
     if not path.is_relative_to(work_dir.resolve()) or not path.is_file():
         return None
+    return path
+
+
+def rejects_file(principal: Principal, job: Job, work_dir: Path) -> Path:
+    """The rows a job rejected, for its viewer to download (the API's route and the job's
+    page); NotFound when there are none. Reading them is audited: they hold what the file
+    said of people."""
+    path = result_file(job, work_dir)
+    if path is None:
+        principal.audit("job.rejects", "not_found", "job", str(job.id))
+        raise NotFound(f"Job {job.id} has no rejects file to download")
+    principal.audit("job.rejects", "ok", "job", str(job.id))
     return path
 
 

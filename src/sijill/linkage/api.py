@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, File, Form, Path, UploadFile, status
 from pydantic import BaseModel, Field
 
-from sijill.core.errors import Forbidden, NotFound
+from sijill.core.errors import NotFound
 from sijill.core.problems import problem_responses
 from sijill.jobs.deps import StartJobDep
 from sijill.jobs.schemas import JobPublic
@@ -97,15 +97,10 @@ def start_link(
     """Answers 202 at once; follow `Location` (`/jobs/{id}`). civil: deaths recorded and
     flagged for review; payroll, tax, beneficiaries: dated facts on the persons. The job's
     `rejects` link serves the unmatched lines, each with its line and reason."""
-    from sijill.linkage.link import ACTION, require_national
+    from sijill.linkage.link import may_link
     from sijill.linkage.uploads import receive_list
 
-    principal.require(Permission.LINKAGE_RUN)
-    try:
-        require_national(session, principal)
-    except Forbidden:
-        principal.audit(ACTION, "denied", "linkage_run", None, permission=Permission.LINKAGE_RUN)
-        raise
+    may_link(session, principal)
     model = _stored_model(session, model_version) if model_version else None
     params = receive_list(
         principal,

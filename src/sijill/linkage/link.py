@@ -85,6 +85,17 @@ def require_national(session: Session, principal: Principal) -> None:
         )
 
 
+def may_link(session: Session, principal: Principal) -> None:
+    """Whether the user may start a link run (the route's and the page's check): the
+    permission over the whole country, or Forbidden, audited."""
+    principal.require(Permission.LINKAGE_RUN)
+    try:
+        require_national(session, principal)
+    except Forbidden:
+        principal.audit(ACTION, "denied", "linkage_run", None, permission=Permission.LINKAGE_RUN)
+        raise
+
+
 def _train_on_registry(frame: pl.DataFrame) -> dict[str, Any]:
     if frame.height < MIN_TRAINING_RECORDS:
         raise InvalidInput(

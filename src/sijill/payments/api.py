@@ -2,29 +2,26 @@
 (reconcile, as a job), totals, the ledger's check; and `/households/{id}/payments`, who got
 what, when and how."""
 
-import secrets
-import shutil
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Form, Path, Query, UploadFile, status
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 
-from sijill.core.errors import NotFound
 from sijill.core.problems import problem_responses
 from sijill.jobs.deps import StartJobDep
 from sijill.jobs.schemas import JobPublic
 from sijill.payments.batches import approve, get_batch, list_batches, release
-from sijill.payments.jobs import PREPARE_JOB, RECONCILE_JOB, PrepareParams, ReconcileParams
-from sijill.payments.providers import provider_named
+from sijill.payments.jobs import (
+    PREPARE_JOB,
+    RECONCILE_JOB,
+    PrepareParams,
+    check_prepare,
+    receive_report,
+)
 from sijill.payments.reports import check_ledger, household_history, totals
-from sijill.programs.entitlement_models import APPROVED, Entitlement, EntitlementCycle
 from sijill.registry.api import HouseholdId
-from sijill.registry.bulk.jobs import private_folder, save_upload
-from sijill.security.area_scope import run_area
 from sijill.security.deps import PrincipalDep, SessionDep, SettingsDep
-from sijill.security.roles import Permission
 
 router = APIRouter(prefix="/payments", tags=["payments"])
 household_router = APIRouter(tags=["payments"])
@@ -54,20 +51,8 @@ def start_payment_run(
 ) -> JobPublic:
     """Refused at once (404) when no approved entitlement of the cycle exists; the job's
     outcome has the counts, the amounts and the holds by reason."""
-    principal.require(Permission.PAYMENTS_PREPARE)
-    run_area(
-        session, principal, Permission.PAYMENTS_PREPARE, body.area_code,
-        whole_registry="Preparing payments for the whole registry",
-    )  # fmt: skip
-    waiting = session.scalar(
-        select(func.count())
-        .select_from(Entitlement)
-        .join(EntitlementCycle, EntitlementCycle.id == Entitlement.batch_id)
-        .where(Entitlement.cycle == body.cycle, EntitlementCycle.status == APPROVED)
-    )
-    if not waiting:
-        raise NotFound(f"no approved entitlement of cycle {body.cycle} waits for payment")
     params = PrepareParams(body.cycle, body.area_code, body.consolidate, body.value_date)
+    check_prepare(session, principal, params)
     return start(PREPARE_JOB, params, principal)
 
 
@@ -137,18 +122,10 @@ def start_reconciliation(
     provider: Annotated[str, Form(pattern=r"^[a-z0-9_]{2,32}$")],
 ) -> JobPublic:
     """The same file twice changes nothing; lines matching no payment are kept and counted."""
-    principal.require(Permission.PAYMENTS_RECONCILE)
-    provider_named(settings, provider)  # an unknown provider answers 422 at once
-    folder = private_folder(settings.work_dir) / secrets.token_hex(16)
-    folder.mkdir(mode=0o700)
-    try:
-        name = "".join(c for c in (report.filename or "report") if c.isalnum() or c in "._-")
-        path = folder / (name[:100] or "report")
-        save_upload(report.file, path)
-        return start(RECONCILE_JOB, ReconcileParams(path, provider, folder), principal)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+    return receive_report(
+        settings, principal, report.file, report.filename, provider,
+        lambda params: start(RECONCILE_JOB, params, principal),
+    )  # fmt: skip
 
 
 @router.get(

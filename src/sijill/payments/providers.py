@@ -124,6 +124,12 @@ def provider_named(settings: Settings, name: str) -> Provider:
     return cls(settings)  # type: ignore[call-arg]
 
 
+def provider_names() -> list[str]:
+    """The providers a report may come from: a form's choices."""
+    _load_builtin()
+    return sorted(PROVIDERS)
+
+
 def _load_builtin() -> None:
     # Imported here, not at the top: each module registers itself and imports this one.
     from sijill.payments import provider_bank, provider_files  # noqa: F401

@@ -9,12 +9,15 @@ one that does not exist.
 
 from typing import Any
 
+import yaml
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from yaml.nodes import ScalarNode
 
 from sijill.core.errors import NotFound
 from sijill.programs.models import ProgramRun, ProgramVersion
 from sijill.programs.service import run_record
+from sijill.programs.spec import digest
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 
@@ -96,3 +99,34 @@ def read_program(session: Session, principal: Principal, program: str) -> dict[s
         "latest": run_record(runs[0]),
         "runs": [_counts(run) for run in runs],
     }
+
+
+# A stored spec keeps its dates and decimals as the text they were written as (`_jsonable`):
+# written back as plain YAML scalars they read as what they were.
+_RESTORED = {"tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp"}
+_RESTORED_KEYS = _RESTORED | {"tag:yaml.org,2002:int"}
+_RESOLVER = yaml.resolver.Resolver()
+
+
+def _typed(text: str, tags: set[str]) -> Any:
+    if _RESOLVER.resolve(ScalarNode, text, (True, False)) in tags:
+        return yaml.safe_load(text)
+    return text
+
+
+def _restored(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_typed(key, _RESTORED_KEYS): _restored(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_restored(item) for item in value]
+    return _typed(value, _RESTORED) if isinstance(value, str) else value
+
+
+def stored_spec_yaml(found: dict[str, Any]) -> str | None:
+    """The spec of a program's latest run (`read_program`) written back as YAML, to run it
+    again; None when it cannot be written back with the same rule hash (a quoted text that
+    looks like a date, say), so that nothing runs under the version's name with other rules."""
+    document = _restored(found["spec"])
+    if not document or digest(document) != found["latest"]["digest"]:
+        return None
+    return yaml.safe_dump(document, allow_unicode=True, sort_keys=False)

@@ -29,3 +29,15 @@ def run_area(
     if area_id is None or not scope.allows(area_id):
         raise NotFound(f"There is no area {area_code} in your scope")
     return area_id
+
+
+def run_areas(session: Session, principal: Principal, permission: Permission) -> list[Area]:
+    """The areas a run may be limited to (what `run_area` accepts), by code: a form's
+    choices. Nothing when the user has no grant of the permission."""
+    if not principal.may(permission):
+        return []
+    scope = principal.scope(session, permission)
+    query = select(Area).order_by(Area.code)
+    if not scope.national:
+        query = query.where(Area.id.in_(sorted(scope.area_ids or ())))
+    return list(session.scalars(query))

@@ -32,7 +32,13 @@ from sijill.targeting.jobs import (
     SnapshotParams,
 )
 from sijill.targeting.models import TargetingRun
-from sijill.targeting.pmt_models import approve, get_model
+from sijill.targeting.pmt_models import (
+    approve_for,
+    get_model,
+    list_models,
+    model_summary,
+    require_model_reader,
+)
 from sijill.targeting.service import resolve_area
 
 router = APIRouter(prefix="/targeting", tags=["targeting"])
@@ -134,6 +140,15 @@ def start_fit(
 
 
 @router.get(
+    "/pmt/models",
+    operation_id="list_pmt_models",
+    summary="The fitted PMT models, latest first: who fitted and approved each, its validation",
+)
+def list_pmt_models(session: SessionDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+    return [model_summary(model) for model in list_models(session, principal)]
+
+
+@router.get(
     "/pmt/models/{version}",
     operation_id="read_pmt_model",
     responses=problem_responses(404),
@@ -142,8 +157,7 @@ def start_fit(
 def read_model(
     version: Annotated[str, Path(pattern=_VERSION)], session: SessionDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    if not (principal.may(Permission.TARGETING_FIT) or principal.may(Permission.TARGETING_RUN)):
-        principal.require(Permission.TARGETING_FIT)
+    require_model_reader(principal)
     model = get_model(session, version)
     return {
         **model.body,
@@ -162,11 +176,7 @@ def read_model(
 def approve_model(
     version: Annotated[str, Path(pattern=_VERSION)], session: SessionDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    principal.require(Permission.TARGETING_APPROVE)
-    model = approve(session, version, principal.username)
-    principal.audit(
-        "targeting.pmt_approve", "ok", "pmt_model", version, permission=Permission.TARGETING_APPROVE
-    )
+    model = approve_for(session, principal, version)
     return {"version": model.version, "fitted_by": model.fitted_by,
             "approved_by": model.approved_by, "approved_at": model.approved_at}  # fmt: skip
 

@@ -5,10 +5,15 @@ households. A model is stored once per version (its content's digest), so saving
 again returns the stored one. Functions flush; the caller's transaction commits.
 """
 
+from typing import Any
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sijill.core.clock import utcnow
 from sijill.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from sijill.security.principal import Principal
+from sijill.security.roles import Permission
 from sijill.targeting.models import PmtModel
 from sijill.targeting.pmt import check_artifact
 
@@ -33,6 +38,34 @@ def save_model(session: Session, artifact: dict, fitted_by: str, survey_name: st
     return model
 
 
+def require_model_reader(principal: Principal) -> None:
+    """Models are read by those who fit them and those who score with them."""
+    if not (principal.may(Permission.TARGETING_FIT) or principal.may(Permission.TARGETING_RUN)):
+        principal.require(Permission.TARGETING_FIT)
+
+
+def list_models(session: Session, principal: Principal) -> list[PmtModel]:
+    """Every stored model, the latest fitted first."""
+    require_model_reader(principal)
+    return list(session.scalars(select(PmtModel).order_by(PmtModel.fitted_at.desc())))
+
+
+def model_summary(model: PmtModel) -> dict[str, Any]:
+    """A stored model in a list: who fitted and approved it, and its out-of-sample figures
+    (of its own method)."""
+    validation = model.body.get("validation") or {}
+    return {
+        "version": model.version,
+        "method": model.method,
+        "survey": model.survey,
+        "fitted_by": model.fitted_by,
+        "fitted_at": model.fitted_at,
+        "approved_by": model.approved_by,
+        "approved_at": model.approved_at,
+        "out_of_sample": (validation.get("out_of_sample") or {}).get(model.method),
+    }
+
+
 def get_model(session: Session, version: str, lock: bool = False) -> PmtModel:
     model = session.get(PmtModel, version, with_for_update=lock)
     if model is None:
@@ -52,6 +85,17 @@ def approve(session: Session, version: str, approver: str) -> PmtModel:
     model.approved_by = approver
     model.approved_at = utcnow()
     session.flush()
+    return model
+
+
+def approve_for(session: Session, principal: Principal, version: str) -> PmtModel:
+    """`approve` by a signed-in user (the API's route and the model's page): their permission
+    checked, and the approval audited."""
+    principal.require(Permission.TARGETING_APPROVE)
+    model = approve(session, version, principal.username)
+    principal.audit(
+        "targeting.pmt_approve", "ok", "pmt_model", version, permission=Permission.TARGETING_APPROVE
+    )
     return model
 
 

@@ -111,8 +111,13 @@ def mount(app: FastAPI) -> None:
     from sijill.web.pages_dashboard import router as dashboard_pages
     from sijill.web.pages_enrollment import router as enrollment_pages
     from sijill.web.pages_forms import router as form_pages
+    from sijill.web.pages_instrument_form import router as instrument_form_pages
     from sijill.web.pages_instruments import router as instrument_pages
+    from sijill.web.pages_jobs import router as job_pages
+    from sijill.web.pages_models import router as model_pages
+    from sijill.web.pages_payment_runs import router as payment_run_pages
     from sijill.web.pages_payments import router as payments_pages
+    from sijill.web.pages_program_runs import router as program_run_pages
     from sijill.web.pages_programs import router as programs_pages
     from sijill.web.pages_registry import router as registry_pages
     from sijill.web.pages_review import router as review_pages
@@ -122,10 +127,15 @@ def mount(app: FastAPI) -> None:
     app.include_router(registry_pages)
     app.include_router(payments_pages)
     app.include_router(instrument_pages)
+    app.include_router(instrument_form_pages)
+    app.include_router(payment_run_pages)
     app.include_router(enrollment_pages)
     app.include_router(programs_pages)
+    app.include_router(program_run_pages)
+    app.include_router(model_pages)
     app.include_router(dashboard_pages)
     app.include_router(review_pages)
+    app.include_router(job_pages)
     app.mount(
         f"{PREFIX}/static",
         StaticFiles(packages=[("sijill.web", "static")]),

@@ -1,5 +1,7 @@
 """Payment batches: the list of the user's areas and a batch's page, where a second payment
-officer approves it (four eyes: `payments.batches.approve` refuses the preparer)."""
+officer approves it (four eyes: `payments.batches.approve` refuses the preparer) and a payment
+officer then releases it to its provider (`payments.batches.release`, which refuses files
+that are not those approved)."""
 
 from typing import Annotated
 
@@ -8,7 +10,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from sijill.core.errors import Conflict, Forbidden, NotFound
 from sijill.core.i18n import N_, gettext
-from sijill.payments.batches import approve, get_batch, list_batches, parse_batch_id
+from sijill.payments.batches import approve, get_batch, list_batches, parse_batch_id, release
+from sijill.payments.models import APPROVED as BATCH_APPROVED
 from sijill.payments.models import PREPARED
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
@@ -23,6 +26,8 @@ OWN_BATCH = N_(
 )
 NOT_PREPARED = N_("Refused: this batch is no longer waiting for approval.")
 APPROVED = N_("Batch approved.")
+RELEASED = N_("Batch released to the provider: its files are in the provider's outbox.")
+NOT_APPROVED = N_("Refused: only an approved batch is released, and only once.")
 
 
 def _batch_id(text: str) -> int:
@@ -48,6 +53,11 @@ def _batch_page(
         # Approved or released meanwhile, or its files need writing again.
         conflict = notes.pop("conflict")
         notes["refusal"] = gettext(NOT_PREPARED) if batch["status"] != PREPARED else conflict
+    if "release_conflict" in notes:
+        # Not approved (yet, or any more), or its files are no longer those approved.
+        conflict = notes.pop("release_conflict")
+        waiting = batch["status"] == BATCH_APPROVED
+        notes["refusal"] = conflict if waiting else gettext(NOT_APPROVED)
     # The button is there for whoever sees a prepared batch: the service decides who may
     # approve it, and its refusal is shown.
     return page(request, "batch.html", status=status, batch=batch, **notes)
@@ -55,10 +65,8 @@ def _batch_page(
 
 @router.get("/payments/batches/{batch_id}", name="web_batch")
 def batch(request: Request, principal: PrincipalDep, batch_id: str) -> Response:
-    approved = request.query_params.get("approved") == "1"
-    return _batch_page(
-        request, principal, _batch_id(batch_id), notice=gettext(APPROVED) if approved else None
-    )
+    done = {"approved": APPROVED, "released": RELEASED}.get(request.query_params.get("done", ""))
+    return _batch_page(request, principal, _batch_id(batch_id), notice=done and gettext(done))
 
 
 @router.post("/payments/batches/{batch_id}/approve", name="web_approve_batch")
@@ -82,4 +90,24 @@ def approve_batch(
     except Conflict as error:
         return _batch_page(request, principal, number, status=409, conflict=error.detail)
     # Post, redirect, get: reloading the page does not send the approval again.
-    return RedirectResponse(f"{PREFIX}/payments/batches/{number}?approved=1", status_code=303)
+    return RedirectResponse(f"{PREFIX}/payments/batches/{number}?done=approved", status_code=303)
+
+
+@router.post("/payments/batches/{batch_id}/release", name="web_release_batch")
+def release_batch(
+    request: Request,
+    principal: PrincipalDep,
+    batch_id: str,
+    csrf: Annotated[str, Form(max_length=128)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    number = _batch_id(batch_id)
+    settings = request.app.state.settings
+    try:
+        with transaction(request, principal) as session:
+            release(session.get_bind(), settings, principal=principal, batch_id=number)
+    except Forbidden as error:
+        return _batch_page(request, principal, number, status=403, refusal=error.detail)
+    except Conflict as error:
+        return _batch_page(request, principal, number, status=409, release_conflict=error.detail)
+    return RedirectResponse(f"{PREFIX}/payments/batches/{number}?done=released", status_code=303)

@@ -31,6 +31,7 @@ from sijill.targeting.report_tables import (
     overall,
     read_tables,
 )
+from sijill.web.pages_program_runs import run_form
 from sijill.web.render import page
 from sijill.web.routing import page_router
 from sijill.web.session import page_principal, transaction
@@ -171,9 +172,18 @@ def programs(request: Request, principal: PrincipalDep) -> Response:
 
 @router.get("/programs/{program}", name="web_program")
 def program(request: Request, principal: PrincipalDep, program: ProgramCode) -> Response:
+    return program_page(request, principal, program)
+
+
+def program_page(
+    request: Request, principal: Principal, program: str, status: int = 200, **notes: Any
+) -> Response:
+    """A program's page, with the form to run it for those who may (`pages_program_runs`)."""
     with transaction(request, principal) as session:
         found = read_program(session, principal, program)
-    return page(request, "program.html", program=_program_view(found))
+        form = run_form(session, principal)
+    view = _program_view(found)
+    return page(request, "program.html", status=status, program=view, run_form=form, **notes)
 
 
 # --- a targeting evaluation ------------------------------------------------------------------

@@ -44,6 +44,11 @@ NAME_PARTS = ("given_name", "father_name", "grandfather_name", "family_name")
 DONE = {
     "enrolled": N_("Recorded: the household enrolled in the program."),
     "declined": N_("Recorded: the household declined the program."),
+    "instrument-active": N_("Recorded: the household is paid this way from now on."),
+    "instrument-pending": N_(
+        "Recorded: the change waits for a second payment officer; the current instrument stays "
+        "in use until then."
+    ),
 }
 ENROLLMENT_STATUS = {
     "notified": N_("notified, waiting for the household's answer"),
