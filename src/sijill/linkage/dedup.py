@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, insert, select, tuple_
+from sqlalchemy import BigInteger, Engine, bindparam, func, insert, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
@@ -169,8 +170,28 @@ class _Proposed:
 
 
 def _pairs_in(session: Session, pairs: pl.DataFrame, *conditions) -> dict[tuple[int, int], int]:
-    """(a, b) → flag id of the flags on these pairs matching `conditions`, in chunks."""
+    """(a, b) → flag id of the flags on these pairs matching `conditions`."""
     found: dict[tuple[int, int], int] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        # The pairs as two arrays joined to the flags: one statement. A list of row values
+        # (`(a, b) IN (...)`) cost PostgreSQL 85 s for 30,660 pairs among 52,248 flags.
+        listed = (
+            func.unnest(
+                bindparam("a", pairs["person_a_id"].to_list(), ARRAY(BigInteger)),
+                bindparam("b", pairs["person_b_id"].to_list(), ARRAY(BigInteger)),
+            )
+            .table_valued("a", "b")
+            .render_derived(name="wanted")
+        )
+        rows = session.execute(
+            select(ReviewFlag.person_a_id, ReviewFlag.person_b_id, ReviewFlag.id)
+            .join(
+                listed,
+                (ReviewFlag.person_a_id == listed.c.a) & (ReviewFlag.person_b_id == listed.c.b),
+            )
+            .where(*conditions)
+        )
+        return {(a, b): flag_id for a, b, flag_id in rows}
     keys = list(pairs.select("person_a_id", "person_b_id").iter_rows())
     for start in range(0, len(keys), 5_000):
         chunk = keys[start : start + 5_000]
