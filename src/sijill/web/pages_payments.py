@@ -69,6 +69,32 @@ def batch(request: Request, principal: PrincipalDep, batch_id: str) -> Response:
     return _batch_page(request, principal, _batch_id(batch_id), notice=done and gettext(done))
 
 
+def _act_on_batch(
+    request: Request,
+    principal: Principal,
+    batch_id: str,
+    csrf: str,
+    act,
+    done: str,
+    refusal_of,
+    conflict: str,
+) -> Response:
+    """The shape of a batch's actions: the form's token checked, the service called in one
+    transaction, its refusal (403) or conflict (409) shown on the batch's page, and then
+    post, redirect, get: reloading the page does not send the action again."""
+    check_csrf(request, csrf)
+    number = _batch_id(batch_id)
+    settings = request.app.state.settings
+    try:
+        with transaction(request, principal) as session:
+            act(session.get_bind(), settings, principal=principal, batch_id=number)
+    except Forbidden as error:
+        return _batch_page(request, principal, number, status=403, refusal=refusal_of(error))
+    except Conflict as error:
+        return _batch_page(request, principal, number, status=409, **{conflict: error.detail})
+    return RedirectResponse(f"{PREFIX}/payments/batches/{number}?done={done}", status_code=303)
+
+
 @router.post("/payments/batches/{batch_id}/approve", name="web_approve_batch")
 def approve_batch(
     request: Request,
@@ -76,21 +102,13 @@ def approve_batch(
     batch_id: str,
     csrf: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    number = _batch_id(batch_id)
-    settings = request.app.state.settings
-    try:
-        with transaction(request, principal) as session:
-            approve(session.get_bind(), settings, principal=principal, batch_id=number)
-    except Forbidden as error:
-        # The service's refusal, said in the page's language when it is the four-eyes rule.
-        four_eyes = principal.may(Permission.PAYMENTS_APPROVE)
-        message = gettext(OWN_BATCH) if four_eyes else error.detail
-        return _batch_page(request, principal, number, status=403, refusal=message)
-    except Conflict as error:
-        return _batch_page(request, principal, number, status=409, conflict=error.detail)
-    # Post, redirect, get: reloading the page does not send the approval again.
-    return RedirectResponse(f"{PREFIX}/payments/batches/{number}?done=approved", status_code=303)
+    def refusal_of(error: Forbidden) -> str:
+        # Said in the page's language when it is the four-eyes rule.
+        return gettext(OWN_BATCH) if principal.may(Permission.PAYMENTS_APPROVE) else error.detail
+
+    return _act_on_batch(
+        request, principal, batch_id, csrf, approve, "approved", refusal_of, "conflict"
+    )
 
 
 @router.post("/payments/batches/{batch_id}/release", name="web_release_batch")
@@ -100,14 +118,7 @@ def release_batch(
     batch_id: str,
     csrf: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    number = _batch_id(batch_id)
-    settings = request.app.state.settings
-    try:
-        with transaction(request, principal) as session:
-            release(session.get_bind(), settings, principal=principal, batch_id=number)
-    except Forbidden as error:
-        return _batch_page(request, principal, number, status=403, refusal=error.detail)
-    except Conflict as error:
-        return _batch_page(request, principal, number, status=409, release_conflict=error.detail)
-    return RedirectResponse(f"{PREFIX}/payments/batches/{number}?done=released", status_code=303)
+    return _act_on_batch(
+        request, principal, batch_id, csrf, release, "released",
+        lambda error: error.detail, "release_conflict",
+    )  # fmt: skip
