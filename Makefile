@@ -11,8 +11,9 @@ STAMP := $(VENV)/.installed
 demo: $(STAMP)
 	$(VENV)/bin/sijill demo
 
+# One worker per core (at most four): each worker has its own databases (tests/conftest.py).
 test: $(STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto --maxprocesses 4
 
 install: $(STAMP)
 

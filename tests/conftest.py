@@ -22,7 +22,30 @@ from sijill.core.db import Base, make_engine, session_factory, upgrade  # noqa: 
 from sijill.core.settings import Settings  # noqa: E402
 from sijill.security.principal import forget_scopes  # noqa: E402
 
-PG_URL = os.environ.get("SIJILL_TEST_DATABASE_URL")
+
+def _database_of_this_worker(url: str | None) -> str | None:
+    """Under pytest-xdist each worker empties and migrates its own PostgreSQL database
+    (`<name>_gw0`, ...), created here on first use; test modules read the variable after this."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    database = f"{name}_{worker}"
+    with psycopg.connect(
+        url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as admin:
+        exists = admin.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
+        if not exists:
+            admin.execute(f'CREATE DATABASE "{database}"')
+    os.environ["SIJILL_TEST_DATABASE_URL"] = f"{base}/{database}"
+    return os.environ["SIJILL_TEST_DATABASE_URL"]
+
+
+PG_URL = _database_of_this_worker(os.environ.get("SIJILL_TEST_DATABASE_URL"))
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 # Tables that keep their rows between tests (single-row state reset below instead).
 KEPT_TABLES = {"audit_head"}

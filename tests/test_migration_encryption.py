@@ -15,7 +15,8 @@ from sijill.security.keys import keyring as keys
 from sijill.security.keys.keyring import Keyring
 
 PG_URL = os.environ.get("SIJILL_TEST_DATABASE_URL")
-PG_DATABASE = "sijill_migration_test"
+# Named after the test database, so that parallel workers each have their own.
+PG_DATABASE = f"{PG_URL.rsplit('/', 1)[1]}_encryption" if PG_URL else None
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 PERSONS = 1_234
 NOW = "2024-05-01 10:00:00"
