@@ -199,10 +199,11 @@ PLAIN = """
 import sys, time
 import polars as pl
 from splink import DuckDBAPI, Linker
+from sijill.core.settings import Settings
 from sijill.linkage import model as linkage_model
 frame = pl.read_parquet(sys.argv[1])
 linker = Linker(DuckDBAPI().register(frame.to_arrow()), linkage_model.settings(), log_level=30)
-linkage_model.train(linker)
+linkage_model.train(linker, u_pairs=Settings().linkage_u_pairs)
 pairs = linker.inference.predict(threshold_match_probability=float(sys.argv[2]))
 print(pairs.as_duckdbpyrelation().count("*").fetchall()[0][0])
 """

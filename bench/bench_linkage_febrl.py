@@ -187,6 +187,7 @@ def sijill_input(frame: pl.DataFrame, first_id: int) -> pl.DataFrame:
 
 
 def _sijill(frames: list[pl.DataFrame], threshold: float) -> pl.DataFrame:
+    from sijill.core.settings import Settings
     from sijill.linkage.features import match_frame
     from sijill.linkage.scoring import score
 
@@ -197,7 +198,11 @@ def _sijill(frames: list[pl.DataFrame], threshold: float) -> pl.DataFrame:
             for frame, input in zip(frames, inputs, strict=True)
         ]
     )
-    scored = score([match_frame(input) for input in inputs], threshold=threshold)
+    scored = score(
+        [match_frame(input) for input in inputs],
+        threshold=threshold,
+        u_pairs=Settings().linkage_u_pairs,
+    )
     pairs = (
         scored.pairs.join(ids.rename({"unique_id": "person_a_id"}), on="person_a_id")
         .join(ids.rename({"unique_id": "person_b_id", "rec_id": "rec_id_b"}), on="person_b_id")

@@ -15,6 +15,9 @@ os.environ["SIJILL_KEY_FILE"] = str(_SECRETS / "keys.json")
 os.environ["SIJILL_SESSION_FILE"] = str(_SECRETS / "session.json")
 os.environ["SIJILL_WORK_DIR"] = str(_SECRETS / "work")  # uploads and jobs' rejects files
 os.environ["SIJILL_AGGREGATES_MAX_AGE"] = "0"  # tests read figures right after writing them
+# A model trained on a test's few thousand persons learns u from 300,000 random pairs, not the
+# national default of 5,000,000 (nearly every pair there is, at 6 s a million).
+os.environ["SIJILL_LINKAGE_U_PAIRS"] = "300000"
 os.environ.pop("SIJILL_SERVICE_KEY", None)
 
 import sijill.models  # noqa: E402, F401  (registers every table)

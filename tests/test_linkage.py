@@ -161,7 +161,7 @@ def test_a_list_with_only_given_and_family_names_trains_and_links(country):
         .alias("birth_date_precision"),
         pl.col("national_id").alias("national_id_index"),
     )
-    scored = score([match_frame(frame)], threshold=0.95)
+    scored = score([match_frame(frame)], threshold=0.95, u_pairs=Settings().linkage_u_pairs)
     entity = dict(persons.select("unique_id", "entity_id").iter_rows())
     proposed = set(scored.pairs.select("person_a_id", "person_b_id").iter_rows())
     by_entity = persons.group_by("entity_id").agg("unique_id")["unique_id"].to_list()

@@ -193,9 +193,7 @@ def test_households_without_consent_are_not_assessed_and_are_counted(
     assert again.view.equals(snapshot.view)
 
 
-def test_a_snapshot_is_sorted_by_household_in_row_groups(
-    registry, engine, settings, monkeypatch
-):
+def test_a_snapshot_is_sorted_by_household_in_row_groups(registry, engine, settings, monkeypatch):
     """One household's row is read by skipping the row groups whose range cannot hold it."""
     import pyarrow.parquet as pq
 

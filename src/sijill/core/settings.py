@@ -135,6 +135,13 @@ class Settings(BaseSettings):
     linkage_accept_threshold: float = Field(
         0.999, gt=0, lt=1, description="with linkage_auto_merge, merge from this probability"
     )
+    linkage_u_pairs: int = Field(
+        5_000_000,
+        ge=10_000,
+        description="random pairs of records a new linkage model learns how often unrelated "
+        "persons agree from (Splink's u; about 6 s a million pairs on 2 cores, whatever the "
+        "registry's size)",
+    )
     targeting_partition_households: int = Field(
         2_000_000,
         ge=1_000,

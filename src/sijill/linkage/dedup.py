@@ -93,7 +93,9 @@ def run_dedup(
     persons = registry_persons(engine, area_id=area_id, work_dir=settings.work_dir)
     stage("computing match keys")
     frame = match_frame(persons)
-    scored = score([frame], threshold=threshold, model=model, stage=stage)
+    scored = score(
+        [frame], threshold=threshold, u_pairs=settings.linkage_u_pairs, model=model, stage=stage
+    )
     if save_model is not None:
         linkage_model.save(scored.model, save_model)
     stage("recording the pairs")

@@ -96,7 +96,7 @@ def may_link(session: Session, principal: Principal) -> None:
         raise
 
 
-def _train_on_registry(frame: pl.DataFrame) -> dict[str, Any]:
+def _train_on_registry(frame: pl.DataFrame, u_pairs: int) -> dict[str, Any]:
     if frame.height < MIN_TRAINING_RECORDS:
         raise InvalidInput(
             f"the registry's {frame.height:,} persons are too few to train a linkage model "
@@ -104,7 +104,7 @@ def _train_on_registry(frame: pl.DataFrame) -> dict[str, Any]:
         )
     table = DuckDBAPI().register(frame.to_arrow(), table_name="records_0")
     linker = Linker(table, linkage_model.settings("dedupe_only"), log_level=logging.WARNING)
-    linkage_model.train(linker)
+    linkage_model.train(linker, u_pairs=u_pairs)
     return linkage_model.artifact(linker.misc.save_model_to_json(), records=frame.height)
 
 
@@ -157,13 +157,19 @@ def run_link(
     registry = match_frame(registry_persons(engine, work_dir=settings.work_dir))
     if model is None:
         stage("training the model")
-        model = _train_on_registry(registry)
+        model = _train_on_registry(registry, settings.linkage_u_pairs)
     matched = pl.DataFrame(schema={ROW: pl.Int64, "person_id": pl.Int64})
     tied = pl.DataFrame(schema={ROW: pl.Int64, "tied": pl.UInt32})
     if listed.persons.height:
         stage("computing match keys")
         frame = match_frame(listed.persons)
-        scored = score([registry, frame], threshold=threshold, model=model, stage=stage)
+        scored = score(
+            [registry, frame],
+            threshold=threshold,
+            u_pairs=settings.linkage_u_pairs,
+            model=model,
+            stage=stage,
+        )
         best, tied = best_matches(scored.pairs)
         matched = best.join(listed.persons, on=ROW, how="left")
     unmatched = _unmatched(listed, matched, tied, threshold)

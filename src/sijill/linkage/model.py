@@ -91,7 +91,6 @@ _TRAINING_BLOCKS = (
     "l.given_sk = r.given_sk AND l.family_sk = r.family_sk AND l.birth_y = r.birth_y "
     "AND (l.father_sk = r.father_sk OR l.father_sk IS NULL OR r.father_sk IS NULL)",
 )
-_U_PAIRS = 5_000_000
 
 
 # Given and family name written in each other's place (a form read "surname, first name" one
@@ -219,13 +218,14 @@ def settings(link_type: str = "dedupe_only") -> SettingsCreator:
     )
 
 
-def train(linker, *, seed: int = 1) -> None:
-    """Estimate the model's parameters from the linker's own data (see the module's note)."""
+def train(linker, *, u_pairs: int, seed: int = 1) -> None:
+    """Estimate the model's parameters from the linker's own data (see the module's note); u
+    from `u_pairs` random pairs (the setting `linkage_u_pairs`)."""
     training = linker.training
     training.estimate_probability_two_random_records_match(
         [block_on(*rule) for rule in _DETERMINISTIC], recall=_DETERMINISTIC_RECALL
     )
-    training.estimate_u_using_random_sampling(max_pairs=_U_PAIRS, seed=seed)
+    training.estimate_u_using_random_sampling(max_pairs=u_pairs, seed=seed)
     for rule in _TRAINING_BLOCKS:
         training.estimate_parameters_using_expectation_maximisation(rule)
 

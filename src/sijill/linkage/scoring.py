@@ -42,10 +42,12 @@ def score(
     frames: list[pl.DataFrame],
     *,
     threshold: float,
+    u_pairs: int,
     model: dict[str, Any] | None = None,
     stage: Callable[[str], None] = lambda _: None,
 ) -> Scored:
-    """Pairs within one frame (dedup) or across two (link) scoring at least `threshold`."""
+    """Pairs within one frame (dedup) or across two (link) scoring at least `threshold`; a
+    model trained here learns u from `u_pairs` random pairs."""
     link_type = "dedupe_only" if len(frames) == 1 else "link_only"
     records = sum(frame.height for frame in frames)
     if model is None:
@@ -56,7 +58,7 @@ def score(
             )
         stage("training the model")
         linker = _linker(frames, linkage_model.settings(link_type))
-        linkage_model.train(linker)
+        linkage_model.train(linker, u_pairs=u_pairs)
         model = linkage_model.artifact(linker.misc.save_model_to_json(), records=records)
     else:
         splink_settings = dict(model["splink"], link_type=link_type)
