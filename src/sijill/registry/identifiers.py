@@ -142,12 +142,15 @@ def write_batch(persons: pl.DataFrame) -> pl.DataFrame:
 
 
 def batch_key_ids(persons: pl.DataFrame) -> list[str]:
-    """The key ids the encrypted columns of a `write_batch` result are under."""
-    tokens = pl.concat([persons["national_id"], persons["phone"]]).drop_nulls()
-    # A key id is at most 16 characters and its dot: the distinct heads are a handful, so the
-    # pattern runs on those rather than on every token (a fifth of the time per batch).
-    heads = tokens.str.slice(0, 17).unique()
-    return sorted(heads.str.extract(r"^([a-z0-9]{1,16})\.").drop_nulls().unique().to_list())
+    """The key ids the encrypted columns of a `write_batch` result are under. `encrypt_column`
+    seals a whole column under one key, so each column's first token names the key of all of
+    them (reading every token's head cost 0.2 s per 100,000 households)."""
+    kids = set()
+    for field in ("national_id", "phone"):
+        first = persons[field].drop_nulls().head(1).to_list()
+        if first:
+            kids.add(current_keyring().key_id_of(first[0]))
+    return sorted(kid for kid in kids if kid is not None)
 
 
 def _search_forms(number: str) -> list[str]:

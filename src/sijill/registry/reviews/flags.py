@@ -25,6 +25,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import numpy as np
 import polars as pl
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -159,11 +160,18 @@ def index_holders(persons: pl.DataFrame, memberships: pl.DataFrame) -> pl.DataFr
 
 def pair_holders(holders: pl.DataFrame) -> pl.DataFrame:
     """Every pair of `index_holders` rows with the same number, ordered (a < b) as the
-    open-pair index stores them: the numbers held more than once are found first, so only
-    their holders are joined."""
+    open-pair index stores them. The rows whose high half is held more than once are found
+    first, by sorting that half alone (a group-by of 4.6 million rows on both halves took a
+    gigabyte), so only they are joined, on both halves."""
     index = ["index_high", "index_low"]
-    shared = holders.group_by(index).len().filter(pl.col("len") > 1).select(index)
-    holding = holders.join(shared, on=index, how="semi")
+    high = holders["index_high"].to_numpy()
+    order = np.argsort(high, kind="stable")
+    ordered = high[order]
+    repeated = ordered[1:] == ordered[:-1]
+    in_run = np.zeros(len(ordered), dtype=bool)
+    in_run[1:] |= repeated
+    in_run[:-1] |= repeated
+    holding = holders[order[in_run]]
     return (
         holding.join(holding, on=index, suffix="_b")
         .filter(pl.col("person_id") < pl.col("person_id_b"))
