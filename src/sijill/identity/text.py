@@ -163,7 +163,13 @@ def checked_text_column(frame: pl.DataFrame, name: str, kind: TextKind) -> tuple
     forms = frame.select(value.drop_nulls().unique()).with_columns(
         nfc_column(value).alias("nfc"), disallowed_column(kind, value).alias("bad")
     )
-    bad = value.is_in(forms.filter("bad")[name].implode())
+    refused = forms.filter("bad")[name]
+    # (null stays null, as `disallowed_column` has it)
+    bad = (
+        value.is_in(refused.implode())
+        if refused.len()
+        else pl.when(value.is_not_null()).then(False)
+    )
     changed = forms.filter(value != pl.col("nfc"))
     written = value.replace(changed[name], changed["nfc"]) if changed.height else value
     return written, bad
