@@ -2,7 +2,8 @@
 architecture refactor must not worsen by more than 5%.
 
     .venv/bin/python bench/bench_compare.py [--baseline 26b936e] [--head COMMIT]
-        [--households 1000000] [--runs 3] [--duration 20] [--warmup 5] [--keep] [--no-record]
+        [--households 1000000] [--runs 3] [--get-runs N] [--duration 20] [--warmup 5] [--keep]
+        [--no-record]
 
 - Base: `--baseline COMMIT` (default 26b936e, the commit before the refactor), checked out
   with `git worktree add --detach` in /tmp/sijill-bench/compare/tree-<commit> (kept for the
@@ -28,7 +29,8 @@ architecture refactor must not worsen by more than 5%.
    timed). Each side serves its own database with its own code (`sijill serve --workers 2`,
    127.0.0.1); one server at a time, started afresh for each run: wait for /health, a few
    GETs checked by hand, `--warmup` s of load, `--duration` s measured with `wrk -t1 -c32
-   --latency` (bench/api_get.lua), stopped. Base, head, ... `--runs` times each. The same
+   --latency` (bench/api_get.lua), stopped. Base, head, ... `--get-runs` times each (by default
+   `--runs`: p99 swings far more from run to run than an import does). The same
    households on both sides: ~10,000 source record keys sampled from the base registry, each
    side's own registry IDs for them (the importer draws IDs at random). Every request carries
    an administrator's bearer token made by that side's own code. Figures: req/s, p50, p99
@@ -732,6 +734,8 @@ def command_line(args: argparse.Namespace) -> str:
     for name, default in (("households", 1_000_000), ("runs", 3), ("duration", 20), ("warmup", 5)):
         if getattr(args, name) != default:
             command += f" --{name} {getattr(args, name)}"
+    if args.get_runs != args.runs:
+        command += f" --get-runs {args.get_runs}"
     return command
 
 
@@ -741,6 +745,7 @@ def main() -> None:
     parser.add_argument("--head", help="a commit instead of the working tree")
     parser.add_argument("--households", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--get-runs", type=int, help="GET runs of each side (default: --runs)")
     parser.add_argument("--duration", type=int, default=20, help="seconds of each GET run")
     parser.add_argument("--warmup", type=int, default=5, help="seconds before each GET run")
     parser.add_argument("--port", type=int, default=8781, help="base's port; head's is +1")
@@ -749,8 +754,9 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="leave BENCHMARKS.md alone")
     parser.add_argument("--section", default=SECTION, help="the BENCHMARKS.md section to write")
     args = parser.parse_args()
-    if args.runs < 1 or args.households < 1:
-        parser.error("--runs and --households must be at least 1")
+    args.get_runs = args.runs if args.get_runs is None else args.get_runs
+    if args.runs < 1 or args.households < 1 or args.get_runs < 1:
+        parser.error("--runs, --get-runs and --households must be at least 1")
     for tool in ("wrk", "/usr/bin/time"):
         if not shutil.which(tool):
             raise Failed(f"{tool} is not installed (apt-get install wrk time)")
@@ -834,7 +840,7 @@ def main() -> None:
             )
         print(f"GET: {len(keys):,} households sampled; tokens made", flush=True)
 
-        for i in range(1, args.runs + 1):
+        for i in range(1, args.get_runs + 1):
             # ABBA: the side that goes first swaps every pair, so a drift over the session
             # (caches warming, autovacuum) does not always favour the same side.
             for side in (base, head) if i % 2 else (head, base):
@@ -852,7 +858,7 @@ def main() -> None:
                 )
                 side.gets.append(result)
                 print(
-                    f"GET {i}/{args.runs} {side.key}: {result['rps']:,.0f} req/s, p50 "
+                    f"GET {i}/{args.get_runs} {side.key}: {result['rps']:,.0f} req/s, p50 "
                     f"{ms(result['p50'])}, p99 {ms(result['p99'])}, non-2xx {result['non2xx']}, "
                     f"socket errors {result['socket_errors']}",
                     flush=True,
