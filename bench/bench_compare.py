@@ -528,7 +528,7 @@ def wrk(side: Side, ids_file: Path, seconds: int, what: str) -> dict | None:
     log_path(f"wrk-{side.key}-{what.replace(' ', '-')}").write_text(out)
     if what.startswith("warm-up"):
         return None
-    latency = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
+    latency = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M))
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     requests = re.search(r"(\d+) requests in", out)
     non2xx = re.search(r"^NON2XX (\d+)", out, re.M)

@@ -19,7 +19,7 @@ from web_support import PASSWORD, csrf_of, sign_in, web_user
 
 # Pages anyone may open: the sign-in form (and its post), signing out (it only clears the
 # cookies, and wants the CSRF token), the language switch, the root.
-OPEN_PAGES = {"/web", "/web/sign-in", "/web/sign-out", "/web/language/{code}"}
+OPEN_PAGES = {"/web", "/web/sign-in", "/web/sign-out", "/web/language/{code}", "/web/password"}
 
 
 @pytest.fixture

@@ -1,4 +1,10 @@
-"""Signing in and out, the language switch, and `mount(app)`, which adds every page."""
+"""Signing in and out, choosing one's own password, the language switch, and `mount(app)`,
+which adds every page.
+
+Choosing a password (`POST /auth/password`'s service) is the way past the one-time password an
+administrator hands out, and a change at any time. It is open without a session, as the API's
+route is: the current password proves who asks. Audited and rate-limited with signing in; on
+success the user is signed in with the new password."""
 
 from typing import Annotated
 
@@ -6,18 +12,27 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from sijill.core.errors import SijillError, TooManyRequests, Unauthenticated
+from sijill.core.errors import (
+    Forbidden,
+    InvalidInput,
+    SijillError,
+    TooManyRequests,
+    Unauthenticated,
+)
 from sijill.core.i18n import N_, gettext, supported
 from sijill.security.users import signin
+from sijill.security.users.passwords import MIN_LENGTH
 from sijill.web.render import page
 from sijill.web.routing import SIGN_IN, page_router
 from sijill.web.session import (
     LANGUAGE_COOKIE,
     PREFIX,
+    SignInRequired,
     check_csrf,
     end_session,
     keep_session,
     new_seed,
+    page_principal,
     signed_in,
 )
 
@@ -25,7 +40,6 @@ router = page_router()
 HOME = f"{PREFIX}/households"
 WRONG = N_("Wrong user name or password.")
 TOO_MANY = N_("Too many failed attempts to sign in: wait a minute and try again.")
-REFUSED = N_("Choose your own password first (with sijill login), then sign in here.")
 Text = Annotated[str, Form(max_length=200)]
 
 
@@ -65,8 +79,12 @@ def sign_in(
             "auth.sign_in",
             signin.password_attempt(settings, username, password),
         )
+    except Forbidden:  # the right one-time password: the user chooses their own first
+        return password_page(
+            request, status=403, username=username, next=next, notice=gettext(ONE_TIME)
+        )
     except SijillError as error:
-        message = {401: WRONG, 429: TOO_MANY}.get(error.status, REFUSED)
+        message = TOO_MANY if isinstance(error, TooManyRequests) else WRONG
         status = error.status if isinstance(error, TooManyRequests) else 401
         return page(
             request,
@@ -107,7 +125,87 @@ def choose_language(request: Request, code: str, next: str | None = None) -> Res
     return response
 
 
+ONE_TIME = N_("This is a one-time password: choose your own to sign in.")
+MISMATCH = N_("The two new passwords are not the same.")
+MISSING = N_("Fill in this field.")
+
+
+def password_page(
+    request: Request,
+    *,
+    status: int = 200,
+    username: str = "",
+    next: str | None = None,
+    errors: dict[str, str] | None = None,
+    notice: str | None = None,
+) -> Response:
+    return page(
+        request,
+        "password.html",
+        status=status,
+        username=username,
+        next=local(next),
+        errors=errors or {},
+        notice=notice,
+        min_length=MIN_LENGTH,
+    )
+
+
+@router.get("/password", name="web_password_form")
+def password_form(request: Request, next: str | None = None) -> Response:
+    try:  # signed in, the page shows the menu and the user's own name
+        principal = page_principal(request)
+    except SignInRequired:
+        principal = None
+    return password_page(request, username=principal.username if principal else "", next=next)
+
+
+@router.post("/password", name="web_password_change")
+def change_password(
+    request: Request,
+    username: Annotated[str, Form(max_length=64)] = "",
+    password: Text = "",
+    new_password: Text = "",
+    confirm: Text = "",
+    csrf: Annotated[str, Form(max_length=128)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    errors = {
+        name: gettext(MISSING)
+        for name, value in (
+            ("username", username.strip()),
+            ("password", password),
+            ("new_password", new_password),
+            ("confirm", confirm),
+        )  # fmt: skip
+        if not value
+    }
+    if new_password and confirm and new_password != confirm:
+        errors["confirm"] = gettext(MISMATCH)
+    if errors:
+        return password_page(request, status=422, username=username, next=next, errors=errors)
+    settings = request.app.state.settings
+    attempt = signin.password_change_attempt(settings, username, password, new_password)
+    try:
+        pair = signed_in(request, username, "auth.password", attempt)
+    except InvalidInput as error:
+        errors = {e.field: e.translated() for e in error.errors} or {"new_password": error.detail}
+        return password_page(request, status=422, username=username, next=next, errors=errors)
+    except SijillError as error:
+        status = 429 if isinstance(error, TooManyRequests) else 401
+        message = gettext(TOO_MANY if status == 429 else WRONG)
+        return password_page(
+            request, status=status, username=username, next=next, errors={"password": message}
+        )
+    response = RedirectResponse(local(next), status_code=303)
+    keep_session(request, response, pair)
+    new_seed(request)
+    return response
+
+
 def mount(app: FastAPI) -> None:
+    from sijill.web.pages_audit import router as audit_pages
     from sijill.web.pages_dashboard import router as dashboard_pages
     from sijill.web.pages_enrollment import router as enrollment_pages
     from sijill.web.pages_forms import router as form_pages
@@ -136,6 +234,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(dashboard_pages)
     app.include_router(review_pages)
     app.include_router(job_pages)
+    app.include_router(audit_pages)
     app.mount(
         f"{PREFIX}/static",
         StaticFiles(packages=[("sijill.web", "static")]),

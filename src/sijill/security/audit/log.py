@@ -32,8 +32,11 @@ def read_log(
     actor: str | None = None,
     record_id: str | None = None,
     since: str | None = None,
+    before: int | None = None,
     limit: int = 50,
 ) -> list[AuditRecord]:
     """The latest records, newest first, for a reader `require_log_reader` lets in."""
     require_log_reader(session, principal, action)
-    return latest(session, actor=actor, record_id=record_id, since=since, limit=limit)
+    return latest(
+        session, actor=actor, record_id=record_id, since=since, before=before, limit=limit
+    )

@@ -260,10 +260,14 @@ def latest(
     actor: str | None = None,
     record_id: str | None = None,
     since: str | None = None,
+    before: int | None = None,
     limit: int = 50,
 ) -> list[AuditRecord]:
-    """The newest records first; `since` is a timestamp in the stored form (`timestamp()`)."""
+    """The newest records first; `since` is a timestamp in the stored form (`timestamp()`);
+    `before` a sequence number, for the next page of a long log."""
     query = select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit)
+    if before is not None:
+        query = query.where(AuditRecord.seq < before)
     if actor is not None:
         query = query.where(AuditRecord.actor == actor)
     if record_id is not None:

@@ -11,11 +11,19 @@ from sqlalchemy.orm import Session
 
 from sijill.core import clock
 from sijill.core.areas import Area
-from sijill.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from sijill.core.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
 from sijill.security.principal import Grant, Principal
 from sijill.security.roles import ROLES, Permission
 from sijill.security.users.models import RoleGrant, User
 from sijill.security.users.passwords import (
+    SAME_AS_OLD,
     generate_password,
     hash_password,
     password_problem,
@@ -229,10 +237,10 @@ def change_password(session: Session, username: str, password: str, new_password
     if user.is_service:
         raise InvalidInput("A service account's key is replaced with `sijill users reset`")
     problem = password_problem(new_password)
-    if problem:
-        raise InvalidInput(f"The new password is too weak: {problem}")
-    if new_password == password:
-        raise InvalidInput("The new password must differ from the old one")
+    if problem is None and new_password == password:
+        problem = FieldError("new_password", SAME_AS_OLD, template=SAME_AS_OLD)
+    if problem is not None:
+        raise InvalidInput(problem.message, errors=[problem])
     user.password_hash = hash_password(new_password)
     user.password_one_time = False
     user.token_version += 1

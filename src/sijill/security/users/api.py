@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sijill.core.problems import problem_responses
 from sijill.security.deps import PrincipalDep, SettingsDep
 from sijill.security.principal import Principal
-from sijill.security.users import accounts, signin, tokens
+from sijill.security.users import signin, tokens
 from sijill.security.users.signin import LoginLimiter
 
 router = APIRouter(prefix="/auth", tags=["authentication"])
@@ -94,11 +94,9 @@ def refresh(data: RefreshRequest, request: Request, settings: SettingsDep) -> To
     summary="Choose a new password (required after a one-time password)",
 )
 def change_password(data: PasswordChange, request: Request, settings: SettingsDep) -> Tokens:
-    def attempt(session):
-        accounts.change_password(session, data.username, data.password, data.new_password)
-        user, grants = accounts.authenticate(session, data.username, data.new_password)
-        return tokens.issue(settings, user.username, user.token_version, grants)
-
+    attempt = signin.password_change_attempt(
+        settings, data.username, data.password, data.new_password
+    )
     return _signed_in(request, data.username, "auth.password", attempt)
 
 

@@ -5,11 +5,19 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from sijill.core.errors import FieldError
+from sijill.core.i18n import N_
+
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist takes as long as a real check, so the
 # answer time does not tell which user names exist.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 MIN_LENGTH = 12
+_TOO_SHORT = N_("The new password is too weak: it needs at least {count} characters")
+_ONE_KIND = N_(
+    "The new password is too weak: it needs letters and something else (digits, symbols or spaces)"
+)
+SAME_AS_OLD = N_("The new password must differ from the old one")
 
 
 def hash_password(password: str) -> str:
@@ -28,9 +36,15 @@ def generate_password() -> str:
     return secrets.token_urlsafe(15)
 
 
-def password_problem(password: str) -> str | None:
+def password_problem(password: str) -> FieldError | None:
+    """What is wrong with a new password, said so that the pages can translate it."""
     if len(password) < MIN_LENGTH:
-        return f"a password needs at least {MIN_LENGTH} characters"
+        return _problem(_TOO_SHORT, count=MIN_LENGTH)
     if password.isdigit() or password.isalpha():
-        return "a password needs letters and something else (digits, symbols or spaces)"
+        return _problem(_ONE_KIND)
     return None
+
+
+def _problem(template: str, **values: object) -> FieldError:
+    message = template.format(**values)
+    return FieldError("new_password", message, template=template, values=values)

@@ -58,6 +58,20 @@ def password_attempt(
     return attempt
 
 
+def password_change_attempt(
+    settings: Settings, username: str, password: str, new_password: str
+) -> Callable[[Session], TokenPair]:
+    """Choosing a new password (the only way past a one-time one) and signing in with it, for
+    `signed_in`: the old password proves who asks, and every earlier token stops working."""
+
+    def attempt(session: Session) -> TokenPair:
+        accounts.change_password(session, username, password, new_password)
+        user, grants = accounts.authenticate(session, username, new_password)
+        return tokens.issue(settings, user.username, user.token_version, grants)
+
+    return attempt
+
+
 def refresh_attempt(settings: Settings, claims: dict[str, Any]) -> Callable[[Session], TokenPair]:
     """New tokens for a refresh token's claims, for `signed_in`: the user is read again, so a
     disabled user or a changed password stops refreshes at once."""
