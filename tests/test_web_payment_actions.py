@@ -6,6 +6,7 @@ page, byte for byte), and a cycle's run started from a form, its batch released 
 provider's report read in."""
 
 import re
+from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import test_payments
 from factories import OTHER_LOCALITY, auth_headers, household, make_areas
 from sijill.api import create_app
+from sijill.core.i18n.formats import format_amount
 from sijill.core.ids import format_id, new_id
 from sijill.core.settings import Settings
 from sijill.jobs.models import Job
@@ -268,8 +270,35 @@ def test_a_run_started_released_and_reconciled_from_the_pages(cycle, tmp_path):
         job = _ended(app, engine, _job(sent.headers["location"]))
         assert (job.kind, job.state) == ("payment_reconcile", "succeeded"), job.error
         assert job.outcome["paid"] > 0 and job.outcome["unmatched"] == 0
+        _totals_and_ledger_pages(client, app, sessions, settings)
     with Session(engine) as session:
         batch = session.get(PaymentBatch, first)
         assert (batch.status, batch.released_by) in {("released", "payer"), ("reconciled", "payer")}
     release_audit = [a for a in _audit(sessions, "payments.release") if a.outcome == "ok"]
     assert [(a.actor, a.record_id) for a in release_audit] == [("payer", str(first))]
+
+
+def _totals_and_ledger_pages(client, app, sessions, settings) -> None:
+    """What was paid, in the API's figures and the page's formats, and the ledger's proof."""
+    with TestClient(app, headers=auth_headers(sessions, settings, "payment_officer")) as api:
+        rows = api.get("/payments/totals").json()["data"]
+    paid = [row for row in rows if row["paid_minor"] > 0]
+    assert paid and all(row["minor_units"] == 2 for row in rows)  # the spec's default
+    page = client.get("/web/payments/totals")
+    assert page.status_code == 200 and 'href="/web/payments/totals"' in page.text
+    for row in paid:
+        for column in ("paid_minor", "entitled_minor", "outstanding_minor"):
+            shown = format_amount(Decimal(row[column]).scaleb(-2), row["currency"])
+            assert f"<bdi>{shown}</bdi>" in page.text, (column, shown)
+    other = client.get("/web/payments/totals", params={"cycle": "2031-01"})
+    assert other.status_code == 200 and 'id="totals"' not in other.text
+    assert client.get("/web/payments/totals", params={"cycle": "2026-13"}).status_code == 404
+    proof = client.get("/web/payments/ledger")
+    assert proof.status_code == 200 and "The ledger is consistent." in proof.text
+    # A payment officer of one governorate sees their totals, not the whole ledger's proof.
+    web_user(sessions, "district", "payment_officer", "SJ01")
+    client.cookies.clear()
+    sign_in(client, "district")
+    assert client.get("/web/payments/totals").status_code == 200
+    refused = client.get("/web/payments/ledger")
+    assert refused.status_code == 403 and "whole country" in refused.text

@@ -20,13 +20,13 @@ from sijill.payments.jobs import (
     receive_report,
 )
 from sijill.payments.reports import check_ledger, household_history, totals
+from sijill.programs.cycles import CYCLE_PATTERN
 from sijill.registry.api import HouseholdId
 from sijill.security.deps import PrincipalDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/payments", tags=["payments"])
 household_router = APIRouter(tags=["payments"])
 BatchId = Annotated[int, Path(ge=1, le=2**63 - 1, description="a payment batch's number")]
-CYCLE_PATTERN = r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$"
 
 
 class PrepareRequest(BaseModel):

@@ -134,7 +134,7 @@ def _record_run(
         bounds = _bounds(session, cycle)
         if bounds is None:
             raise _NothingNew
-        minor_units = _minor_units(session)
+        minor_units = version_minor_units(session)
         run = PaymentRun(
             cycle=cycle, area_id=area_id, consolidated=consolidate, value_date=pay_on,
             prepared_by=principal.username, prepared_at=clock.utcnow(), summary={},
@@ -345,7 +345,7 @@ def _bounds(session: Session, cycle: str) -> list[tuple[int, int]] | None:
     return [(start, min(start + step, high + 1)) for start in range(low, high + 1, step)]
 
 
-def _minor_units(session: Session) -> dict[tuple[str, int], int]:
+def version_minor_units(session: Session) -> dict[tuple[str, int], int]:
     """The minor units each program version counts its amounts in (its spec's setting)."""
     return {
         (program, version): int((body or {}).get("minor_units", 2))

@@ -16,6 +16,7 @@ from sijill.core.settings import Settings
 from sijill.payments import ledger
 from sijill.payments.files import batch_folder
 from sijill.payments.models import RECONCILED, RELEASED, PaymentBatch, ProviderReport
+from sijill.payments.prepare import version_minor_units
 from sijill.registry.lookup import household_area_id
 from sijill.security.audit.service import append
 from sijill.security.principal import Principal
@@ -25,8 +26,15 @@ from sijill.security.roles import Permission
 def totals(
     session: Session, principal: Principal, program: str | None = None, cycle: str | None = None
 ) -> list[dict[str, Any]]:
+    """Each row says the minor units its amounts count in: its program's (latest version's)."""
     scope = principal.scope(session, Permission.PAYMENTS_READ)
-    return ledger.program_totals(session, scope.area_ids, program, cycle)
+    rows = ledger.program_totals(session, scope.area_ids, program, cycle)
+    units = {
+        name: count for (name, _version), count in sorted(version_minor_units(session).items())
+    }
+    for row in rows:
+        row["minor_units"] = units.get(row["program"], 2)
+    return rows
 
 
 def write_xlsx(records: list[dict[str, Any]], columns: list[str], path: Path) -> None:

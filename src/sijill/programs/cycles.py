@@ -17,6 +17,8 @@ from datetime import date, timedelta
 from sijill.core.errors import InvalidInput
 
 MONTHS = {"monthly": 1, "bimonthly": 2, "quarterly": 3}
+# A cycle's name as requests may give it (a month or a quarter), checked before it is parsed.
+CYCLE_PATTERN = r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$"
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 

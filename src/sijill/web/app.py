@@ -213,6 +213,7 @@ def mount(app: FastAPI) -> None:
     from sijill.web.pages_instruments import router as instrument_pages
     from sijill.web.pages_jobs import router as job_pages
     from sijill.web.pages_models import router as model_pages
+    from sijill.web.pages_payment_reports import router as payment_report_pages
     from sijill.web.pages_payment_runs import router as payment_run_pages
     from sijill.web.pages_payments import router as payments_pages
     from sijill.web.pages_program_runs import router as program_run_pages
@@ -227,6 +228,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(instrument_pages)
     app.include_router(instrument_form_pages)
     app.include_router(payment_run_pages)
+    app.include_router(payment_report_pages)
     app.include_router(enrollment_pages)
     app.include_router(programs_pages)
     app.include_router(program_run_pages)
