@@ -1,23 +1,19 @@
 """`/targeting`: the feature catalogue, snapshots, PMT models (fit, read, approve), scoring
 runs (PMT, MPI) and their results. Long work answers 202 with a job (`/jobs/{id}`)."""
 
-import re
-import secrets
-import shutil
 from datetime import date
 from decimal import Decimal
-from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Form, Path, UploadFile, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from sijill.core.errors import FieldError, InvalidInput, NotFound
+from sijill.core.errors import NotFound
 from sijill.core.problems import problem_responses
 from sijill.jobs.deps import StartJobDep
 from sijill.jobs.schemas import JobPublic
-from sijill.registry.bulk.jobs import private_folder, save_upload, upload_name
+from sijill.registry.bulk.jobs import save_upload
 from sijill.security.deps import PrincipalDep, SessionDep, SettingsDep
 from sijill.security.roles import Permission
 from sijill.targeting.features import FEATURES
@@ -39,12 +35,19 @@ from sijill.targeting.pmt_models import (
     model_summary,
     require_model_reader,
 )
-from sijill.targeting.service import resolve_area
+from sijill.targeting.starts import (
+    MODEL_VERSION,
+    check_models,
+    check_run,
+    check_selection,
+    keep_upload,
+    upload_folder,
+)
 
 router = APIRouter(prefix="/targeting", tags=["targeting"])
 # An upload: its body limit is settings.max_upload_bytes (sijill.api, sijill.middleware).
 FIT_UPLOAD_PATH = "/targeting/pmt/models"
-_VERSION = r"^pmt-[0-9a-f]{16}$"
+_VERSION = MODEL_VERSION
 _AREA = Field(None, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$", description="only this area")
 
 
@@ -92,8 +95,7 @@ def start_snapshot(
     start: StartJobDep,
     body: Annotated[SnapshotRequest, Body()] = SnapshotRequest(),
 ) -> JobPublic:
-    principal.require(Permission.TARGETING_RUN)
-    resolve_area(session, principal, body.area_code)
+    check_run(session, principal, body.area_code)
     params = SnapshotParams(body.as_of, body.area_code)
     return start(SNAPSHOT_JOB, params, principal)
 
@@ -124,19 +126,14 @@ def start_fit(
     persons). The job's outcome has the model's version and its validation; another person
     approves it (`POST /targeting/pmt/models/{version}/approve`)."""
     principal.require(Permission.TARGETING_FIT)
-    folder = private_folder(settings.work_dir) / secrets.token_hex(16)
-    folder.mkdir(mode=0o700)
-    try:
-        saved = {}
-        for stem, upload in (("survey", survey), ("households", households), ("persons", persons)):
-            suffix = FilePath(upload_name(upload.filename)).suffix
-            saved[stem] = folder / f"{stem}{suffix}"
-            save_upload(upload.file, saved[stem])
+    with upload_folder(settings) as folder:
+        saved = {
+            stem: keep_upload(folder, stem, upload.filename, upload.file)
+            for stem, upload in (("survey", survey), ("households", households),
+                                 ("persons", persons))
+        }  # fmt: skip
         params = FitParams(saved["survey"], poverty_line, method, regions, folds, as_of, folder)
         return start(FIT_JOB, params, principal)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
 
 
 @router.get(
@@ -194,9 +191,8 @@ def start_score(
     start: StartJobDep,
     body: Annotated[ScoreRequest, Body()],
 ) -> JobPublic:
-    principal.require(Permission.TARGETING_RUN)
-    resolve_area(session, principal, body.area_code)
-    get_model(session, body.model_version)
+    check_run(session, principal, body.area_code)
+    check_models(session, [body.model_version])
     params = PmtParams(body.model_version, body.as_of, body.area_code, body.snapshot_id)
     return start(PMT_JOB, params, principal)
 
@@ -216,8 +212,7 @@ def start_mpi(
 ) -> JobPublic:
     """The outcome holds H, A, M0, each indicator's contribution and the decompositions by area
     and group (small groups hidden); every household's score is kept with the run."""
-    principal.require(Permission.TARGETING_RUN)
-    resolve_area(session, principal, body.area_code)
+    check_run(session, principal, body.area_code)
     params = MpiParams(None, body.as_of, body.area_code, body.snapshot_id)
     return start(MPI_JOB, params, principal)
 
@@ -261,23 +256,11 @@ def start_evaluation(
     `/targeting/evaluations/{job_id}/files/{name}` (report.html has its charts inline)."""
     from sijill.targeting.jobs import EVALUATE_JOB, EvaluateParams
 
-    principal.require(Permission.TARGETING_RUN)
-    resolve_area(session, principal, area_code)
-    for version in pmt:
-        if not re.fullmatch(_VERSION, version):
-            raise InvalidInput(
-                "pmt: a model version is pmt- and 16 hex digits",
-                [FieldError("pmt", "not a model version")],
-            )
-        get_model(session, version)
-    if (coverage is None) == (budget is None):
-        message = "give either a coverage or a budget"
-        raise InvalidInput(message, [FieldError("coverage", message)])
-    folder = private_folder(settings.work_dir) / secrets.token_hex(16)
-    folder.mkdir(mode=0o700)
-    try:
-        path = folder / f"reference{FilePath(upload_name(reference.filename)).suffix}"
-        save_upload(reference.file, path)
+    check_run(session, principal, area_code)
+    check_models(session, pmt)
+    check_selection(coverage, budget)
+    with upload_folder(settings) as folder:
+        path = keep_upload(folder, "reference", reference.filename, reference.file)
         designs_path = None
         if designs is not None:
             designs_path = folder / "designs.yaml"
@@ -300,9 +283,6 @@ def start_evaluation(
             upload=folder,
         )
         return start(EVALUATE_JOB, params, principal)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
 
 
 @router.get(

@@ -220,6 +220,7 @@ def mount(app: FastAPI) -> None:
     from sijill.web.pages_programs import router as programs_pages
     from sijill.web.pages_registry import router as registry_pages
     from sijill.web.pages_review import router as review_pages
+    from sijill.web.pages_targeting import router as targeting_pages
 
     app.include_router(router)
     app.include_router(form_pages)  # before the registry's: /households/new is not an ID
@@ -232,6 +233,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(enrollment_pages)
     app.include_router(programs_pages)
     app.include_router(program_run_pages)
+    app.include_router(targeting_pages)
     app.include_router(model_pages)
     app.include_router(dashboard_pages)
     app.include_router(review_pages)

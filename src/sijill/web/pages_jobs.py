@@ -29,7 +29,7 @@ from sijill.registry.bulk.jobs import IMPORT, receive_upload
 from sijill.security.area_scope import run_areas
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
-from sijill.targeting.jobs import EVALUATE_JOB
+from sijill.targeting.jobs import EVALUATE_JOB, FIT_JOB, MPI_JOB, PMT_JOB, SNAPSHOT_JOB
 from sijill.web.render import page
 from sijill.web.routing import page_router
 from sijill.web.session import PREFIX, check_csrf, page_principal, transaction
@@ -43,7 +43,8 @@ Upload = Annotated[UploadFile | None, File()]
 # The pages that take a file: the server's upload limit, not its request limit (sijill.api).
 IMPORT_PAGE = f"{PREFIX}/imports"
 LINK_PAGE = f"{PREFIX}/linkage/link"
-UPLOAD_PAGES = (IMPORT_PAGE, LINK_PAGE)
+EVALUATION_PAGE = f"{PREFIX}/targeting/evaluations"
+UPLOAD_PAGES = (IMPORT_PAGE, LINK_PAGE, EVALUATION_PAGE)
 PAGE_FORM_BYTES = 64 * 1024  # the form's own fields and its parts' headers
 
 KINDS = {
@@ -51,6 +52,10 @@ KINDS = {
     DEDUP_JOB: N_("Finding duplicates"),
     LINK_JOB: N_("Matching an agency's list"),
     EVALUATE_JOB: N_("Targeting evaluation"),
+    SNAPSHOT_JOB: N_("Household features"),
+    PMT_JOB: N_("PMT scores"),
+    MPI_JOB: N_("Multidimensional poverty"),
+    FIT_JOB: N_("Fitting a PMT"),
     PROGRAM_JOB: N_("Program run"),
     PREPARE_JOB: N_("Preparing payments"),
     RECONCILE_JOB: N_("Provider report"),
@@ -94,6 +99,13 @@ FIGURES = {
     "deaths_already_recorded": N_("Deaths already recorded"),
     "facts_added": N_("Facts added"),
     "facts_present": N_("Facts already present"),
+    "snapshot_id": N_("Feature snapshot"),
+    "as_of": N_("As of"),
+    "households": N_("Households"),
+    "households_without_consent": N_("Households without consent"),
+    "households_scored": N_("Households scored"),
+    "poor": N_("Poor"),
+    "catalogue_version": N_("Feature catalogue version"),
 }
 LIST_LABELS = {
     "civil": N_("Civil register: deaths"),
@@ -182,12 +194,12 @@ def job_rejects(request: Request, principal: PrincipalDep, job_id: str) -> Respo
     return FileResponse(path, media_type="text/csv", filename=f"job-{job.id}-rejects.csv")
 
 
-def _started(request: Request, principal: Principal, kind: str, params: Any) -> Response:
+def started_job(request: Request, principal: Principal, kind: str, params: Any) -> Response:
     job = request.app.state.jobs.start(kind, params, principal)
     return RedirectResponse(f"{PREFIX}/jobs/{job.id}", status_code=303)
 
 
-def _too_large(request: Request, *uploads: UploadFile | None) -> str | None:
+def too_large(request: Request, *uploads: UploadFile | None) -> str | None:
     # Bodies well past the limit are refused before the page by the server's body limit.
     limit = request.app.state.settings.max_upload_bytes
     if sum(upload.size or 0 for upload in uploads if upload is not None) <= limit:
@@ -195,7 +207,7 @@ def _too_large(request: Request, *uploads: UploadFile | None) -> str | None:
     return gettext(TOO_LARGE) % {"limit": format_number(limit)}
 
 
-def _chosen(upload: UploadFile | None) -> UploadFile | None:
+def chosen_file(upload: UploadFile | None) -> UploadFile | None:
     """A file input left empty arrives as a part without a file name."""
     return upload if upload is not None and upload.filename else None
 
@@ -224,12 +236,12 @@ def start_import(
     csrf: Csrf = "",
 ) -> Response:
     check_csrf(request, csrf)
-    file, mapping = _chosen(file), _chosen(mapping)
+    file, mapping = chosen_file(file), chosen_file(mapping)
     source = source.strip()
     errors: dict[str, str] = {}
     if file is None:
         errors["file"] = gettext(NO_FILE)
-    elif message := _too_large(request, file, mapping):
+    elif message := too_large(request, file, mapping):
         errors["file"] = message
     try:
         with transaction(request, principal):
@@ -245,7 +257,7 @@ def start_import(
                 mapping.file if mapping is not None else None,
                 source or None,
             )
-            return _started(request, principal, IMPORT, params)
+            return started_job(request, principal, IMPORT, params)
     except InvalidInput as error:
         fields = {e.field for e in error.errors}
         if "file" in fields:
@@ -318,7 +330,7 @@ def start_dedup(
             # Refused now rather than by the job, as the API does.
             resolve_area(session, principal, area_code or None)
             params = DedupParams(area_code or None, None, None, value)
-            return _started(request, principal, DEDUP_JOB, params)
+            return started_job(request, principal, DEDUP_JOB, params)
     except InvalidInput as error:
         return _linkage_page(request, principal, 422, dedup_error=error.detail, sent=sent)
     except SijillError as error:
@@ -327,7 +339,7 @@ def start_dedup(
         return _linkage_page(request, principal, error.status, dedup_error=error.detail, sent=sent)
 
 
-def _day(text: str) -> date | None:
+def read_day(text: str) -> date | None:
     if not text.strip():
         return None
     try:
@@ -348,7 +360,7 @@ def start_link(
     csrf: Csrf = "",
 ) -> Response:
     check_csrf(request, csrf)
-    file, mapping = _chosen(file), _chosen(mapping)
+    file, mapping = chosen_file(file), chosen_file(mapping)
     sent = {"kind": kind, "threshold": threshold, "as_of": as_of}
     with transaction(request, principal) as session:
         # Refused as the API refuses: a plain refusal, audited, with no form to show.
@@ -356,9 +368,9 @@ def start_link(
     try:
         if file is None:
             raise InvalidInput(gettext(NO_FILE))
-        if message := _too_large(request, file, mapping):
+        if message := too_large(request, file, mapping):
             return _linkage_page(request, principal, 413, link_error=message, sent=sent)
-        value, day = _threshold(threshold), _day(as_of)
+        value, day = _threshold(threshold), read_day(as_of)
         with transaction(request, principal):
             params = receive_list(
                 principal,
@@ -370,7 +382,7 @@ def start_link(
                 threshold=value,
                 as_of=day,
             )
-            return _started(request, principal, LINK_JOB, params)
+            return started_job(request, principal, LINK_JOB, params)
     except InvalidInput as error:
         unreadable = any(e.field == "file" for e in error.errors)
         message = gettext(UNREADABLE) if unreadable else error.detail

@@ -1,0 +1,239 @@
+"""Targeting runs from the pages: a feature snapshot of the registry, PMT scores by an approved
+model, multidimensional poverty, and an evaluation of targeting designs against uploaded
+reference welfare. Each is checked as the API's route checks it (`targeting.starts`: the
+permission, the area inside the user's scope, the models named) and starts the same job; the
+page then follows it at `/web/jobs/{id}`."""
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import Depends, File, Form, Request, UploadFile
+from fastapi.responses import Response
+
+from sijill.core.errors import InvalidInput, SijillError
+from sijill.core.i18n import N_, current_locale, gettext
+from sijill.security.area_scope import run_areas
+from sijill.security.principal import Principal
+from sijill.security.roles import Permission
+from sijill.targeting.jobs import (
+    EVALUATE_JOB,
+    MPI_JOB,
+    PMT_JOB,
+    SNAPSHOT_JOB,
+    EvaluateParams,
+    MpiParams,
+    PmtParams,
+    SnapshotParams,
+)
+from sijill.targeting.pmt_models import list_models
+from sijill.targeting.starts import (
+    check_models,
+    check_run,
+    check_selection,
+    keep_upload,
+    upload_folder,
+)
+from sijill.web.pages_jobs import chosen_file, read_day, started_job, too_large
+from sijill.web.render import page
+from sijill.web.routing import page_router
+from sijill.web.session import check_csrf, page_principal, transaction
+
+router = page_router()
+PrincipalDep = Annotated[Principal, Depends(page_principal)]
+Csrf = Annotated[str, Form(max_length=128)]
+Text = Annotated[str, Form(max_length=64)]
+BAD_SNAPSHOT = N_("A snapshot is named by its number, such as 12.")
+NO_MODEL = N_("Choose an approved model.")
+NO_REFERENCE = N_("Choose the file of reference welfare.")
+BAD_COVERAGE = N_("The coverage is a percentage above 0 and at most 100, such as 20.")
+BAD_AMOUNT = N_("An amount is a number above 0, such as 1500.")
+ONE_SELECTION = N_("Give either a coverage or a budget, not both.")
+
+
+@dataclass
+class Refused(Exception):
+    """A form's value refused before any job: its form, the message in the user's language."""
+
+    form: str
+    message: str
+
+
+def _snapshot_id(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) < 2**63:
+        raise InvalidInput(gettext(BAD_SNAPSHOT))
+    return int(text)
+
+
+def _amount(text: str) -> Decimal | None:
+    text = text.strip().replace(",", "")
+    if not text:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise InvalidInput(gettext(BAD_AMOUNT)) from None
+    if not value.is_finite() or value <= 0 or value.as_tuple().exponent < -3:
+        raise InvalidInput(gettext(BAD_AMOUNT))
+    return value
+
+
+def _coverage(text: str) -> float | None:
+    """A percentage on the form; a share (0 to 1] for the job."""
+    text = text.strip().rstrip("%").strip()
+    if not text:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise InvalidInput(gettext(BAD_COVERAGE)) from None
+    if not value.is_finite() or not 0 < value <= 100:
+        raise InvalidInput(gettext(BAD_COVERAGE))
+    return float(value / 100)
+
+
+def _targeting_page(
+    request: Request, principal: Principal, status: int = 200, **values: Any
+) -> Response:
+    arabic = current_locale() == "ar"
+    with transaction(request, principal) as session:
+        principal.require(Permission.TARGETING_RUN)
+        national = principal.scope(session, Permission.TARGETING_RUN).national
+        areas = [
+            (area.code, (area.name_ar if arabic else area.name_en) or "")
+            for area in run_areas(session, principal, Permission.TARGETING_RUN)
+        ]
+        approved = [model.version for model in list_models(session, principal) if model.approved_by]
+    return page(
+        request,
+        "targeting.html",
+        status=status,
+        national=national,
+        areas=areas,
+        models=approved,
+        errors=values.pop("errors", {}),
+        sent=values.pop("sent", {}),
+        **values,
+    )
+
+
+@router.get("/targeting", name="web_targeting")
+def targeting(request: Request, principal: PrincipalDep) -> Response:
+    return _targeting_page(request, principal)
+
+
+def _start(request: Request, principal: Principal, form: str, sent: dict, build) -> Response:
+    """Check and start one form's job (`build(session)` gives its kind and parameters, or
+    starts it and answers); a refusal is shown at that form, with what was sent."""
+    try:
+        with transaction(request, principal) as session:
+            built = build(session)
+            if isinstance(built, Response):
+                return built
+            return started_job(request, principal, *built)
+    except InvalidInput as error:
+        message = error.errors[0].translated() if error.errors else error.detail
+        status = 422
+    except SijillError as error:
+        if error.status not in (403, 404, 429):
+            raise
+        message, status = error.detail, error.status
+    return _targeting_page(request, principal, status, errors={form: message}, sent=sent)
+
+
+@router.post("/targeting/snapshots", name="web_start_snapshot")
+def start_snapshot(
+    request: Request, principal: PrincipalDep, as_of: Text = "", area_code: Text = "",
+    csrf: Csrf = "",
+) -> Response:  # fmt: skip
+    check_csrf(request, csrf)
+
+    def build(session):
+        check_run(session, principal, area_code or None)
+        return SNAPSHOT_JOB, SnapshotParams(read_day(as_of), area_code or None)
+
+    sent = {"as_of": as_of, "area_code": area_code}
+    return _start(request, principal, "snapshot", sent, build)
+
+
+@router.post("/targeting/scores", name="web_start_score")
+def start_score(
+    request: Request, principal: PrincipalDep, model_version: Text = "", as_of: Text = "",
+    area_code: Text = "", snapshot_id: Text = "", csrf: Csrf = "",
+) -> Response:  # fmt: skip
+    check_csrf(request, csrf)
+
+    def build(session):
+        if not model_version:
+            raise InvalidInput(gettext(NO_MODEL))
+        check_run(session, principal, area_code or None)
+        check_models(session, [model_version])
+        day, snapshot = read_day(as_of), _snapshot_id(snapshot_id)
+        return PMT_JOB, PmtParams(model_version, day, area_code or None, snapshot)
+
+    sent = {"model_version": model_version, "as_of": as_of, "area_code": area_code,
+            "snapshot_id": snapshot_id}  # fmt: skip
+    return _start(request, principal, "score", sent, build)
+
+
+@router.post("/targeting/mpi", name="web_start_mpi")
+def start_mpi(
+    request: Request, principal: PrincipalDep, as_of: Text = "", area_code: Text = "",
+    snapshot_id: Text = "", csrf: Csrf = "",
+) -> Response:  # fmt: skip
+    check_csrf(request, csrf)
+
+    def build(session):
+        check_run(session, principal, area_code or None)
+        day, snapshot = read_day(as_of), _snapshot_id(snapshot_id)
+        return MPI_JOB, MpiParams(None, day, area_code or None, snapshot)
+
+    sent = {"as_of": as_of, "area_code": area_code, "snapshot_id": snapshot_id}
+    return _start(request, principal, "mpi", sent, build)
+
+
+@router.post("/targeting/evaluations", name="web_start_evaluation")
+def start_evaluation(
+    request: Request,
+    principal: PrincipalDep,
+    reference: Annotated[UploadFile | None, File()] = None,
+    pmt: Annotated[list[str], Form()] = [],  # noqa: B006  (FastAPI copies the default)
+    mpi: Annotated[str, Form(max_length=8)] = "",
+    coverage: Text = "",
+    budget: Text = "",
+    poverty_line: Text = "",
+    as_of: Text = "",
+    area_code: Text = "",
+    csrf: Csrf = "",
+) -> Response:
+    check_csrf(request, csrf)
+    settings = request.app.state.settings
+    sent = {"pmt": pmt, "mpi": bool(mpi), "coverage": coverage, "budget": budget,
+            "poverty_line": poverty_line, "as_of": as_of, "area_code": area_code}  # fmt: skip
+    upload = chosen_file(reference)
+    if upload is None or (refusal := too_large(request, upload)):
+        message = gettext(NO_REFERENCE) if upload is None else refusal
+        return _targeting_page(request, principal, 422, errors={"evaluation": message}, sent=sent)
+
+    def build(session):
+        check_run(session, principal, area_code or None)
+        check_models(session, pmt[:20])
+        share, money = _coverage(coverage), _amount(budget)
+        if share is not None and money is not None:
+            raise InvalidInput(gettext(ONE_SELECTION))
+        check_selection(share, money)
+        line, day = _amount(poverty_line), read_day(as_of)
+        with upload_folder(settings) as folder:
+            path = keep_upload(folder, "reference", upload.filename, upload.file)
+            params = EvaluateParams(
+                reference=path, out_dir=folder / "report", pmt_versions=tuple(pmt[:20]),
+                use_mpi=bool(mpi), coverage=share, budget=money, poverty_line=line, as_of=day,
+                area_code=area_code or None, upload=folder,
+            )  # fmt: skip
+            # Started inside: a job that cannot start leaves no upload behind.
+            return started_job(request, principal, EVALUATE_JOB, params)
+
+    return _start(request, principal, "evaluation", sent, build)
