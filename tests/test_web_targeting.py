@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 import test_web_programs
 from sijill.jobs.models import Job
 from sijill.jobs.service import wait_for_end
+from sijill.synth.welfare import POVERTY_LINE
 from web_support import csrf_of, sign_in
 
 country = test_web_programs.country
@@ -102,3 +103,37 @@ def test_targeting_runs_keep_to_the_users_areas(world):
     sign_in(client, "payer")  # no targeting permission
     assert client.get("/web/targeting").status_code == 403
     assert 'href="/web/targeting"' not in client.get("/web/households").text
+
+
+def test_a_pmt_fitted_from_the_page_waits_for_another_persons_approval(world, country):
+    client, engine = world["client"], world["engine"]
+    sign_in(client, "officer")
+    listed = client.get("/web/targeting/models")
+    assert listed.status_code == 200 and 'id="fit"' in listed.text
+    csrf = csrf_of(listed.text)
+    files = {
+        stem: (f"{stem}.parquet", (country / f"{stem}.parquet").read_bytes(), "application/x")
+        for stem in ("survey", "households", "persons")
+    }
+    # Not the fixture's model (a model's version is its content's digest): other folds.
+    form = {"csrf": csrf, "poverty_line": str(POVERTY_LINE), "method": "wls", "folds": "4"}
+    before = _jobs(engine)
+    missing = client.post("/web/targeting/models", data=form, files={"survey": files["survey"]})
+    assert missing.status_code == 422 and "the three files" in missing.text
+    folds = client.post("/web/targeting/models", data=form | {"folds": "1"}, files=files)
+    assert folds.status_code == 422 and 'id="fit-error"' in folds.text
+    text_file = files | {"survey": ("survey.txt", b"household_key\n", "text/plain")}
+    unreadable = client.post("/web/targeting/models", data=form, files=text_file)
+    assert unreadable.status_code == 422 and ".csv, .xlsx or .parquet" in unreadable.text
+    assert _jobs(engine) == before
+    fitted = _ended(engine, client.post("/web/targeting/models", data=form, files=files))
+    assert fitted.kind == "pmt_fit" and fitted.outcome["households"] == 250
+    version = fitted.outcome["version"]
+    page = client.get("/web/targeting/models")
+    assert f'href="/web/targeting/models/{version}"' in page.text
+    assert page.text.count("awaiting approval") == 1
+    # The fitter may not approve it: four eyes.
+    own = client.post(f"/web/targeting/models/{version}/approve", data={"csrf": csrf})
+    assert own.status_code == 403
+    # Its upload is gone once the job has read it.
+    assert not list(world["settings"].work_dir.rglob("survey.parquet"))

@@ -44,7 +44,8 @@ Upload = Annotated[UploadFile | None, File()]
 IMPORT_PAGE = f"{PREFIX}/imports"
 LINK_PAGE = f"{PREFIX}/linkage/link"
 EVALUATION_PAGE = f"{PREFIX}/targeting/evaluations"
-UPLOAD_PAGES = (IMPORT_PAGE, LINK_PAGE, EVALUATION_PAGE)
+FIT_PAGE = f"{PREFIX}/targeting/models"
+UPLOAD_PAGES = (IMPORT_PAGE, LINK_PAGE, EVALUATION_PAGE, FIT_PAGE)
 PAGE_FORM_BYTES = 64 * 1024  # the form's own fields and its parts' headers
 
 KINDS = {

@@ -6,14 +6,15 @@ person, through the services of the API's routes: `pmt_models.list_models`, `get
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Depends, Form, Path, Request
+from fastapi import Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
-from sijill.core.errors import Conflict, Forbidden
+from sijill.core.errors import Conflict, Forbidden, InvalidInput
 from sijill.core.i18n import N_, current_locale, gettext
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 from sijill.targeting import features
+from sijill.targeting.jobs import FIT_JOB, FitParams
 from sijill.targeting.pmt_models import (
     approve_for,
     get_model,
@@ -21,6 +22,9 @@ from sijill.targeting.pmt_models import (
     model_summary,
     require_model_reader,
 )
+from sijill.targeting.starts import keep_upload, upload_folder
+from sijill.web.pages_jobs import chosen_file, read_day, started_job, too_large
+from sijill.web.pages_targeting import read_amount, start_checked
 from sijill.web.render import page
 from sijill.web.routing import page_router
 from sijill.web.session import PREFIX, check_csrf, page_principal, transaction
@@ -28,6 +32,8 @@ from sijill.web.session import PREFIX, check_csrf, page_principal, transaction
 router = page_router()
 PrincipalDep = Annotated[Principal, Depends(page_principal)]
 Version = Annotated[str, Path(pattern=r"^pmt-[0-9a-f]{16}$")]
+Text = Annotated[str, Form(max_length=64)]
+Upload = Annotated[UploadFile | None, File()]
 COEFFICIENT = "#,##0.0000"
 FIGURE = "#,##0.000"
 OWN_MODEL = N_("Refused: you fitted this model. Another person must approve it (four eyes).")
@@ -37,6 +43,11 @@ METHODS = {"wls": N_("weighted least squares"), "quantile": N_("quantile regress
            "gradient_boosting": N_("gradient boosting (for comparison)")}  # fmt: skip
 TERM_KINDS = {"log": N_("logarithm"), "number": N_("number"), "boolean": N_("yes or no"),
               "code": N_("level of a code")}  # fmt: skip
+FIT_METHODS = {"wls": METHODS["wls"], "quantile": METHODS["quantile"]}
+NO_FILES = N_("Choose the three files: the survey, its households and its persons.")
+NO_LINE = N_("Give the poverty line per person and year, such as 1500.")
+BAD_METHOD = N_("Choose weighted least squares or quantile regression.")
+BAD_FOLDS = N_("The folds are a whole number from 2 to 20.")
 MEASURES = (("r2", N_("R²")), ("rmse", N_("Root mean squared error")),
             ("rank_correlation", N_("Rank correlation")))  # fmt: skip
 
@@ -99,13 +110,75 @@ def _page_values() -> dict[str, Any]:
             "coefficient": COEFFICIENT, "figure": FIGURE}  # fmt: skip
 
 
-@router.get("/targeting/models", name="web_models")
-def models(request: Request, principal: PrincipalDep) -> Response:
+def _models_page(
+    request: Request, principal: Principal, status: int = 200, **values: Any
+) -> Response:
     with transaction(request, principal) as session:
         found = [model_summary(model) for model in list_models(session, principal)]
     for model in found:
         model["method_label"] = _named(model["method"], METHODS)
-    return page(request, "models.html", models=found, **_page_values())
+    return page(
+        request, "models.html", status=status, models=found,
+        may_fit=principal.may(Permission.TARGETING_FIT), methods=FIT_METHODS,
+        sent=values.pop("sent", {}), **_page_values(), **values,
+    )  # fmt: skip
+
+
+@router.get("/targeting/models", name="web_models")
+def models(request: Request, principal: PrincipalDep) -> Response:
+    return _models_page(request, principal)
+
+
+@router.post("/targeting/models", name="web_fit_model")
+def fit_model(
+    request: Request,
+    principal: PrincipalDep,
+    survey: Upload = None,
+    households: Upload = None,
+    persons: Upload = None,
+    poverty_line: Text = "",
+    method: Text = "wls",
+    regions: Text = "",
+    folds: Text = "5",
+    as_of: Text = "",
+    csrf: Annotated[str, Form(max_length=128)] = "",
+) -> Response:
+    """A PMT fitted on an uploaded survey (its households and persons in the exchange format),
+    as `POST /targeting/pmt/models` fits it: a job, then another person's approval."""
+    check_csrf(request, csrf)
+    settings = request.app.state.settings
+    sent = {"poverty_line": poverty_line, "method": method, "regions": bool(regions),
+            "folds": folds, "as_of": as_of}  # fmt: skip
+
+    def refused(status: int, message: str) -> Response:
+        return _models_page(request, principal, status, fit_error=message, sent=sent)
+
+    files = {"survey": chosen_file(survey), "households": chosen_file(households),
+             "persons": chosen_file(persons)}  # fmt: skip
+    if None in files.values():
+        return refused(422, gettext(NO_FILES))
+    if message := too_large(request, *files.values()):
+        return refused(422, message)
+
+    def build(session) -> Response:
+        principal.require(Permission.TARGETING_FIT)
+        line = read_amount(poverty_line)
+        if line is None:
+            raise InvalidInput(gettext(NO_LINE))
+        if method not in FIT_METHODS:
+            raise InvalidInput(gettext(BAD_METHOD))
+        if not folds.strip().isdigit() or not 2 <= int(folds) <= 20:
+            raise InvalidInput(gettext(BAD_FOLDS))
+        day = read_day(as_of)
+        with upload_folder(settings) as folder:
+            saved = {stem: keep_upload(folder, stem, upload.filename, upload.file)
+                     for stem, upload in files.items()}  # fmt: skip
+            params = FitParams(saved["survey"], line, method, bool(regions), int(folds), day,
+                               folder)  # fmt: skip
+            # Started inside: a job that cannot start leaves no upload behind.
+            return started_job(request, principal, FIT_JOB, params)
+
+    return start_checked(request, principal, build, refused)
 
 
 def _model_page(

@@ -4,12 +4,13 @@ reference welfare. Each is checked as the API's route checks it (`targeting.star
 permission, the area inside the user's scope, the models named) and starts the same job; the
 page then follows it at `/web/jobs/{id}`."""
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from sijill.core.errors import InvalidInput, SijillError
 from sijill.core.i18n import N_, current_locale, gettext
@@ -34,7 +35,7 @@ from sijill.targeting.starts import (
     keep_upload,
     upload_folder,
 )
-from sijill.web.pages_jobs import chosen_file, read_day, started_job, too_large
+from sijill.web.pages_jobs import UNREADABLE, chosen_file, read_day, started_job, too_large
 from sijill.web.render import page
 from sijill.web.routing import page_router
 from sijill.web.session import check_csrf, page_principal, transaction
@@ -51,14 +52,6 @@ BAD_AMOUNT = N_("An amount is a number above 0, such as 1500.")
 ONE_SELECTION = N_("Give either a coverage or a budget, not both.")
 
 
-@dataclass
-class Refused(Exception):
-    """A form's value refused before any job: its form, the message in the user's language."""
-
-    form: str
-    message: str
-
-
 def _snapshot_id(text: str) -> int | None:
     text = text.strip()
     if not text:
@@ -68,7 +61,7 @@ def _snapshot_id(text: str) -> int | None:
     return int(text)
 
 
-def _amount(text: str) -> Decimal | None:
+def read_amount(text: str) -> Decimal | None:
     text = text.strip().replace(",", "")
     if not text:
         return None
@@ -125,9 +118,15 @@ def targeting(request: Request, principal: PrincipalDep) -> Response:
     return _targeting_page(request, principal)
 
 
-def _start(request: Request, principal: Principal, form: str, sent: dict, build) -> Response:
-    """Check and start one form's job (`build(session)` gives its kind and parameters, or
-    starts it and answers); a refusal is shown at that form, with what was sent."""
+def start_checked(
+    request: Request,
+    principal: Principal,
+    build: Callable[[Session], tuple[str, Any] | Response],
+    refused: Callable[[int, str], Response],
+) -> Response:
+    """Check and start a form's job: `build(session)` gives its kind and parameters (or starts
+    it and answers); a refusal the user can act on is `refused(status, message)`, the message
+    in the user's language where the catalogs have it."""
     try:
         with transaction(request, principal) as session:
             built = build(session)
@@ -135,13 +134,20 @@ def _start(request: Request, principal: Principal, form: str, sent: dict, build)
                 return built
             return started_job(request, principal, *built)
     except InvalidInput as error:
-        message = error.errors[0].translated() if error.errors else error.detail
-        status = 422
+        if any(e.field == "file" for e in error.errors):  # the upload's suffix
+            return refused(422, gettext(UNREADABLE))
+        return refused(422, error.errors[0].translated() if error.errors else error.detail)
     except SijillError as error:
         if error.status not in (403, 404, 429):
             raise
-        message, status = error.detail, error.status
-    return _targeting_page(request, principal, status, errors={form: message}, sent=sent)
+        return refused(error.status, error.detail)
+
+
+def _start(request: Request, principal: Principal, form: str, sent: dict, build) -> Response:
+    def refused(status: int, message: str) -> Response:
+        return _targeting_page(request, principal, status, errors={form: message}, sent=sent)
+
+    return start_checked(request, principal, build, refused)
 
 
 @router.post("/targeting/snapshots", name="web_start_snapshot")
@@ -221,11 +227,11 @@ def start_evaluation(
     def build(session):
         check_run(session, principal, area_code or None)
         check_models(session, pmt[:20])
-        share, money = _coverage(coverage), _amount(budget)
+        share, money = _coverage(coverage), read_amount(budget)
         if share is not None and money is not None:
             raise InvalidInput(gettext(ONE_SELECTION))
         check_selection(share, money)
-        line, day = _amount(poverty_line), read_day(as_of)
+        line, day = read_amount(poverty_line), read_day(as_of)
         with upload_folder(settings) as folder:
             path = keep_upload(folder, "reference", upload.filename, upload.file)
             params = EvaluateParams(
