@@ -5,11 +5,13 @@ with nothing started, and the area rule of bulk runs (the whole registry needs a
 scope)."""
 
 import re
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import test_web_programs
+from sijill.core.i18n.formats import format_percent
 from sijill.jobs.models import Job
 from sijill.jobs.service import wait_for_end
 from sijill.synth.welfare import POVERTY_LINE
@@ -137,3 +139,33 @@ def test_a_pmt_fitted_from_the_page_waits_for_another_persons_approval(world, co
     assert own.status_code == 403
     # Its upload is gone once the job has read it.
     assert not list(world["settings"].work_dir.rglob("survey.parquet"))
+
+
+def test_a_runs_page_shows_what_it_found_and_keeps_to_its_area(world):
+    client, engine = world["client"], world["engine"]
+    sign_in(client, "officer")
+    csrf = csrf_of(client.get("/web/targeting").text)
+    national = _ended(engine, client.post("/web/targeting/mpi", data={"csrf": csrf}))
+    local = _ended(engine, client.post("/web/targeting/mpi",
+                                       data={"csrf": csrf, "area_code": "SJ02"}))  # fmt: skip
+    run_id = national.outcome["run_id"]
+    assert f'href="/web/targeting/runs/{run_id}"' in client.get(f"/web/jobs/{national.id}").text
+    page = client.get(f"/web/targeting/runs/{run_id}")
+    assert page.status_code == 200
+    h = Decimal(str(national.outcome["summary"]["national"]["H"]))
+    assert f'<dd id="mpi-h"><bdi>{format_percent(h, "en")}</bdi></dd>' in page.text
+    assert "Years of schooling" in page.text and 'id="indicators"' in page.text
+    client.cookies.set("sijill_lang", "ar")
+    arabic = client.get(f"/web/targeting/runs/{run_id}")
+    assert 'dir="rtl"' in arabic.text and "سنوات الدراسة" in arabic.text
+    client.cookies.set("sijill_lang", "en")
+    features = client.get("/web/targeting/features")
+    assert features.status_code == 200 and '<code dir="ltr">hh_size</code>' in features.text
+    # A program officer of SJ02 reads the SJ02 run, and the national one is missing to them.
+    client.cookies.clear()
+    sign_in(client, "local")
+    assert client.get(f"/web/targeting/runs/{local.outcome['run_id']}").status_code == 200
+    hidden = client.get(f"/web/targeting/runs/{run_id}")
+    missing = client.get("/web/targeting/runs/999999")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.text == missing.text

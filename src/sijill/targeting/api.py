@@ -27,7 +27,6 @@ from sijill.targeting.jobs import (
     PmtParams,
     SnapshotParams,
 )
-from sijill.targeting.models import TargetingRun
 from sijill.targeting.pmt_models import (
     approve_for,
     get_model,
@@ -35,6 +34,7 @@ from sijill.targeting.pmt_models import (
     model_summary,
     require_model_reader,
 )
+from sijill.targeting.runs import visible_run
 from sijill.targeting.starts import (
     MODEL_VERSION,
     check_models,
@@ -323,16 +323,7 @@ def read_report_file(
 def read_run(
     run_id: Annotated[int, Path(ge=1, le=2**63 - 1)], session: SessionDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    from sijill.targeting.models import FeatureSnapshot
-
-    run = session.get(TargetingRun, run_id)
-    snapshot = session.get(FeatureSnapshot, run.snapshot_id) if run is not None else None
-    scope = principal.scope(session, Permission.TARGETING_RUN)
-    allowed = snapshot is not None and (
-        scope.national if snapshot.area_id is None else scope.allows(snapshot.area_id)
-    )
-    if not allowed:
-        raise NotFound(f"There is no targeting run {run_id} in your scope")
+    run = visible_run(session, principal, run_id)
     return {
         "run_id": run.id,
         "kind": run.kind,

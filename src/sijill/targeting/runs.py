@@ -20,9 +20,12 @@ import polars as pl
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from sijill.core.errors import NotFound
 from sijill.core.settings import Settings
 from sijill.security.principal import Principal
+from sijill.security.roles import Permission
 from sijill.targeting import mpi, pmt_models, pmt_sql
+from sijill.targeting.models import FeatureSnapshot, TargetingRun
 from sijill.targeting.mpi_config import load_config
 from sijill.targeting.service import (
     Snapshot,
@@ -220,3 +223,17 @@ def fit_survey(
         )  # fmt: skip
         append(session, principal.take_audit())
     return artifact
+
+
+def visible_run(session: Session, principal: Principal, run_id: int) -> TargetingRun:
+    """A scoring run, for a user whose scope holds the area its snapshot covers (the whole
+    country for a national run); any other answers as a run that does not exist."""
+    run = session.get(TargetingRun, run_id)
+    snapshot = session.get(FeatureSnapshot, run.snapshot_id) if run is not None else None
+    scope = principal.scope(session, Permission.TARGETING_RUN)
+    allowed = snapshot is not None and (
+        scope.national if snapshot.area_id is None else scope.allows(snapshot.area_id)
+    )
+    if not allowed:
+        raise NotFound(f"There is no targeting run {run_id} in your scope")
+    return run

@@ -153,6 +153,8 @@ def _job_page(request: Request, principal: Principal, number: int, status: int =
             links.append((f"{PREFIX}/review", N_("The pairs waiting for review")))
         if job.kind == IMPORT:
             links.append((f"{PREFIX}/households", N_("Find the households")))
+        if job.kind in (PMT_JOB, MPI_JOB) and (job.outcome or {}).get("run_id"):
+            links.append((f"{PREFIX}/targeting/runs/{job.outcome['run_id']}", N_("The run")))
     return page(
         request,
         "job.html",

@@ -12,11 +12,12 @@ from fastapi import Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from sijill.core.errors import InvalidInput, SijillError
+from sijill.core.errors import InvalidInput, NotFound, SijillError
 from sijill.core.i18n import N_, current_locale, gettext
 from sijill.security.area_scope import run_areas
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
+from sijill.targeting import features
 from sijill.targeting.jobs import (
     EVALUATE_JOB,
     MPI_JOB,
@@ -28,6 +29,7 @@ from sijill.targeting.jobs import (
     SnapshotParams,
 )
 from sijill.targeting.pmt_models import list_models
+from sijill.targeting.runs import visible_run
 from sijill.targeting.starts import (
     check_models,
     check_run,
@@ -50,6 +52,7 @@ NO_REFERENCE = N_("Choose the file of reference welfare.")
 BAD_COVERAGE = N_("The coverage is a percentage above 0 and at most 100, such as 20.")
 BAD_AMOUNT = N_("An amount is a number above 0, such as 1500.")
 ONE_SELECTION = N_("Give either a coverage or a budget, not both.")
+RUN_KINDS = {"pmt": N_("PMT scores"), "mpi": N_("Multidimensional poverty")}
 
 
 def _snapshot_id(text: str) -> int | None:
@@ -243,3 +246,71 @@ def start_evaluation(
             return started_job(request, principal, EVALUATE_JOB, params)
 
     return _start(request, principal, "evaluation", sent, build)
+
+
+# --- what a run found, and the features runs read ---------------------------------------------
+
+
+def _labelled(entry: dict[str, Any], language: str) -> str:
+    labels = entry.get("labels") or {}
+    return labels.get(language) or labels.get("en") or entry["name"]
+
+
+def _exact(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of figures as stored (JSON floats) with its numbers as the pages format them:
+    Decimals, read from the float's shortest text, never through binary arithmetic."""
+    return {key: Decimal(str(value)) if isinstance(value, float) else value
+            for key, value in row.items()}  # fmt: skip
+
+
+def _mpi_view(summary: dict[str, Any], language: str) -> dict[str, Any]:
+    """An MPI run's aggregates with the configuration's own labels, in the page's language."""
+    config = summary.get("config") or {}
+    indicator_labels, dimension_labels = {}, {}
+    for dimension in config.get("dimensions", []):
+        dimension_labels[dimension["name"]] = _labelled(dimension, language)
+        for indicator in dimension.get("indicators", []):
+            indicator_labels[indicator["name"]] = _labelled(indicator, language)
+    indicators = [
+        {**_exact(row), "label": indicator_labels.get(row["name"], row["name"]),
+         "dimension_label": dimension_labels.get(row["dimension"], row["dimension"])}
+        for row in summary.get("indicators", [])
+    ]  # fmt: skip
+    groups = [
+        (column, features.BY_NAME[column].labels._asdict()[language]
+         if column in features.BY_NAME else column, [_exact(row) for row in rows])
+        for column, rows in (summary.get("decompositions") or {}).items()
+    ]  # fmt: skip
+    return {"national": _exact(summary.get("national") or {}), "indicators": indicators,
+            "groups": groups, "k": config.get("k_fraction"), "name": config.get("name"),
+            "min_households": summary.get("min_households"),
+            "excluded": summary.get("excluded_households")}  # fmt: skip
+
+
+@router.get("/targeting/runs/{run_id}", name="web_targeting_run")
+def targeting_run(request: Request, principal: PrincipalDep, run_id: str) -> Response:
+    if not run_id.isdigit() or not 1 <= int(run_id) < 2**63:
+        raise NotFound("There is no such targeting run")
+    with transaction(request, principal) as session:
+        run = visible_run(session, principal, int(run_id))
+    summary = run.summary or {}
+    language = current_locale()
+    return page(
+        request,
+        "targeting_run.html",
+        run=run,
+        kind=gettext(RUN_KINDS.get(run.kind, run.kind)),
+        mpi=_mpi_view(summary, language) if run.kind == "mpi" else None,
+        poverty_line=Decimal(summary["poverty_line"]) if "poverty_line" in summary else None,
+    )
+
+
+@router.get("/targeting/features", name="web_features")
+def feature_catalogue(request: Request, principal: PrincipalDep) -> Response:
+    """The household feature view, for anyone signed in (as `GET /targeting/features`)."""
+    language = current_locale()
+    rows = [
+        {**feature.as_dict(), "label": feature.labels._asdict()[language]}
+        for feature in features.FEATURES
+    ]
+    return page(request, "features.html", features=rows)
