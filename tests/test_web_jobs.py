@@ -13,10 +13,13 @@ from sqlalchemy import func, select
 
 from factories import auth_headers, make_areas
 from sijill.api import create_app
+from sijill.core import clock
 from sijill.core.ids import format_id, new_id
 from sijill.core.settings import Settings
 from sijill.jobs import kinds
 from sijill.jobs.service import wait_for_end
+from sijill.linkage.model import artifact
+from sijill.linkage.models import LinkageModel
 from sijill.registry.models import Household
 from sijill.security.audit.models import AuditRecord
 from sijill.security.principal import Grant, Principal
@@ -235,3 +238,43 @@ def test_dedup_from_the_linkage_page_runs_as_a_job_and_listing_needs_a_national_
         assert '<option value="civil">' in national
     with _client(world, "officer") as officer:
         assert officer.get("/web/linkage").status_code == 403
+
+
+def test_a_linkage_model_is_written_out_for_review(world):
+    settings = {
+        "link_type": "dedupe_only",
+        "probability_two_random_records_match": 0.0001,
+        "blocking_rules_to_generate_predictions": [
+            {"blocking_rule": "l.birth_date = r.birth_date", "sql_dialect": "duckdb"}
+        ],
+        "comparisons": [{
+            "output_column_name": "first_name",
+            "comparison_description": "first name, folded",
+            "comparison_levels": [
+                {"sql_condition": "first_name_l IS NULL OR first_name_r IS NULL",
+                 "label_for_charts": "null", "is_null_level": True},
+                {"sql_condition": "first_name_l = first_name_r", "label_for_charts": "exact",
+                 "m_probability": 0.9, "u_probability": 0.01},
+                {"sql_condition": "ELSE", "label_for_charts": "all other",
+                 "m_probability": 0.1, "u_probability": 0.99},
+            ],
+        }],
+    }  # fmt: skip
+    stored = artifact(settings, records=3210)
+    with world["sessions"].begin() as session:
+        session.add(LinkageModel(version=stored["version"], trained_at=clock.utcnow(),
+                                 trained_on_records=3210, body=stored))  # fmt: skip
+    page_path = f"/web/linkage/models/{stored['version']}"
+    with _client(world, "clerk") as clerk:
+        page = clerk.get(page_path)
+        assert page.status_code == 200
+        assert '<code dir="ltr">first_name</code>' in page.text
+        assert "<bdi>6.49</bdi>" in page.text  # log2(0.9 / 0.01)
+        assert "<bdi>-3.31</bdi>" in page.text  # log2(0.1 / 0.99)
+        assert "missing value: no weight" in page.text
+        assert "l.birth_date = r.birth_date" in page.text
+        assert "<bdi>3,210</bdi>" in page.text
+        unknown = clerk.get("/web/linkage/models/m-0123456789abcdef")
+        assert unknown.status_code == 404
+    with _client(world, "officer") as officer:  # no linkage permission
+        assert officer.get(page_path).status_code == 403

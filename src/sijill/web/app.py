@@ -212,6 +212,7 @@ def mount(app: FastAPI) -> None:
     from sijill.web.pages_instrument_form import router as instrument_form_pages
     from sijill.web.pages_instruments import router as instrument_pages
     from sijill.web.pages_jobs import router as job_pages
+    from sijill.web.pages_linkage import router as linkage_model_pages
     from sijill.web.pages_models import router as model_pages
     from sijill.web.pages_payment_reports import router as payment_report_pages
     from sijill.web.pages_payment_runs import router as payment_run_pages
@@ -238,6 +239,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(dashboard_pages)
     app.include_router(review_pages)
     app.include_router(job_pages)
+    app.include_router(linkage_model_pages)
     app.include_router(audit_pages)
     app.mount(
         f"{PREFIX}/static",

@@ -153,6 +153,9 @@ def _job_page(request: Request, principal: Principal, number: int, status: int =
             links.append((f"{PREFIX}/review", N_("The pairs waiting for review")))
         if job.kind == IMPORT:
             links.append((f"{PREFIX}/households", N_("Find the households")))
+        model = (job.outcome or {}).get("model_version")
+        if job.kind in (DEDUP_JOB, LINK_JOB) and model and principal.may(Permission.LINKAGE_RUN):
+            links.append((f"{PREFIX}/linkage/models/{model}", N_("The linkage model")))
         if job.kind in (PMT_JOB, MPI_JOB) and (job.outcome or {}).get("run_id"):
             links.append((f"{PREFIX}/targeting/runs/{job.outcome['run_id']}", N_("The run")))
     return page(

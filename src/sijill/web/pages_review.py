@@ -20,6 +20,7 @@ from sijill.registry.merges.service import get_merge, unmerge
 from sijill.registry.reviews.models import OPEN
 from sijill.registry.reviews.service import decide_flag
 from sijill.security.principal import Principal
+from sijill.security.roles import Permission
 from sijill.web.render import page
 from sijill.web.routing import page_router
 from sijill.web.session import PREFIX, check_csrf, page_principal, transaction
@@ -207,6 +208,7 @@ def _pair_page(
             for name, level in (evidence.levels.items() if evidence else ())
             if isinstance(level, dict)
         ],
+        may_read_model=principal.may(Permission.LINKAGE_RUN),
         **notes,
     )
 
