@@ -14,7 +14,7 @@ from fastapi import Depends, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from sijill.core.errors import Conflict, InvalidInput, NotFound, SijillError
-from sijill.core.i18n import N_, current_locale, gettext
+from sijill.core.i18n import N_, gettext
 from sijill.core.i18n.formats import format_number
 from sijill.jobs import service as jobs
 from sijill.jobs.models import ACTIVE
@@ -26,10 +26,10 @@ from sijill.linkage.uploads import receive_list
 from sijill.payments.jobs import PREPARE_JOB, RECONCILE_JOB
 from sijill.programs.jobs import PROGRAM_JOB
 from sijill.registry.bulk.jobs import IMPORT, receive_upload
-from sijill.security.area_scope import run_areas
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 from sijill.targeting.jobs import EVALUATE_JOB, FIT_JOB, MPI_JOB, PMT_JOB, SNAPSHOT_JOB
+from sijill.web.areas import run_area_choices
 from sijill.web.render import page
 from sijill.web.routing import page_router
 from sijill.web.session import PREFIX, check_csrf, page_principal, transaction
@@ -279,14 +279,9 @@ def start_import(
 def _linkage_page(
     request: Request, principal: Principal, status: int = 200, **values: Any
 ) -> Response:
-    arabic = current_locale() == "ar"
     with transaction(request, principal) as session:
         principal.require(Permission.LINKAGE_RUN)
-        national = principal.scope(session, Permission.LINKAGE_RUN).national
-        areas = [
-            (area.code, (area.name_ar if arabic else area.name_en) or "")
-            for area in run_areas(session, principal, Permission.LINKAGE_RUN)
-        ]
+        national, areas = run_area_choices(session, principal, Permission.LINKAGE_RUN)
     return page(
         request,
         "linkage.html",

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from sijill.core.clock import utcnow
 from sijill.core.errors import InvalidInput
-from sijill.core.i18n import N_, current_locale, gettext
+from sijill.core.i18n import N_, gettext
 from sijill.core.ids import format_id
 from sijill.jobs.models import Job
 from sijill.programs.catalogue import read_program, stored_spec_yaml
@@ -24,9 +24,10 @@ from sijill.programs.checks import check_spec
 from sijill.programs.jobs import PROGRAM_JOB, ProgramParams
 from sijill.programs.service import ELIGIBILITY
 from sijill.registry.bulk.jobs import private_folder, save_upload
-from sijill.security.area_scope import run_area, run_areas
+from sijill.security.area_scope import run_area
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
+from sijill.web.areas import run_area_choices
 from sijill.web.routing import page_router
 from sijill.web.session import PREFIX, check_csrf, page_principal, transaction
 
@@ -43,15 +44,8 @@ def run_form(session: Session, principal: Principal) -> dict[str, Any] | None:
     scope, as `run_area` decides) and today's date; None without PROGRAMS_RUN."""
     if not principal.may(Permission.PROGRAMS_RUN):
         return None
-    arabic = current_locale() == "ar"
-    return {
-        "national": principal.scope(session, Permission.PROGRAMS_RUN).national,
-        "areas": [
-            (area.code, (area.name_ar if arabic else area.name_en) or "")
-            for area in run_areas(session, principal, Permission.PROGRAMS_RUN)
-        ],
-        "today": utcnow().date().isoformat(),
-    }
+    national, areas = run_area_choices(session, principal, Permission.PROGRAMS_RUN)
+    return {"national": national, "areas": areas, "today": utcnow().date().isoformat()}
 
 
 def _start(

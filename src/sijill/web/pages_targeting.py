@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from sijill.core.errors import InvalidInput, NotFound, SijillError
 from sijill.core.i18n import N_, current_locale, gettext
-from sijill.security.area_scope import run_areas
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 from sijill.targeting import features
@@ -37,6 +36,7 @@ from sijill.targeting.starts import (
     keep_upload,
     upload_folder,
 )
+from sijill.web.areas import run_area_choices
 from sijill.web.pages_jobs import UNREADABLE, chosen_file, read_day, started_job, too_large
 from sijill.web.render import page
 from sijill.web.routing import page_router
@@ -94,14 +94,9 @@ def _coverage(text: str) -> float | None:
 def _targeting_page(
     request: Request, principal: Principal, status: int = 200, **values: Any
 ) -> Response:
-    arabic = current_locale() == "ar"
     with transaction(request, principal) as session:
         principal.require(Permission.TARGETING_RUN)
-        national = principal.scope(session, Permission.TARGETING_RUN).national
-        areas = [
-            (area.code, (area.name_ar if arabic else area.name_en) or "")
-            for area in run_areas(session, principal, Permission.TARGETING_RUN)
-        ]
+        national, areas = run_area_choices(session, principal, Permission.TARGETING_RUN)
         approved = [model.version for model in list_models(session, principal) if model.approved_by]
     return page(
         request,
