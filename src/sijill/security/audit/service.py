@@ -268,10 +268,9 @@ def latest(
     query = select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit)
     if before is not None:
         query = query.where(AuditRecord.seq < before)
-    if actor is not None:
-        query = query.where(AuditRecord.actor == actor)
-    if record_id is not None:
-        query = query.where(AuditRecord.record_id == record_id)
+    for column, value in ((AuditRecord.actor, actor), (AuditRecord.record_id, record_id)):
+        if value is not None:
+            query = query.where(column == value)
     if since is not None:
         # The stored text sorts as the time it spells: fixed width, UTC, zero-padded.
         query = query.where(AuditRecord.at >= since)
