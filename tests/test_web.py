@@ -59,6 +59,7 @@ def test_every_page_route_needs_a_session(world):
             url = url.replace("{flag_id}", "1").replace("{merge_id}", "1")
             url = url.replace("{program}", "child-grant").replace("{job_id}", "1")
             url = url.replace("{instrument_id}", "1")
+            url = url.replace("{person_id}", format_id(new_id("person")))
             url = url.replace("{version}", "pmt-0123456789abcdef")
             for cookies in ({}, {"sijill_access": "x.y.z", "sijill_refresh": "x.y.z"}):
                 client.cookies.clear()

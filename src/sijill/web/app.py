@@ -22,7 +22,7 @@ from sijill.core.errors import (
 from sijill.core.i18n import N_, gettext, supported
 from sijill.security.users import signin
 from sijill.security.users.passwords import MIN_LENGTH
-from sijill.web.render import page
+from sijill.web.render import page, service_detail
 from sijill.web.routing import SIGN_IN, page_router
 from sijill.web.session import (
     LANGUAGE_COOKIE,
@@ -190,7 +190,9 @@ def change_password(
     try:
         pair = signed_in(request, username, "auth.password", attempt)
     except InvalidInput as error:
-        errors = {e.field: e.translated() for e in error.errors} or {"new_password": error.detail}
+        errors = {e.field: e.translated() for e in error.errors} or {
+            "new_password": service_detail(error)
+        }
         return password_page(request, status=422, username=username, next=next, errors=errors)
     except SijillError as error:
         status = 429 if isinstance(error, TooManyRequests) else 401
@@ -213,6 +215,7 @@ def mount(app: FastAPI) -> None:
     from sijill.web.pages_instruments import router as instrument_pages
     from sijill.web.pages_jobs import router as job_pages
     from sijill.web.pages_linkage import router as linkage_model_pages
+    from sijill.web.pages_merges import router as merge_pages
     from sijill.web.pages_models import router as model_pages
     from sijill.web.pages_payment_reports import router as payment_report_pages
     from sijill.web.pages_payment_runs import router as payment_run_pages
@@ -226,6 +229,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(form_pages)  # before the registry's: /households/new is not an ID
     app.include_router(registry_pages)
+    app.include_router(merge_pages)
     app.include_router(payments_pages)
     app.include_router(instrument_pages)
     app.include_router(instrument_form_pages)

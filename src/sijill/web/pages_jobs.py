@@ -30,7 +30,7 @@ from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 from sijill.targeting.jobs import EVALUATE_JOB, FIT_JOB, MPI_JOB, PMT_JOB, SNAPSHOT_JOB
 from sijill.web.areas import run_area_choices
-from sijill.web.render import page
+from sijill.web.render import page, service_detail
 from sijill.web.routing import page_router
 from sijill.web.session import PREFIX, check_csrf, page_principal, transaction
 
@@ -269,7 +269,7 @@ def start_import(
         if "file" in fields:
             errors["file"] = gettext(UNREADABLE)
         else:
-            errors["mapping" if "mapping" in fields else "source"] = error.detail
+            errors["mapping" if "mapping" in fields else "source"] = service_detail(error)
         return _import_form(request, 422, errors=errors, source=source)
 
 
@@ -333,11 +333,13 @@ def start_dedup(
             params = DedupParams(area_code or None, None, None, value)
             return started_job(request, principal, DEDUP_JOB, params)
     except InvalidInput as error:
-        return _linkage_page(request, principal, 422, dedup_error=error.detail, sent=sent)
+        return _linkage_page(request, principal, 422, dedup_error=service_detail(error), sent=sent)
     except SijillError as error:
         if error.status not in (403, 404, 429):
             raise
-        return _linkage_page(request, principal, error.status, dedup_error=error.detail, sent=sent)
+        return _linkage_page(
+            request, principal, error.status, dedup_error=service_detail(error), sent=sent
+        )
 
 
 def read_day(text: str) -> date | None:
@@ -386,5 +388,5 @@ def start_link(
             return started_job(request, principal, LINK_JOB, params)
     except InvalidInput as error:
         unreadable = any(e.field == "file" for e in error.errors)
-        message = gettext(UNREADABLE) if unreadable else error.detail
+        message = gettext(UNREADABLE) if unreadable else service_detail(error)
         return _linkage_page(request, principal, 422, link_error=message, sent=sent)

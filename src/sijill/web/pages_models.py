@@ -25,7 +25,7 @@ from sijill.targeting.pmt_models import (
 from sijill.targeting.starts import keep_upload, upload_folder
 from sijill.web.pages_jobs import chosen_file, read_day, started_job, too_large
 from sijill.web.pages_targeting import read_amount, start_checked
-from sijill.web.render import page
+from sijill.web.render import page, service_detail
 from sijill.web.routing import page_router
 from sijill.web.session import PREFIX, check_csrf, page_principal, transaction
 
@@ -215,7 +215,7 @@ def approve_model(
     except Forbidden as error:
         # With the permission, the refusal is the four-eyes rule's: said in the page's language.
         four_eyes = principal.may(Permission.TARGETING_APPROVE)
-        message = gettext(OWN_MODEL) if four_eyes else error.detail
+        message = gettext(OWN_MODEL) if four_eyes else service_detail(error)
         return _model_page(request, principal, version, status=403, refusal=message)
     except Conflict:
         return _model_page(

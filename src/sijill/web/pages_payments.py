@@ -15,7 +15,7 @@ from sijill.payments.models import APPROVED as BATCH_APPROVED
 from sijill.payments.models import PREPARED
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
-from sijill.web.render import page
+from sijill.web.render import page, service_detail
 from sijill.web.routing import page_router
 from sijill.web.session import PREFIX, check_csrf, page_principal, transaction
 
@@ -91,7 +91,9 @@ def _act_on_batch(
     except Forbidden as error:
         return _batch_page(request, principal, number, status=403, refusal=refusal_of(error))
     except Conflict as error:
-        return _batch_page(request, principal, number, status=409, **{conflict: error.detail})
+        return _batch_page(
+            request, principal, number, status=409, **{conflict: service_detail(error)}
+        )
     return RedirectResponse(f"{PREFIX}/payments/batches/{number}?done={done}", status_code=303)
 
 
@@ -104,7 +106,11 @@ def approve_batch(
 ) -> Response:
     def refusal_of(error: Forbidden) -> str:
         # Said in the page's language when it is the four-eyes rule.
-        return gettext(OWN_BATCH) if principal.may(Permission.PAYMENTS_APPROVE) else error.detail
+        return (
+            gettext(OWN_BATCH)
+            if principal.may(Permission.PAYMENTS_APPROVE)
+            else service_detail(error)
+        )
 
     return _act_on_batch(
         request, principal, batch_id, csrf, approve, "approved", refusal_of, "conflict"
@@ -120,5 +126,5 @@ def release_batch(
 ) -> Response:
     return _act_on_batch(
         request, principal, batch_id, csrf, release, "released",
-        lambda error: error.detail, "release_conflict",
+        service_detail, "release_conflict",
     )  # fmt: skip

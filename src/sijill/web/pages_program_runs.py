@@ -28,6 +28,7 @@ from sijill.security.area_scope import run_area
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 from sijill.web.areas import run_area_choices
+from sijill.web.render import service_detail
 from sijill.web.routing import page_router
 from sijill.web.session import PREFIX, check_csrf, page_principal, transaction
 
@@ -106,6 +107,8 @@ def run_program(
         # Imported here: the program's page imports this module for its form.
         from sijill.web.pages_programs import program_page
 
-        return program_page(request, principal, program, status=422, run_refusal=error.detail)
+        return program_page(
+            request, principal, program, status=422, run_refusal=service_detail(error)
+        )
     # Post, redirect, get: reloading the job's page starts nothing again.
     return RedirectResponse(f"{PREFIX}/jobs/{format_id(job.id)}", status_code=303)

@@ -216,6 +216,8 @@ def household_page(
         instruments=instruments,
         **notes,
         may_history=principal.may(Permission.HOUSEHOLD_HISTORY),
+        # A past version's members cannot be merged: only the current household offers it.
+        may_merge=principal.may(Permission.MERGE) and found.valid_to is None,
         full_name=full_name,
         code=code,
         person_label=lambda name: label(name, fields.PERSON),

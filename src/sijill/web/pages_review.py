@@ -57,7 +57,9 @@ NO_HOUSEHOLD = N_(
     "The record whose household you chose belongs to no household: choose the other one."
 )
 CHOOSE_RECORD = N_("Choose which of the two records to keep.")
+MERGED_NOW = N_("Recorded: the two records were merged.")
 UNMERGED = N_("The merge was undone: both records are as they were before it.")
+MERGE_NOTICES = {"unmerged": UNMERGED, "merged": MERGED_NOW}
 CANNOT_UNMERGE = N_(
     "This merge can no longer be undone exactly: the records or their households have "
     "changed since, or it was already undone."
@@ -275,8 +277,10 @@ def _merge_page(
 
 @router.get("/review/merges/{merge_id}", name="web_merge")
 def merge_page(request: Request, principal: PrincipalDep, merge_id: MergeId) -> Response:
-    undone = request.query_params.get("unmerged") == "1"
-    return _merge_page(request, principal, merge_id, notice=gettext(UNMERGED) if undone else None)
+    # What the form that led here did (post, redirect, get): `?merged=1` or `?unmerged=1`.
+    said = [notice for key, notice in MERGE_NOTICES.items() if request.query_params.get(key) == "1"]
+    notice = said[0] if said else None
+    return _merge_page(request, principal, merge_id, notice=notice and gettext(notice))
 
 
 @router.post("/review/merges/{merge_id}/unmerge", name="web_unmerge")

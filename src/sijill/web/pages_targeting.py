@@ -38,7 +38,7 @@ from sijill.targeting.starts import (
 )
 from sijill.web.areas import run_area_choices
 from sijill.web.pages_jobs import UNREADABLE, chosen_file, read_day, started_job, too_large
-from sijill.web.render import page
+from sijill.web.render import page, service_detail
 from sijill.web.routing import page_router
 from sijill.web.session import check_csrf, page_principal, transaction
 
@@ -134,11 +134,11 @@ def start_checked(
     except InvalidInput as error:
         if any(e.field == "file" for e in error.errors):  # the upload's suffix
             return refused(422, gettext(UNREADABLE))
-        return refused(422, error.errors[0].translated() if error.errors else error.detail)
+        return refused(422, error.errors[0].translated() if error.errors else service_detail(error))
     except SijillError as error:
         if error.status not in (403, 404, 429):
             raise
-        return refused(error.status, error.detail)
+        return refused(error.status, service_detail(error))
 
 
 def _start(request: Request, principal: Principal, form: str, sent: dict, build) -> Response:

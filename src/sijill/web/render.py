@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
 from markupsafe import Markup
 
+from sijill.core.errors import SijillError
 from sijill.core.i18n import SUPPORTED, current_locale, direction, gettext, ngettext, supported
 from sijill.core.i18n.formats import (
     format_amount,
@@ -110,6 +111,17 @@ def percent(context: Any, value: Decimal | None) -> Markup | str:
     return _isolated(format_percent(value, numbering_system=_digits(context)))
 
 
+def service_detail(error: SijillError | str) -> Markup | str:
+    """What a service said when it refused, for a page. Services word their details in
+    English (they are the API's problem `detail`, naming records and values); on a page in
+    another language the detail is said to be English and marked so (`lang`, for screen
+    readers; `dir`, so its IDs and numbers keep their order in a right-to-left page)."""
+    text = error if isinstance(error, str) else error.detail
+    if current_locale() == "en":
+        return text
+    return Markup('{} <span lang="en" dir="ltr">{}</span>').format(gettext("In English:"), text)
+
+
 def ident(value: Any) -> Markup:
     return _isolated(str(value))
 
@@ -122,6 +134,7 @@ TEMPLATES.filters.update(
     moment=moment,
     ident=ident,
     bdi=ident,
+    in_english=service_detail,
     percent=percent,
 )
 

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 
 from sijill.core.errors import NotFound, SijillError
 from sijill.core.i18n import gettext, use_locale
-from sijill.web.render import page, page_language
+from sijill.web.render import page, page_language, service_detail
 from sijill.web.session import PREFIX, SignInRequired, end_session, finish
 
 SIGN_IN = f"{PREFIX}/sign-in"
@@ -31,7 +31,7 @@ def error_page(request: Request, error: SijillError) -> Response:
         title=gettext(error.title),
         status_code=error.status,
         # A server's own trouble (5xx) is for its logs and operators, not for the page.
-        message=None if missing or error.status >= 500 else error.detail,
+        message=None if missing or error.status >= 500 else service_detail(error),
     )
 
 
