@@ -94,13 +94,32 @@ def match_frame(persons: pl.DataFrame) -> pl.DataFrame:
             latin["phonetic"].alias(f"{part}_ph"),
             arabic["skeleton"].fill_null(latin["skeleton"]).alias(f"{part}_sk"),
         ]
-        if part == "family":
-            particles = arabic["particles"].list.concat(latin["particles"]).list.unique()
-            keys.append(
-                particles.list.sort().list.join(" ").replace("", None).alias("family_particles")
-            )
-    frame = persons.with_columns(keys).with_columns(_birth())
+    frame = persons.with_columns(*keys, _family_particles(persons)).with_columns(_birth())
     return _with_household_context(frame).select(MATCH_COLUMNS)
+
+
+def _family_particles(persons: pl.DataFrame) -> pl.Series:
+    """The particles of both spellings of the family name, sorted, as one word list. Worked
+    out once per distinct pair of spellings and joined back: list operations on a million
+    rows of two-item lists cost seconds, a registry holds a few thousand such pairs."""
+    spellings = persons.select(ar="family_name_ar", lat="family_name_lat")
+    distinct = spellings.unique()
+    particles = (
+        match_keys_frame(distinct["ar"])["particles"]
+        .list.concat(match_keys_frame(distinct["lat"])["particles"])
+        .list.unique()
+        .list.sort()
+        .list.join(" ")
+        .replace("", None)
+    )
+    joined = spellings.join(
+        distinct.with_columns(particles.alias("family_particles")),
+        on=["ar", "lat"],
+        how="left",
+        maintain_order="left",
+        nulls_equal=True,
+    )
+    return joined["family_particles"]
 
 
 def _with_household_context(frame: pl.DataFrame) -> pl.DataFrame:
