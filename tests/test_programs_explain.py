@@ -24,7 +24,7 @@ from sijill.core.db import session_factory
 from sijill.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sijill.core.ids import format_id
 from sijill.core.settings import get_settings
-from sijill.programs.explain import explain
+from sijill.programs.explain import explain, explain_decisions
 from sijill.programs.models import EligibilityDecision, ProgramRun
 from sijill.programs.notices import write_notices
 from sijill.programs.service import run_program
@@ -160,6 +160,41 @@ def test_an_explanation_replays_the_decision_in_three_languages(decided):
     assert chosen.summary == f"selected: rank {selected['rank']} among the eligible households"
     assert later.position == waiting["rank"] - run.selected
     assert later.summary == f"éligible, en liste d’attente à la position {later.position}"
+
+
+def test_a_households_decisions_explained_together_as_one_by_one(decided, tmp_path):
+    """The household page explains all of a household's runs at once (one read of each
+    snapshot and of the scores): each explanation must be the one `explain` gives."""
+    engine, settings, run, frame = decided
+    other = _document()
+    other["program"], other["eligibility"] = (
+        "elder-grant",
+        [
+            {"name": "sized", "where": "hh_size >= 3"},
+            {"name": "deprived", "where": "mpi_score >= 0.1"},
+        ],
+    )
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(other, allow_unicode=True))
+    second = run_program(engine, settings, principal=OFFICER, spec_path=path, as_of=DAY).run_id
+    households = [*frame["household_id"].head(3), _refused_on_deprivation(frame)["household_id"]]
+    for household in households:
+        with Session(engine) as session:
+            decisions = [
+                session.get(EligibilityDecision, (run_id, household)) for run_id in (second, run.id)
+            ]
+            for language in ("ar", "fr", "en"):
+                one_by_one = [
+                    explain(session, settings, OFFICER, d.run_id, household, language)
+                    for d in decisions
+                ]
+                OFFICER.take_audit()
+                together = explain_decisions(
+                    session, settings, OFFICER, household, decisions, language
+                )
+                assert together == one_by_one
+                assert [r.outcome for r in OFFICER.take_audit()] == ["ok", "ok"]
+    assert {e.program for e in together} == {"child-grant", "elder-grant"}
 
 
 def test_explanations_follow_the_readers_areas_and_are_audited(decided):

@@ -201,6 +201,57 @@ def explain(
     return describe(context, decision, values.get(household_id, {}), language)
 
 
+def explain_decisions(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    household_id: int,
+    decisions: list[EligibilityDecision],
+    language: str = "en",
+) -> list[Explanation]:
+    """Several runs' decisions on one household, explained as `explain` explains each (and
+    each explanation audited as it audits one), for a caller that has checked the household
+    lies in the user's scope. Runs that read one feature snapshot (a program's cycles, or
+    programs run on the same day) find the household's row in it once, and its scores are read
+    in one query: a caseworker's page shows twenty decisions."""
+    contexts = {
+        decision.run_id: run_context(session, session.get(ProgramRun, decision.run_id))
+        for decision in decisions
+    }
+    wanted: dict[int, set[str]] = {}
+    for context in contexts.values():
+        run = context.run
+        wanted.setdefault(run.snapshot_id, set()).update(set(context.reads) - set(run.score_runs))
+    features: dict[int, dict[str, Any]] = {}
+    for snapshot_id, columns in wanted.items():
+        snapshot = open_snapshot(settings, session.get(FeatureSnapshot, snapshot_id))
+        found = snapshot_values(
+            snapshot.path, snapshot.record.sha256, sorted(columns), [household_id]
+        )
+        features[snapshot_id] = found.get(household_id, {})
+    score_runs = {run for c in contexts.values() for run in c.run.score_runs.values()}
+    scores: dict[int, Any] = {}
+    if score_runs:
+        scores = dict(
+            session.execute(
+                select(HouseholdScore.run_id, HouseholdScore.score).where(
+                    HouseholdScore.run_id.in_(score_runs),
+                    HouseholdScore.household_id == household_id,
+                )
+            ).all()
+        )
+    explanations = []
+    for decision in decisions:
+        run = contexts[decision.run_id].run
+        # A name is a score of this run or a feature of its snapshot, never both.
+        values = {k: v for k, v in features[run.snapshot_id].items() if k not in run.score_runs}
+        values |= {name: scores[r] for name, r in run.score_runs.items() if r in scores}
+        principal.audit(EXPLAIN_ACTION, "ok", "household", str(household_id),
+                        permission=Permission.PROGRAMS_READ)  # fmt: skip
+        explanations.append(describe(contexts[decision.run_id], decision, values, language))
+    return explanations
+
+
 def read_values(
     session: Session, settings: Settings, context: RunContext, household_ids: list[int]
 ) -> dict[int, dict[str, Any]]:

@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sijill.core.errors import NotFound
+from sijill.core.errors import InvalidInput, NotFound
 from sijill.core.settings import Settings
 from sijill.programs.entitlement_models import APPROVED, Entitlement, EntitlementCycle
-from sijill.programs.explain import Explanation, explain
+from sijill.programs.explain import Explanation, explain_decisions
 from sijill.programs.models import (
     EligibilityDecision,
     Enrollment,
@@ -22,6 +22,7 @@ from sijill.programs.models import (
     ProgramRun,
     ProgramVersion,
 )
+from sijill.programs.spec import LANGUAGES
 from sijill.registry.lookup import household_area_id
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
@@ -68,10 +69,11 @@ def household_decisions(
         ).all()
         if len(decisions) >= LATEST_RUNS:
             break
-    return [
-        explain(session, settings, principal, decision.run_id, household_id, language)
-        for decision in decisions[:LATEST_RUNS]
-    ]
+    if language not in LANGUAGES:
+        raise InvalidInput(f"language: '{language}' is not one of {', '.join(LANGUAGES)}")
+    return explain_decisions(
+        session, settings, principal, household_id, decisions[:LATEST_RUNS], language
+    )
 
 
 def household_entitlements(
