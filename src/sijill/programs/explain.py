@@ -12,6 +12,7 @@ rows: an appeal sees the numbers the decision saw, not today's registry. The wor
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 import sqlglot
@@ -152,13 +153,19 @@ def run_context(session: Session, run: ProgramRun) -> RunContext:
         if isinstance(parameter, dict) and isinstance(parameter.get("label"), dict):
             labels[name] = parameter["label"]
     parameters = {name: _value(entry["value"]) for name, entry in run.parameters.items()}
-    trees = []
-    for clause in run.clauses:
-        try:
-            trees.append(sqlglot.parse_one(clause["where"], read="duckdb"))
-        except sqlglot.errors.SqlglotError:
-            trees.append(None)  # quoted as written, with no values
+    trees = [_parsed(clause["where"]) for clause in run.clauses]
     return RunContext(run, body, parameters, labels, trees)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(where: str) -> exp.Expression | None:
+    """A clause as written, parsed; None when unreadable (quoted as written, with no values).
+    Runs repeat the same few clauses: each is parsed once per process. The trees are only read
+    (`wording` walks them), never changed."""
+    try:
+        return sqlglot.parse_one(where, read="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return None
 
 
 def _value(text: str) -> Any:
