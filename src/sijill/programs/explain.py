@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlglot
 from babel.lists import format_list
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 from sqlglot import exp
 
@@ -137,13 +137,14 @@ class RunContext:
         return sorted(names - set(self.parameters))
 
 
-def run_context(session: Session, run: ProgramRun) -> RunContext:
-    body = session.scalar(
-        select(ProgramVersion.body).where(
-            ProgramVersion.program == run.program, ProgramVersion.version == run.version
-        )
-    )
-    body = body or {}
+def run_context(
+    session: Session, run: ProgramRun, bodies: dict[tuple[str, int], Any] | None = None
+) -> RunContext:
+    """The run's context; `bodies` (spec versions' bodies by program and version) when the
+    caller has read them for several runs at once."""
+    if bodies is None:
+        bodies = _bodies(session, [run])
+    body = bodies.get((run.program, run.version)) or {}
     labels: dict[str, dict[str, str]] = {}
     for name, score in (body.get("scores") or {}).items():
         default = SCORE_LABELS.get(score.get("kind"), name)
@@ -166,6 +167,16 @@ def _parsed(where: str) -> exp.Expression | None:
         return sqlglot.parse_one(where, read="duckdb")
     except sqlglot.errors.SqlglotError:
         return None
+
+
+def _bodies(session: Session, runs: list[ProgramRun]) -> dict[tuple[str, int], Any]:
+    versions = {(run.program, run.version) for run in runs}
+    found = session.execute(
+        select(ProgramVersion.program, ProgramVersion.version, ProgramVersion.body).where(
+            tuple_(ProgramVersion.program, ProgramVersion.version).in_(versions)
+        )
+    )
+    return {(program, version): body for program, version, body in found}
 
 
 def _value(text: str) -> Any:
@@ -221,10 +232,11 @@ def explain_decisions(
     lies in the user's scope. Runs that read one feature snapshot (a program's cycles, or
     programs run on the same day) find the household's row in it once, and its scores are read
     in one query: a caseworker's page shows twenty decisions."""
-    contexts = {
-        decision.run_id: run_context(session, session.get(ProgramRun, decision.run_id))
-        for decision in decisions
-    }
+    runs = session.scalars(
+        select(ProgramRun).where(ProgramRun.id.in_({d.run_id for d in decisions}))
+    ).all()
+    bodies = _bodies(session, list(runs)) if runs else {}
+    contexts = {run.id: run_context(session, run, bodies) for run in runs}
     wanted: dict[int, set[str]] = {}
     for context in contexts.values():
         run = context.run
