@@ -136,7 +136,8 @@ def test_killed_during_reconciliation_the_rerun_applies_the_report_once(
     engine, settings = cycle["engine"], cycle["settings"]
     report = prepare(engine, settings, cycle["keyring"], principal=PAYER, cycle=CYCLE,
                      value_date=PAY_ON)  # fmt: skip
-    batch_id = report.batches[0]["id"]
+    assert report.batches
+    batch_id = test_payments.largest_bank_batch(engine)
     approve(engine, settings, principal=CHECKER, batch_id=batch_id)
     release(engine, settings, principal=PAYER, batch_id=batch_id)
     answer = provider_named(settings, "iso20022").answer(

@@ -237,17 +237,7 @@ def test_a_run_started_released_and_reconciled_from_the_pages(cycle, tmp_path):
         assert started.status_code == 303, started.text
         job = _ended(app, engine, _job(started.headers["location"]))
         assert (job.kind, job.state, job.started_by) == ("payment_prepare", "succeeded", "payer")
-        with Session(engine) as session:
-            # The bank's largest batch: its answer below refuses one transfer in three, the
-            # first three with seed 2, so a batch of three or fewer would have none paid (the
-            # lowest batch ID follows the lowest household ID, which is random).
-            first = session.scalar(
-                select(PaymentBatch.id)
-                .where(PaymentBatch.provider == "iso20022")
-                .order_by(PaymentBatch.payments.desc(), PaymentBatch.id)
-                .limit(1)
-            )
-        assert first is not None
+        first = test_payments.largest_bank_batch(engine)
         # Not approved yet: the release is refused on the batch's page.
         page = client.get(f"/web/payments/batches/{first}")
         assert "Release to the provider" not in page.text
