@@ -1,32 +1,20 @@
 """Migration 0004 brings a registry with identifiers in clear forward without losing a row:
 every number and phone encrypted, the blind index filled, nothing left in clear."""
 
-import os
-
-import psycopg
 import pytest
 from alembic import command
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from pg_support import PG_URL, private_database
 from sijill.core.db import alembic_config, make_engine, upgrade
 from sijill.registry import identifiers
 from sijill.security.keys import keyring as keys
 from sijill.security.keys.keyring import Keyring
 
-PG_URL = os.environ.get("SIJILL_TEST_DATABASE_URL")
-# Named after the test database, so that parallel workers each have their own.
-PG_DATABASE = f"{PG_URL.rsplit('/', 1)[1]}_encryption" if PG_URL else None
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 PERSONS = 1_234
 NOW = "2024-05-01 10:00:00"
-
-
-def _admin(statement: str) -> None:
-    with psycopg.connect(
-        PG_URL.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
-    ) as db:
-        db.execute(statement)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -35,12 +23,8 @@ def fresh_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'old-registry.db'}"
         return
-    _admin(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
-    _admin(f"CREATE DATABASE {PG_DATABASE}")
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + f"/{PG_DATABASE}"
-    finally:
-        _admin(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+    with private_database("encryption") as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,17 +1,14 @@
 """Migration 0010 refolds the stored name-search keys so compound names written in one word or
 two find each other, and its downgrade gives back the keys of before."""
 
-import os
-
-import psycopg
 import pytest
 from alembic import command
 from sqlalchemy import text
 
+from pg_support import PG_URL, private_database
 from sijill.core.db import alembic_config, make_engine, upgrade
 from sijill.identity.names import search_name
 
-PG_URL = os.environ.get("SIJILL_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 NOW = "2024-05-01 10:00:00"
 # (name parts, the key the fold of revision 0009 stored)
@@ -25,27 +22,14 @@ PERSONS = [
 ]
 
 
-def _admin(statement: str) -> None:
-    with psycopg.connect(
-        PG_URL.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
-    ) as db:
-        db.execute(statement)
-
-
 @pytest.fixture(params=BACKENDS)
 def fresh_url(request, tmp_path):
     """An empty database of this test's own, named after the test database (private to it)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'registry.db'}"
         return
-    base, name = PG_URL.rsplit("/", 1)
-    database = f"{name}_fold"
-    _admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-    _admin(f"CREATE DATABASE {database}")
-    try:
-        yield f"{base}/{database}"
-    finally:
-        _admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    with private_database("fold") as url:
+        yield url
 
 
 def stored_keys(url: str) -> list[str]:

@@ -1,8 +1,5 @@
 """The schema comes only from migrations: a model change without its migration fails here."""
 
-import os
-
-import psycopg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -10,6 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 import sijill.models  # noqa: F401  (registers every table)
+from pg_support import PG_URL, private_database
 from sijill.core.db import Base, alembic_config, make_engine, upgrade
 
 
@@ -22,15 +20,7 @@ def test_models_match_the_migrated_schema(engine):
 
 # --- 0016: the person facts the region's programs need ---------------------------------------
 
-PG_URL = os.environ.get("SIJILL_TEST_DATABASE_URL")
 FACTS = ["school_grade", "contributory_pension", "orphanhood", "monthly_income"]
-
-
-def _admin(statement: str) -> None:
-    with psycopg.connect(
-        PG_URL.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
-    ) as db:
-        db.execute(statement)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"] if PG_URL else ["sqlite"])
@@ -39,14 +29,8 @@ def fresh_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'registry.db'}"
         return
-    base, name = PG_URL.rsplit("/", 1)
-    database = f"{name}_0016"
-    _admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-    _admin(f"CREATE DATABASE {database}")
-    try:
-        yield f"{base}/{database}"
-    finally:
-        _admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    with private_database("0016") as url:
+        yield url
 
 
 def _state(url: str) -> tuple[dict[str, set[str]], int, int]:
