@@ -201,8 +201,7 @@ def explain(
     """A household's decision in a run, if the household lies in the user's scope (as its
     registry record says now): otherwise, as for a run or a household that does not exist,
     NotFound. Every read is audited: it shows the household's data."""
-    if language not in LANGUAGES:
-        raise InvalidInput(f"language: '{language}' is not one of {', '.join(LANGUAGES)}")
+    check_language(language)
     permission = Permission.PROGRAMS_READ
     principal.require(permission, record_type="household", record_id=str(household_id))
     scope = principal.scope(session, permission)
@@ -213,10 +212,12 @@ def explain(
                         permission=permission)  # fmt: skip
         raise NotFound(f"There is no decision of program run {run_id} on household "
                        f"{household_id} in your scope")  # fmt: skip
-    context = run_context(session, session.get(ProgramRun, run_id))
-    values = read_values(session, settings, context, [household_id])
-    principal.audit(EXPLAIN_ACTION, "ok", "household", str(household_id), permission=permission)
-    return describe(context, decision, values.get(household_id, {}), language)
+    return explain_decisions(session, settings, principal, household_id, [decision], language)[0]
+
+
+def check_language(language: str) -> None:
+    if language not in LANGUAGES:
+        raise InvalidInput(f"language: '{language}' is not one of {', '.join(LANGUAGES)}")
 
 
 def explain_decisions(
@@ -232,6 +233,7 @@ def explain_decisions(
     lies in the user's scope. Runs that read one feature snapshot (a program's cycles, or
     programs run on the same day) find the household's row in it once, and its scores are read
     in one query: a caseworker's page shows twenty decisions."""
+    check_language(language)
     runs = session.scalars(
         select(ProgramRun).where(ProgramRun.id.in_({d.run_id for d in decisions}))
     ).all()

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sijill.core.errors import InvalidInput, NotFound
+from sijill.core.errors import NotFound
 from sijill.core.settings import Settings
 from sijill.programs.entitlement_models import APPROVED, Entitlement, EntitlementCycle
 from sijill.programs.explain import Explanation, explain_decisions
@@ -22,7 +22,6 @@ from sijill.programs.models import (
     ProgramRun,
     ProgramVersion,
 )
-from sijill.programs.spec import LANGUAGES
 from sijill.registry.lookup import household_area_id
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
@@ -69,8 +68,6 @@ def household_decisions(
         ).all()
         if len(decisions) >= LATEST_RUNS:
             break
-    if language not in LANGUAGES:
-        raise InvalidInput(f"language: '{language}' is not one of {', '.join(LANGUAGES)}")
     return explain_decisions(
         session, settings, principal, household_id, decisions[:LATEST_RUNS], language
     )

@@ -31,9 +31,14 @@ from sijill.core.i18n import N_, direction, gettext
 from sijill.core.i18n.formats import format_date
 from sijill.core.ids import format_id
 from sijill.core.settings import Settings
-from sijill.programs.explain import Explanation, describe, read_values, run_context
+from sijill.programs.explain import (
+    Explanation,
+    check_language,
+    describe,
+    read_values,
+    run_context,
+)
 from sijill.programs.models import STATUS_NAMES, EligibilityDecision, ProgramRun
-from sijill.programs.spec import LANGUAGES
 from sijill.registry.models import Household, Membership, Person
 from sijill.security.audit.service import append
 from sijill.security.principal import Principal
@@ -146,8 +151,7 @@ def write_notices(
 ) -> NoticeReport:
     """A letter for each household of the run in the user's scope (PROGRAMS_READ), or of the
     given status, or the one household asked for."""
-    if language not in LANGUAGES:
-        raise InvalidInput(f"language: '{language}' is not one of {', '.join(LANGUAGES)}")
+    check_language(language)
     codes = {name: code for code, name in STATUS_NAMES.items()}
     if status is not None and status not in codes:
         raise InvalidInput(f"status: '{status}' is not one of {', '.join(codes)}")
