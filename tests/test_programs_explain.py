@@ -24,7 +24,7 @@ from sijill.core.db import session_factory
 from sijill.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sijill.core.ids import format_id
 from sijill.core.settings import get_settings
-from sijill.programs.explain import explain, explain_decisions
+from sijill.programs.explain import explain, explain_decisions, run_context
 from sijill.programs.models import EligibilityDecision, ProgramRun
 from sijill.programs.notices import write_notices
 from sijill.programs.service import run_program
@@ -359,3 +359,21 @@ def test_the_commands_explain_and_write_letters_without_names(
     assert head and head in letter
     assert head not in written.output and "1 letters" in written.output
     assert Path(tmp_path / "out").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_runs_rules_are_kept_and_never_taken_for_another_runs():
+    """The rules derived from a run are read once per process; a run recorded under the same
+    ID with other rules (SQLite reuses a rolled-back ID) gets its own."""
+
+    def run(digest: str, where: str) -> ProgramRun:
+        clause = {"name": "size", "where": where, "sql": where}
+        return ProgramRun(id=987654, program="kept", version=1, digest=digest, as_of=DAY,
+                          score_runs={}, parameters={}, clauses=[clause])  # fmt: skip
+
+    body = {("kept", 1): {"name": {"en": "Kept"}}}
+    first = run_context(None, run("a", "hh_size > 3"), body)
+    # Kept: no spec body is passed and no session to read one from.
+    again = run_context(None, run("a", "hh_size > 3"))
+    other = run_context(None, run("b", "children_0_4 >= 1"), body)
+    assert again.rules is first.rules
+    assert first.reads == ["hh_size"] and other.reads == ["children_0_4"]

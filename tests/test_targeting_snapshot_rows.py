@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sijill.targeting.snapshot_rows import snapshot_values
+from sijill.targeting.snapshot_rows import _GroupsKept, _layout, snapshot_values
 
 IDS = [1000000011, 1000000022, 1000000033, 1000000044, 1000000055]
 
@@ -32,3 +32,28 @@ def test_rows_by_range_and_by_scan_agree(tmp_path, text_keys, rows_sorted):
         assert snapshot_values(path, digest, ["hh_size"], [missing]) == {}
     both = snapshot_values(path, digest, ["hh_size"], [IDS[0], IDS[3]])
     assert both == {IDS[0]: {"hh_size": IDS[0] % 7}, IDS[3]: {"hh_size": IDS[3] % 7}}
+
+
+def test_decoded_groups_are_kept_least_recent_out_within_the_byte_limit(tmp_path):
+    ids = list(range(1, 101))
+    path = tmp_path / "snapshot.parquet"
+    pq.write_table(pa.table({"household_id": ids, "hh_size": [i % 7 for i in ids]}), path,
+                   row_group_size=10)  # fmt: skip
+    columns = ("household_id", "hh_size")
+    layout = _layout(str(path), "digest")
+    group_bytes = pq.ParquetFile(path).read_row_group(0, columns=list(columns)).nbytes
+    kept = _GroupsKept(limit=3 * group_bytes)
+    for group in range(10):
+        table = kept.read(str(path), "digest", layout, group, columns)
+        assert table["household_id"].to_pylist() == ids[group * 10 : group * 10 + 10]
+    assert [key[2] for key in kept._tables] == [7, 8, 9]
+    assert kept._bytes == 3 * group_bytes
+    # Read again, a group is the one kept, and becomes the most recent.
+    assert (
+        kept.read(str(path), "digest", layout, 7, columns)
+        is kept._tables[(str(path), "digest", 7, columns)]
+    )
+    assert [key[2] for key in kept._tables] == [8, 9, 7]
+    # Another checksum is another file: nothing kept is taken for it.
+    kept.read(str(path), "other", layout, 9, columns)
+    assert (str(path), "other", 9, columns) in kept._tables

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from factories import OTHER_LOCALITY, auth_headers, household, make_areas
 from sijill.api import create_app
-from sijill.core.ids import format_id, new_id
+from sijill.core.ids import format_id, new_id, parse_id
 from sijill.core.settings import Settings
 from sijill.security.audit.models import AuditRecord
 from sijill.web.routing import PageRoute
@@ -171,6 +171,19 @@ def test_out_of_scope_household_is_the_missing_page_byte_for_byte(world):
         assert outside["household_id"] not in hidden.text
         history = client.get(f"/web/households/{outside['household_id']}/history")
         assert history.status_code == 404 and history.content == missing.content
+
+
+def test_a_household_page_is_answered_once_its_read_is_audited(world):
+    """The page reads as the API's hottest read does: its audit record group-committed with
+    other requests', and committed before the page leaves, a refusal's as well."""
+    app, sessions, inside, outside = world[0], world[2], world[3], world[4]
+    with _client(app) as client:
+        sign_in(client, "clerk")
+        assert client.get(f"/web/households/{inside['household_id']}").status_code == 200
+        assert client.get(f"/web/households/{outside['household_id']}").status_code == 404
+    read = [(r.actor, r.record_id, r.outcome) for r in _actions(sessions, "household.read")]
+    assert ("clerk", str(parse_id("household", inside["household_id"])), "ok") in read
+    assert ("clerk", str(parse_id("household", outside["household_id"])), "not_found") in read
 
 
 def test_search_and_household_pages(world):

@@ -118,23 +118,39 @@ class Explanation:
 
 
 @dataclass(frozen=True)
-class RunContext:
-    """What every explanation of one run shares: the run, its spec version, its rules."""
+class RunRules:
+    """What a run decided by, derived from its record and its spec version's text: the same
+    for every household, and never changed once the run is recorded."""
 
-    run: ProgramRun
     body: dict[str, Any]
     parameters: dict[str, Any]  # name -> value in force (Decimal, bool or text)
     labels: dict[str, dict[str, str]]  # score or parameter -> {language: label}
     trees: list[exp.Expression | None]  # each clause as written, parsed (None: unreadable)
+    names: list[frozenset[str]]  # the columns each clause names (parameters included)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every explanation of one run shares: the run, its spec version, its rules."""
+
+    run: ProgramRun
+    rules: RunRules
 
     @property
     def reads(self) -> list[str]:
         """Every feature and score a clause names."""
-        names: set[str] = set()
-        for tree in self.trees:
-            if tree is not None:
-                names |= {column.name for column in tree.find_all(exp.Column)}
-        return sorted(names - set(self.parameters))
+        return sorted(frozenset().union(*self.rules.names) - set(self.rules.parameters))
+
+
+# Rules derived from recorded runs, by run: a caseworker's page explains a household's
+# decisions in the latest runs, which every page shows. The key holds what identifies the
+# run's rules, so a run ID used again (SQLite, after a rollback) is never confused.
+_RULES_KEPT = 256
+_rules_kept: dict[tuple, RunRules] = {}
+
+
+def _rules_key(run: ProgramRun) -> tuple:
+    return (run.id, run.program, run.version, run.digest, run.as_of)
 
 
 def run_context(
@@ -142,9 +158,19 @@ def run_context(
 ) -> RunContext:
     """The run's context; `bodies` (spec versions' bodies by program and version) when the
     caller has read them for several runs at once."""
-    if bodies is None:
-        bodies = _bodies(session, [run])
-    body = bodies.get((run.program, run.version)) or {}
+    key = _rules_key(run)
+    rules = _rules_kept.get(key)
+    if rules is None:
+        if bodies is None or (run.program, run.version) not in bodies:
+            bodies = _bodies(session, [run])
+        rules = _rules(run, bodies.get((run.program, run.version)) or {})
+        if len(_rules_kept) >= _RULES_KEPT:
+            _rules_kept.pop(next(iter(_rules_kept), None), None)
+        _rules_kept[key] = rules
+    return RunContext(run, rules)
+
+
+def _rules(run: ProgramRun, body: dict[str, Any]) -> RunRules:
     labels: dict[str, dict[str, str]] = {}
     for name, score in (body.get("scores") or {}).items():
         default = SCORE_LABELS.get(score.get("kind"), name)
@@ -155,7 +181,11 @@ def run_context(
             labels[name] = parameter["label"]
     parameters = {name: _value(entry["value"]) for name, entry in run.parameters.items()}
     trees = [_parsed(clause["where"]) for clause in run.clauses]
-    return RunContext(run, body, parameters, labels, trees)
+    names = [
+        frozenset() if tree is None else frozenset(c.name for c in tree.find_all(exp.Column))
+        for tree in trees
+    ]
+    return RunRules(body, parameters, labels, trees, names)
 
 
 @lru_cache(maxsize=4096)
@@ -237,7 +267,8 @@ def explain_decisions(
     runs = session.scalars(
         select(ProgramRun).where(ProgramRun.id.in_({d.run_id for d in decisions}))
     ).all()
-    bodies = _bodies(session, list(runs)) if runs else {}
+    unknown = [run for run in runs if _rules_key(run) not in _rules_kept]
+    bodies = _bodies(session, unknown) if unknown else {}
     contexts = {run.id: run_context(session, run, bodies) for run in runs}
     wanted: dict[int, set[str]] = {}
     for context in contexts.values():
@@ -300,16 +331,16 @@ def describe(
     context: RunContext, decision: EligibilityDecision, values: dict[str, Any], language: str
 ) -> Explanation:
     """The explanation of one decision, given what its clauses read."""
-    run = context.run
+    run, rules = context.run, context.rules
     clauses = []
-    for index, (clause, tree) in enumerate(zip(run.clauses, context.trees, strict=True)):
+    clauses_named = zip(run.clauses, rules.trees, rules.names, strict=True)
+    for index, (clause, tree, named) in enumerate(clauses_named):
         passed = bool(decision.passed >> index & 1)
-        named = set() if tree is None else {c.name for c in tree.find_all(exp.Column)}
-        read = {name: values.get(name) for name in sorted(named - set(context.parameters))}
+        read = {name: values.get(name) for name in sorted(named - set(rules.parameters))}
         if clause["name"] == AREA_CLAUSE:
             sentence = gettext(wording.IN_AREAS if passed else wording.OUT_OF_AREAS, language)
         else:
-            sentence = wording.Words(context.parameters, context.labels, values, language).clause(
+            sentence = wording.Words(rules.parameters, rules.labels, values, language).clause(
                 tree, clause, passed, read
             )
         clauses.append(
@@ -326,7 +357,7 @@ def describe(
     status = decision.status
     position = None
     if status == SELECTED:
-        quota = context.body.get("quota")
+        quota = rules.body.get("quota")
         summary = (
             gettext(SELECTED_RANK, language).format(rank=wording.number(decision.rank, language))
             if quota
@@ -341,7 +372,7 @@ def describe(
     return Explanation(
         run_id=run.id,
         program=run.program,
-        program_name=(context.body.get("name") or {}).get(language, run.program),
+        program_name=(rules.body.get("name") or {}).get(language, run.program),
         version=run.version,
         digest=run.digest,
         as_of=run.as_of,
@@ -351,7 +382,7 @@ def describe(
         status=STATUS_NAMES[status],
         rank=decision.rank,
         position=position,
-        quota=context.body.get("quota"),
+        quota=rules.body.get("quota"),
         language=language,
         summary=summary,
         clauses=clauses,

@@ -181,7 +181,7 @@ def write_notices(
                            f"{household_id} in your scope")  # fmt: skip
         _prepare(out, force)
         context = run_context(session, run)
-        owner = str(context.body.get("owner") or "")
+        owner = str(context.rules.body.get("owner") or "")
         letters = pdfs = 0
         try:
             for start in range(0, len(decisions), _BATCH):

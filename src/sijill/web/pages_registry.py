@@ -2,11 +2,13 @@
 explained, entitlements, payments) and its history. Each reads through the services the API
 calls, with the signed-in user's `Principal`."""
 
+from contextlib import suppress
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from sijill.core.errors import InvalidInput, NotFound
 from sijill.core.i18n import N_, current_locale, gettext
@@ -26,7 +28,7 @@ from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 from sijill.web.render import page
 from sijill.web.routing import page_router
-from sijill.web.session import page_principal, transaction
+from sijill.web.session import page_principal, read_only, transaction
 
 router = page_router()
 PrincipalDep = Annotated[Principal, Depends(page_principal)]
@@ -143,11 +145,13 @@ def search(
 
 
 @router.get("/households/{household_id}", name="web_household")
-def household(request: Request, principal: PrincipalDep, household_id: str) -> Response:
+async def household(request: Request, principal: PrincipalDep, household_id: str) -> Response:
+    number = _household_id(household_id)
     done = DONE.get(request.query_params.get("done", ""))
-    return household_page(
-        request, principal, _household_id(household_id), notice=done and gettext(done)
+    found = await read_only(
+        request, principal, lambda session: _household_reads(request, session, principal, number)
     )
+    return _household_answer(request, principal, found, notice=done and gettext(done))
 
 
 def _enrollments(session, principal: Principal, number: int) -> list | None:
@@ -176,48 +180,55 @@ def _instruments(session, principal: Principal, number: int) -> list | None:
 def household_page(
     request: Request, principal: Principal, number: int, status: int = 200, **notes: Any
 ) -> Response:
-    """The household's page; `notes` (notice, refusal) say what a form sent here did."""
-    settings = request.app.state.settings
-    decisions = entitlements = payments = None
+    """The household's page for a form sent here; `notes` (notice, refusal) say what it did."""
     with transaction(request, principal) as session:
-        found = service.get_household(session, principal, number)
-        if principal.may(Permission.PROGRAMS_READ):
-            try:
-                decisions = household_decisions(
-                    session, settings, principal, number, current_locale()
-                )
-                entitlements = household_entitlements(session, principal, number)
-            except NotFound:  # readable in one of the user's areas, not in their programs'
-                decisions = entitlements = None
-        if principal.may(Permission.PAYMENTS_READ):
-            try:
-                payments = payments_of(session, principal, found.household_id)
-            except NotFound:
-                payments = None
-        # Its members' merges that this user could undo (none without the merge permission).
-        merges = household_merges(session, principal, number)
-        enrollments = _enrollments(session, principal, number)
-        instruments = _instruments(session, principal, number)
-    members = [m for m in found.members if m.membership_end is None]
+        found = _household_reads(request, session, principal, number)
+    return _household_answer(request, principal, found, status, **notes)
+
+
+def _household_reads(
+    request: Request, session: Session, principal: Principal, number: int
+) -> dict[str, Any]:
+    """What the household's page shows, each part through the service the API reads it with
+    (and none the user may not read)."""
+    found: dict[str, Any] = {"decisions": None, "entitlements": None, "payments": None}
+    found["household"] = service.get_household(session, principal, number)
+    if principal.may(Permission.PROGRAMS_READ):
+        try:
+            settings = request.app.state.settings
+            found["decisions"] = household_decisions(
+                session, settings, principal, number, current_locale()
+            )
+            found["entitlements"] = household_entitlements(session, principal, number)
+        except NotFound:  # readable in one of the user's areas, not in their programs'
+            found["decisions"] = found["entitlements"] = None
+    if principal.may(Permission.PAYMENTS_READ):
+        with suppress(NotFound):  # readable in the user's areas, not in their payments'
+            found["payments"] = payments_of(session, principal, found["household"].household_id)
+    # Its members' merges that this user could undo (none without the merge permission).
+    found["merges"] = household_merges(session, principal, number)
+    found["enrollments"] = _enrollments(session, principal, number)
+    found["instruments"] = _instruments(session, principal, number)
+    return found
+
+
+def _household_answer(
+    request: Request, principal: Principal, found: dict[str, Any], status: int = 200, **notes: Any
+) -> Response:
+    household = found["household"]
     return page(
         request,
         "household.html",
         status=status,
-        household=found,
-        members=members,
-        place=labelled(found, PLACE),
-        dwelling=labelled(found, DWELLING),
-        assets=labelled(found, ASSETS),
-        decisions=decisions,
-        entitlements=entitlements,
-        payments=payments,
-        merges=merges,
-        enrollments=enrollments,
-        instruments=instruments,
+        members=[m for m in household.members if m.membership_end is None],
+        place=labelled(household, PLACE),
+        dwelling=labelled(household, DWELLING),
+        assets=labelled(household, ASSETS),
+        **found,
         **notes,
         may_history=principal.may(Permission.HOUSEHOLD_HISTORY),
         # A past version's members cannot be merged: only the current household offers it.
-        may_merge=principal.may(Permission.MERGE) and found.valid_to is None,
+        may_merge=principal.may(Permission.MERGE) and household.valid_to is None,
         full_name=full_name,
         code=code,
         person_label=lambda name: label(name, fields.PERSON),

@@ -14,14 +14,16 @@ read the seed nor compute its HMAC; SameSite=Lax also keeps the cookies off its 
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from fastapi import Request, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from sijill.core.errors import Forbidden, SijillError, Unauthenticated
-from sijill.security.deps import get_session
+from sijill.security.deps import get_session, record_audit
 from sijill.security.keys.keyring import current_keyring
 from sijill.security.principal import Principal
 from sijill.security.users import signin, tokens
@@ -33,6 +35,8 @@ ACCESS_COOKIE = "sijill_access"
 REFRESH_COOKIE = "sijill_refresh"
 SEED_COOKIE = "sijill_csrf"
 LANGUAGE_COOKIE = "sijill_lang"
+
+T = TypeVar("T")
 
 
 class SignInRequired(Exception):
@@ -119,6 +123,25 @@ def transaction(request: Request, principal: Principal) -> Iterator[Session]:
     audit entries, or the entries of a refusal appended on their own."""
     with contextmanager(get_session)(request, principal) as session:
         yield session
+
+
+async def read_only(request: Request, principal: Principal, work: Callable[[Session], T]) -> T:
+    """A page that only reads, as the API serves its reads: `work(session)` in a worker
+    thread, on a session whose transaction writes nothing and is rolled back; its audit
+    entries then group-committed with other requests' (`security.deps.record_audit`) before
+    the page is answered, whether the read succeeded or was refused.
+
+    An audited read inside its own transaction holds the audit chain's head from its append
+    to its commit: under load every page then queues behind the others' commits."""
+
+    def read() -> T:
+        with request.app.state.sessions() as session:
+            return work(session)
+
+    try:
+        return await run_in_threadpool(read)
+    finally:
+        await record_audit(request, principal)
 
 
 # --- CSRF ------------------------------------------------------------------------------------

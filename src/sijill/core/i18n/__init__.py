@@ -53,7 +53,7 @@ Locale-aware numbers, amounts and dates are in `sijill.core.i18n.formats`.
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Literal
 
@@ -77,8 +77,10 @@ def N_(message: str) -> str:  # noqa: N802  (the name gettext tools look for)
     return message
 
 
+@lru_cache(maxsize=256)
 def supported(locale: str | None) -> str | None:
-    """The supported language a tag names (`ar-EG` → `ar`, `FR` → `fr`), or None."""
+    """The supported language a tag names (`ar-EG` → `ar`, `FR` → `fr`), or None.
+    Kept: every message a page translates asks it for the current language."""
     if not locale:
         return None
     from babel.core import negotiate_locale

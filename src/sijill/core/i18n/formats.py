@@ -17,6 +17,7 @@ Amounts are `Decimal` (or a whole number), never `float`: a float has already lo
 from datetime import date, datetime
 from datetime import tzinfo as TimeZone
 from decimal import Decimal
+from functools import lru_cache
 
 from babel import Locale
 from babel import dates as babel_dates
@@ -33,7 +34,14 @@ _LATIN = DIGITS["latn"]
 
 
 def _locale(locale: str | None) -> Locale:
-    return Locale.parse((locale or current_locale()).replace("-", "_"))
+    return _parsed_locale(locale or current_locale())
+
+
+@lru_cache(maxsize=64)
+def _parsed_locale(identifier: str) -> Locale:
+    # Kept: a page formats dozens of numbers and dates, and parsing an identifier is most of
+    # the cost of formatting one. Locale objects are only read.
+    return Locale.parse(identifier.replace("-", "_"))
 
 
 def _system(locale: Locale, numbering_system: str) -> str:
