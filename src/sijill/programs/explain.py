@@ -275,12 +275,14 @@ def explain_decisions(
         run = context.run
         wanted.setdefault(run.snapshot_id, set()).update(set(context.reads) - set(run.score_runs))
     features: dict[int, dict[str, Any]] = {}
-    for snapshot_id, columns in wanted.items():
-        snapshot = open_snapshot(settings, session.get(FeatureSnapshot, snapshot_id))
+    records = session.scalars(select(FeatureSnapshot).where(FeatureSnapshot.id.in_(wanted)))
+    for record in records:
+        columns = wanted[record.id]
+        snapshot = open_snapshot(settings, record)
         found = snapshot_values(
             snapshot.path, snapshot.record.sha256, sorted(columns), [household_id]
         )
-        features[snapshot_id] = found.get(household_id, {})
+        features[record.id] = found.get(household_id, {})
     score_runs = {run for c in contexts.values() for run in c.run.score_runs.values()}
     scores: dict[int, Any] = {}
     if score_runs:
