@@ -98,7 +98,7 @@ def _household_id(text: str) -> int:
 
 
 @router.get("/households", name="web_households")
-def search(
+async def search(
     request: Request,
     principal: PrincipalDep,
     registry_id: Criterion = None,
@@ -115,10 +115,13 @@ def search(
     }
     rows, count = [], None
     if any(criteria.values()):
-        with transaction(request, principal) as session:
-            rows, count = service.search_households(
+        rows, count = await read_only(
+            request,
+            principal,
+            lambda session: service.search_households(
                 session, principal, page=page_number, page_size=PAGE_SIZE, **criteria
-            )
+            ),
+        )
     results = [
         {
             "id": row.household_id,
@@ -236,8 +239,9 @@ def _household_answer(
 
 
 @router.get("/households/{household_id}/history", name="web_household_history")
-def history(request: Request, principal: PrincipalDep, household_id: str) -> Response:
+async def history(request: Request, principal: PrincipalDep, household_id: str) -> Response:
     number = _household_id(household_id)
-    with transaction(request, principal) as session:
-        found = service.household_history(session, principal, number)
+    found = await read_only(
+        request, principal, lambda session: service.household_history(session, principal, number)
+    )
     return page(request, "history.html", history=found, versions=list(reversed(found.data)))
