@@ -32,8 +32,8 @@ from sijill.web.session import (
     end_session,
     keep_session,
     new_seed,
-    page_principal,
     signed_in,
+    signed_in_principal,
 )
 
 router = page_router()
@@ -154,7 +154,7 @@ def password_page(
 @router.get("/password", name="web_password_form")
 def password_form(request: Request, next: str | None = None) -> Response:
     try:  # signed in, the page shows the menu and the user's own name
-        principal = page_principal(request)
+        principal = signed_in_principal(request)
     except SignInRequired:
         principal = None
     return password_page(request, username=principal.username if principal else "", next=next)

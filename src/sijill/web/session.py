@@ -86,32 +86,52 @@ def signed_in(request: Request, username: str, action: str, attempt) -> TokenPai
     )
 
 
-def page_principal(request: Request) -> Principal:
-    """The signed-in user of the session cookies (renewed when the access token expired), or
-    SignInRequired. Sync on purpose: a renewal reads the database."""
-    settings = request.app.state.settings
-    access = request.cookies.get(ACCESS_COOKIE)
-    principal = None
-    if access:
-        try:
-            principal = principal_from_token(settings, access, request.app.state.loop_sessions)
-        except Unauthenticated:
-            principal = None
+async def page_principal(request: Request) -> Principal:
+    """The signed-in user of the session cookies, or SignInRequired. A valid access token is
+    checked on the event loop, as the API checks a bearer token (a signature, no database);
+    renewing an expired one reads the database, in a worker thread."""
+    principal = _access_principal(request)
     if principal is None:
-        refresh = request.cookies.get(REFRESH_COOKIE)
-        if not refresh:
-            raise SignInRequired
-        try:
-            claims = tokens.refresh_claims(refresh)
-            pair = signed_in(
-                request, claims["sub"], "auth.refresh", signin.refresh_attempt(settings, claims)
-            )
-        except SijillError:
-            raise SignInRequired from None
-        request.state.renewed = pair
-        principal = principal_from_token(
-            settings, pair.access_token, request.app.state.loop_sessions
+        principal = await run_in_threadpool(_renewed_principal, request)
+    return _settled(request, principal)
+
+
+def signed_in_principal(request: Request) -> Principal:
+    """`page_principal` for a route that runs in a worker thread."""
+    return _settled(request, _access_principal(request) or _renewed_principal(request))
+
+
+def _access_principal(request: Request) -> Principal | None:
+    access = request.cookies.get(ACCESS_COOKIE)
+    if not access:
+        return None
+    try:
+        return principal_from_token(
+            request.app.state.settings, access, request.app.state.loop_sessions
         )
+    except Unauthenticated:
+        return None
+
+
+def _renewed_principal(request: Request) -> Principal:
+    """The user of the refresh token, their session renewed (audited and rate-limited as
+    `POST /auth/refresh` is)."""
+    settings = request.app.state.settings
+    refresh = request.cookies.get(REFRESH_COOKIE)
+    if not refresh:
+        raise SignInRequired
+    try:
+        claims = tokens.refresh_claims(refresh)
+        pair = signed_in(
+            request, claims["sub"], "auth.refresh", signin.refresh_attempt(settings, claims)
+        )
+    except SijillError:
+        raise SignInRequired from None
+    request.state.renewed = pair
+    return principal_from_token(settings, pair.access_token, request.app.state.loop_sessions)
+
+
+def _settled(request: Request, principal: Principal) -> Principal:
     principal.request_id = request.state.request_id
     request.state.principal = principal
     return principal
