@@ -43,6 +43,7 @@ from sijill.security.audit.chain import chain_health
 from sijill.security.deps import BEARER_SCHEME, PURPOSE_PATTERN, PublicSessionDep, get_principal
 from sijill.security.keys.keyring import current_keyring, install_keyring
 from sijill.security.keys.usage import missing_key_ids
+from sijill.security.users.passwords import prepare_checks
 
 # --- the app -----------------------------------------------------------------------------------
 
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
         # request would build thousands of lasting objects after the freeze, and every full
         # collection would walk them (with ~40 mapped classes, twice the time per collection).
         configure_mappers()
+        prepare_checks()
         gc.collect()
         gc.freeze()
         # Jobs a previous process left queued or running are said to be interrupted.

@@ -30,11 +30,10 @@ import warnings
 
 import numpy as np
 import polars as pl
-import statsmodels.api as sm
-from scipy.stats import rankdata
-from sklearn.ensemble import HistGradientBoostingRegressor
-from statsmodels.tools.sm_exceptions import ConvergenceWarning, IterationLimitWarning
 
+# statsmodels, SciPy and scikit-learn are imported by the functions that fit, not here: every
+# scoring run and program run imports this module (through the artifact's checks), and the
+# three took seconds of each such command's start for a fit it never does.
 from sijill.targeting.pmt_design import candidate_terms, design, independent, predict
 
 Y, W, PERSONS = "_y", "_w", "_persons"
@@ -78,11 +77,16 @@ def _uses(terms: list[dict], feature: str) -> bool:
 
 
 def _wls(y: np.ndarray, x: np.ndarray, w: np.ndarray):
+    import statsmodels.api as sm
+
     design_ = sm.add_constant(x, has_constant="add")
     return sm.WLS(y, design_, weights=w).fit(cov_type="HC1")
 
 
 def _quantile(y: np.ndarray, x: np.ndarray, w: np.ndarray, tau: float):
+    import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning, IterationLimitWarning
+
     design_ = sm.add_constant(x, has_constant="add")
     scale = w / w.mean()
     with warnings.catch_warnings():
@@ -208,6 +212,8 @@ def _boosted(train: pl.DataFrame, held: pl.DataFrame, candidates: list[str], see
     terms, _ = candidate_terms(train, w, candidates)
     if not terms:  # nothing to split on: the mean is the best guess
         return np.full(held.height, np.average(train[Y].to_numpy(), weights=w))
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     booster = HistGradientBoostingRegressor(
         learning_rate=0.05,
         max_iter=300,
@@ -225,6 +231,8 @@ def _figures(y: np.ndarray, predicted: np.ndarray, w: np.ndarray) -> dict:
     """Weighted R² (against the weighted mean), root mean squared error (in log points) and
     the weighted correlation of ranks. The quantile model predicts a low quantile, not the
     mean, so its R² is low by design; what targeting uses is the ranking."""
+    from scipy.stats import rankdata
+
     residual = float(np.sum(w * (y - predicted) ** 2))
     total = float(np.sum(w * (y - np.average(y, weights=w)) ** 2))
     return {

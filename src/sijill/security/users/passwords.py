@@ -1,6 +1,7 @@
 """Password and service-key hashing with Argon2id (argon2-cffi's defaults, RFC 9106)."""
 
 import secrets
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -9,9 +10,6 @@ from sijill.core.errors import FieldError
 from sijill.core.i18n import N_
 
 _hasher = PasswordHasher()
-# Verifying against this when the user does not exist takes as long as a real check, so the
-# answer time does not tell which user names exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 MIN_LENGTH = 12
 _TOO_SHORT = N_("The new password is too weak: it needs at least {count} characters")
 _ONE_KIND = N_(
@@ -24,9 +22,23 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+@cache
+def _dummy_hash() -> str:
+    """Verifying against this when the user does not exist takes as long as a real check, so
+    the answer time does not tell which user names exist. Made on first use, not at import: a
+    hash costs a third of a second, and most commands never check a password."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def prepare_checks() -> None:
+    """Make the dummy hash now: a server does, so that its first check of an unknown user
+    takes no longer than the others."""
+    _dummy_hash()
+
+
 def verify_password(stored_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _hasher.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
