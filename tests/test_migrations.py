@@ -93,3 +93,39 @@ def test_0016_adds_the_person_facts_and_takes_them_back_without_losing_a_row(fre
     for table in columns.values():
         assert not set(FACTS) & table
     assert (persons, versions) == (1, 1)
+
+
+# --- 0020: household_score without a key on its run -------------------------------------------
+
+
+def _score_keys(url: str) -> list[dict]:
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        keys = inspect(connection).get_foreign_keys("household_score")
+    engine.dispose()
+    return keys
+
+
+def test_0020_drops_the_score_key_and_its_downgrade_restores_it(fresh_url):
+    upgrade(fresh_url, "0019")
+    assert [key["referred_table"] for key in _score_keys(fresh_url)] == ["targeting_run"]
+
+    upgrade(fresh_url, "0020")
+    assert _score_keys(fresh_url) == []
+    engine = make_engine(fresh_url)
+    with engine.begin() as connection:
+        # A run writes its scores in the transaction that records it; nothing checks each row.
+        connection.execute(
+            text(
+                "INSERT INTO household_score (run_id, household_id, score, poor) "
+                "VALUES (7, 1000000001, 7.5, false)"
+            )
+        )
+        connection.execute(text("DELETE FROM household_score"))
+    engine.dispose()
+
+    command.downgrade(alembic_config(fresh_url), "0019")
+    keys = _score_keys(fresh_url)
+    assert [(k["constrained_columns"], k["referred_table"]) for k in keys] == [
+        (["run_id"], "targeting_run")
+    ]

@@ -299,12 +299,13 @@ def record_run(
 
 
 def _write_scores(session: Session, run_id: int, scores: pl.DataFrame) -> None:
+    # In key order: each row then lands on the primary key's rightmost page, not a random one.
     rows = scores.select(
         pl.lit(run_id, pl.Int64).alias("run_id"),
         pl.col("household_id").cast(pl.Int64),
         pl.col("score").cast(pl.Float64),
         pl.col("poor").cast(pl.Boolean),
-    )
+    ).sort("household_id")
     if session.bind.dialect.name != "postgresql":
         if rows.height:
             session.execute(insert(HouseholdScore), rows.to_dicts())
