@@ -2,7 +2,7 @@
 plain per-household Python loop; and how wrong each PMT is on the synthetic country.
 
     .venv/bin/python bench/bench_targeting.py scale [--households 1000000] [--runs 2]
-        [--loop-sample 100000] [--drop-synth] [--drop-database]
+        [--loop-sample 100000] [--drop-synth] [--drop-database] [--database NAME]
     .venv/bin/python bench/bench_targeting.py accuracy [--households 100000] [--seed 1]
 
 Both import a `sijill synth` country into a PostgreSQL registry of their own (`sijill db
@@ -37,7 +37,7 @@ import psycopg
 from common import BENCH_KEY_FILE, PG_ADMIN_URL, SIJILL, bench_user, median, record, run_measured
 
 WORK = Path("/tmp/sijill-bench")
-DATABASE = "sijill_targeting"
+DATABASE = "sijill_targeting"  # the 1M registry the programs, payments and web benches reuse
 POVERTY_LINE = "1800"  # the synthetic country's poverty line (its manifest's poverty_lines)
 
 
@@ -69,17 +69,19 @@ def _imported(url: str, households: int) -> bool:
     return count == households
 
 
-def _registry(folder: Path, reuse: bool = False) -> tuple[str, dict, dict]:
+def _registry(
+    folder: Path, reuse: bool = False, database: str = DATABASE
+) -> tuple[str, dict, dict]:
     """A PostgreSQL registry with `folder` imported (fresh, unless `reuse` and a previous run
     left it); its URL, the env of a fitter and the env of an approving officer (national
     program officers, service accounts made afresh)."""
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}"
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"
     households = json.loads((folder / "manifest.json").read_text())["sizes"]["households"]
     if reuse and _imported(url, households):
         return url, *_officers(url)
     with psycopg.connect(_pg(PG_ADMIN_URL), autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        connection.execute(f"CREATE DATABASE {DATABASE}")
+        connection.execute(f"DROP DATABASE IF EXISTS {database}")
+        connection.execute(f"CREATE DATABASE {database}")
     env = {
         **os.environ,
         "SIJILL_DATABASE_URL": url,
@@ -269,7 +271,7 @@ print(json.dumps({"households": len(ids), "seconds": time.perf_counter() - start
 
 def scale(args) -> None:
     folder = _country(args.households, 1)
-    url, fitter, officer = _registry(folder, reuse=args.reuse)
+    url, fitter, officer = _registry(folder, reuse=args.reuse, database=args.database)
     as_of = json.loads((folder / "manifest.json").read_text())["reference_date"]
     fitted = _fit(folder, fitter, officer, "wls", as_of)
     if args.drop_synth:
@@ -337,7 +339,7 @@ def scale(args) -> None:
     )
     if args.drop_database:
         with psycopg.connect(_pg(PG_ADMIN_URL), autocommit=True) as connection:
-            connection.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+            connection.execute(f"DROP DATABASE IF EXISTS {args.database}")
 
 
 def accuracy(args) -> None:
@@ -421,6 +423,10 @@ def main() -> None:
     s.add_argument("--drop-synth", action="store_true", help="delete the synth files once imported")
     s.add_argument("--drop-database", action="store_true", help="drop the registry at the end")
     s.add_argument("--reuse", action="store_true", help="keep the registry a previous run left")
+    s.add_argument(
+        "--database", default=DATABASE, help="the registry's PostgreSQL database (a 10M run "
+        "beside the 1M registry the other benches reuse: another name)"
+    )  # fmt: skip
     s.set_defaults(run=scale)
     a = commands.add_parser("accuracy")
     a.add_argument("--households", type=int, default=100_000)
