@@ -277,6 +277,9 @@ def test_a_snapshot_read_in_partitions_equals_one_read_whole(registry):
     stages = []
     parted = take_snapshot(engine, small, principal=OFFICER, stage=stages.append)
     assert "reading the registry (2 of 2)" in stages
+    # The members are read once for all partitions, into files that do not outlive the read.
+    assert stages.count("reading the members") == 1
+    assert not [path for path in settings.work_dir.iterdir() if path.name.startswith("tmp")]
     assert parted.record.households == whole.record.households > 1_000
     assert parted.record.households_without_consent == whole.record.households_without_consent
     assert parted.view.sort("household_id").equals(whole.view.sort("household_id"))

@@ -12,10 +12,13 @@ boolean, date); a frame with any other column is written as CSV instead.
 """
 
 import io
+import tempfile
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+from sqlalchemy import Engine, text
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _TRAILER = b"\xff\xff"
@@ -96,8 +99,6 @@ def query_frame(session, query: str, schema: dict[str, pl.DataType]) -> pl.DataF
     PostgreSQL (millions of rows without a Python object each), by the driver elsewhere.
     `query` is trusted SQL (no user input: parameters are the caller's literals); `schema`
     names the columns in order: integers, text and dates (no Boolean: COPY writes t/f)."""
-    from sqlalchemy import text
-
     if session.bind.dialect.name != "postgresql":
         rows = session.execute(text(query)).all()
         # SQLite hands dates back as ISO text.
@@ -114,3 +115,72 @@ def query_frame(session, query: str, schema: dict[str, pl.DataType]) -> pl.DataF
         return pl.DataFrame(schema=schema)
     buffer.seek(0)
     return pl.read_csv(buffer, has_header=False, new_columns=list(schema), schema=schema)
+
+
+# --- reading a query's rows out of the database, by engine (outside any session) -------------
+
+# The bulk reads join millions of members: with the default 4 MB per hash they spill to disk
+# in a hundred batches.
+_READ_WORK_MEM = "256MB"
+
+
+def read_query(engine: Engine, query: str, schema: dict, work_dir: Path | None) -> pl.DataFrame:
+    """A query's rows as a frame (`schema` names its columns in order; a list column comes as
+    its text): PostgreSQL's COPY through a private file in `work_dir`, SQLite's driver."""
+    if engine.dialect.name == "postgresql":
+        return _copy_out(engine, query, schema, work_dir)
+    with engine.connect() as connection:
+        rows = connection.execute(text(query)).all()
+    dates = [name for name, dtype in schema.items() if dtype == pl.Date]
+    text_schema = {name: (pl.String if name in dates else dtype) for name, dtype in schema.items()}
+    frame = pl.DataFrame(rows, schema=text_schema, orient="row")
+    return frame.with_columns(pl.col(name).str.to_date(strict=False) for name in dates)
+
+
+def spool_query(engine: Engine, query: str, schema: dict, target: Path, work_dir: Path) -> None:
+    """A query's rows into the Parquet file `target`, never all in memory on PostgreSQL: COPY
+    to a private CSV file, which Polars turns into Parquet as it streams through it."""
+    if engine.dialect.name != "postgresql":
+        read_query(engine, query, schema, work_dir).write_parquet(target)
+        return
+    with tempfile.NamedTemporaryFile(dir=work_dir, suffix=".csv") as spool:
+        _copy_to(engine, query, spool)
+        if not Path(spool.name).stat().st_size:
+            pl.DataFrame(schema=schema).write_parquet(target)
+            return
+        scanned = pl.scan_csv(spool.name, has_header=False, schema=_csv_schema(schema))
+        scanned.sink_parquet(target)
+
+
+def _csv_schema(schema: dict) -> dict:
+    return {
+        name: (pl.String if isinstance(dtype, pl.List) else dtype) for name, dtype in schema.items()
+    }
+
+
+def _copy_to(engine: Engine, query: str, spool) -> None:
+    connection = engine.raw_connection()
+    try:
+        copy_sql = f"COPY ({query}) TO STDOUT (FORMAT csv)"
+        with connection.cursor() as cursor:
+            # For this read only (rolled back below).
+            cursor.execute(f"SET LOCAL work_mem = '{_READ_WORK_MEM}'")
+            with cursor.copy(copy_sql) as copy:
+                for chunk in copy:
+                    spool.write(chunk)
+        spool.flush()
+    finally:
+        connection.rollback()
+        connection.close()
+
+
+def _copy_out(engine: Engine, query: str, schema: dict, work_dir: Path | None) -> pl.DataFrame:
+    if work_dir is not None:
+        work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=work_dir, suffix=".csv") as spool:
+        _copy_to(engine, query, spool)
+        if not Path(spool.name).stat().st_size:
+            return pl.DataFrame(schema=schema)
+        return pl.read_csv(
+            spool.name, has_header=False, new_columns=list(schema), schema=_csv_schema(schema)
+        )

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from sijill.core import clock
 from sijill.core.areas import areas_within
 from sijill.core.errors import InvalidInput, NotFound
+from sijill.core.pg_copy import read_query
 from sijill.core.settings import Settings
 from sijill.programs import benefits
 from sijill.programs.benefits import parse_formula
@@ -55,7 +56,6 @@ from sijill.programs.spec import _CODE, ProgramSpec, load_spec, parse_spec
 from sijill.security.area_scope import run_area
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
-from sijill.targeting.inputs import read_query
 from sijill.targeting.service import load_snapshot
 
 ENTITLEMENT_COLUMNS = (

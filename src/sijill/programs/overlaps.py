@@ -28,12 +28,12 @@ import polars as pl
 from sqlalchemy import Engine
 
 from sijill.core.errors import InvalidInput
+from sijill.core.pg_copy import read_query
 from sijill.programs.benefits import to_minor
 from sijill.programs.cycles import Cycle
 from sijill.programs.entitlement_models import PAYABLE
 from sijill.programs.models import ENROLLED, EXITED
 from sijill.programs.spec import _CODE, ProgramSpec, SpecError
-from sijill.targeting.inputs import read_query
 
 ENROLLED_SCHEMA = {"household_id": pl.Int64, "start": pl.Date, "end": pl.Date, "days": pl.Int64}
 

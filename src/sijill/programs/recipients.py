@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy import Engine
 
-from sijill.targeting.inputs import read_query
+from sijill.core.pg_copy import read_query
 
 
 def _adult_born_by(day: date) -> date:

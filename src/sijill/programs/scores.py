@@ -8,10 +8,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from sijill.core.errors import InvalidInput
+from sijill.core.pg_copy import read_query
 from sijill.core.settings import Settings
 from sijill.programs.spec import ProgramSpec
 from sijill.security.principal import Principal
-from sijill.targeting.inputs import read_query
 from sijill.targeting.models import PmtModel, TargetingRun
 from sijill.targeting.runs import run_mpi, score_pmt
 from sijill.targeting.service import Snapshot

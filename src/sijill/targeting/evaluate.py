@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from sijill.core.errors import FieldError, InvalidInput
 from sijill.core.files import ROW, read_table
+from sijill.core.pg_copy import read_query
 from sijill.core.settings import Settings
 from sijill.security.audit.service import append
 from sijill.security.principal import Principal
@@ -28,7 +29,6 @@ from sijill.security.roles import Permission
 from sijill.targeting import hybrid, mpi, pmt_models, pmt_sql
 from sijill.targeting.evaluation import DesignColumn, evaluate
 from sijill.targeting.expressions import column_types
-from sijill.targeting.inputs import read_query
 from sijill.targeting.mpi_config import load_config
 from sijill.targeting.report import write_report
 from sijill.targeting.selection import Rule

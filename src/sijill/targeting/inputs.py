@@ -12,23 +12,22 @@ The state "as of" a date is the state at the end of that day: the current rows f
 and for an earlier date the row (current or kept in the history tables) valid at that moment.
 """
 
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import polars as pl
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from sijill.core.areas import Area, areas_within
 from sijill.core.clock import utcnow
 from sijill.core.errors import InvalidInput
+from sijill.core.pg_copy import read_query, spool_query
 from sijill.registry.codes import LIVESTOCK
 from sijill.targeting.features import WASHINGTON_GROUP, Inputs
 
 PURPOSE = "eligibility_assessment"
-_WORK_MEM = "256MB"
 
 DWELLING = (
     "dwelling_tenure",
@@ -262,6 +261,46 @@ SELECT CAST(m.household_id AS TEXT), CAST(p.id AS TEXT), pf.kind, pf.valid_from
     return households, persons, facts
 
 
+@dataclass(frozen=True)
+class MemberFiles:
+    """Every household's members and their facts, read in one pass into private Parquet files.
+
+    A snapshot read in partitions takes each partition's members from these: asked of the
+    database once per partition, each read hashed the whole person table again (at 10 million
+    households, six scans of 46 million persons, each spilling to disk)."""
+
+    persons: Path
+    facts: Path
+
+
+def read_members(engine: Engine, as_of: date, folder: Path) -> MemberFiles:
+    """The members of every household of the registry as of `as_of` (consenting or not: the
+    partitions keep their consenting households' own), into `folder`."""
+    _, persons_sql, facts_sql = _queries(engine.dialect.name, _state_date(as_of), None, as_of)
+    files = MemberFiles(folder / "persons.parquet", folder / "facts.parquet")
+    as_numbers = dict.fromkeys(_BOOLEANS, pl.Int8)
+    spool_query(engine, persons_sql, {**PERSON_SCHEMA, **as_numbers}, files.persons, folder)
+    spool_query(engine, facts_sql, FACT_SCHEMA, files.facts, folder)
+    return files
+
+
+def _state_date(as_of: date) -> date | None:
+    """The date whose history a read takes (None: the current rows, for today)."""
+    today = utcnow().date()
+    if as_of > today:
+        raise InvalidInput(f"as_of {as_of.isoformat()} is in the future (today is {today})")
+    return None if as_of == today else as_of
+
+
+def _members_within(path: Path, id_range: tuple[int, int] | None) -> pl.DataFrame:
+    members = pl.scan_parquet(path)
+    if id_range is not None:
+        low, high = (int(bound) for bound in id_range)
+        household = pl.col("household_id").cast(pl.Int64)
+        members = members.filter(household.is_between(low, high, closed="left"))
+    return members.collect()
+
+
 def from_registry(
     engine: Engine,
     as_of: date,
@@ -269,16 +308,15 @@ def from_registry(
     area_id: int | None = None,
     work_dir: Path | None = None,
     id_range: tuple[int, int] | None = None,
+    members: MemberFiles | None = None,
 ) -> RegistryInputs:
     """The inputs for every consenting household of the registry (or of `area_id` and the
-    areas below it) as of `as_of`; only the household IDs in [low, high) given `id_range`."""
-    today = utcnow().date()
-    if as_of > today:
-        raise InvalidInput(f"as_of {as_of.isoformat()} is in the future (today is {today})")
+    areas below it) as of `as_of`; only the household IDs in [low, high) given `id_range`,
+    their members taken from `members` when given (read by `read_members` on the same date)."""
+    state_date = _state_date(as_of)
     with Session(engine) as session:
         areas = registry_areas(session)
         within = None if area_id is None else areas_within(session, [area_id])
-    state_date = None if as_of == today else as_of
     households_sql, persons_sql, facts_sql = _queries(
         engine.dialect.name, state_date, within, as_of, id_range
     )
@@ -289,12 +327,16 @@ def from_registry(
     raw = read_query(engine, households_sql, household_raw, work_dir)
     consented = raw.filter(pl.col("consented") == 1)
     households = _decode_household_json(consented)
-    as_numbers = dict.fromkeys(_BOOLEANS, pl.Int8)
-    persons = read_query(engine, persons_sql, {**PERSON_SCHEMA, **as_numbers}, work_dir)
+    if members is None:
+        as_numbers = dict.fromkeys(_BOOLEANS, pl.Int8)
+        persons = read_query(engine, persons_sql, {**PERSON_SCHEMA, **as_numbers}, work_dir)
+        facts = read_query(engine, facts_sql, FACT_SCHEMA, work_dir)
+    else:
+        persons = _members_within(members.persons, id_range)
+        facts = _members_within(members.facts, id_range)
     kept = households.select("household_id")
     persons = persons.cast(dict.fromkeys(_BOOLEANS, pl.Boolean))
     persons = persons.join(kept, on="household_id", how="semi")
-    facts = read_query(engine, facts_sql, FACT_SCHEMA, work_dir)
     facts = facts.join(kept, on="household_id", how="semi")
     return RegistryInputs(
         Inputs(households, persons, areas, facts),
@@ -316,43 +358,3 @@ def _decode_household_json(raw: pl.DataFrame) -> pl.DataFrame:
         .select(list(HOUSEHOLD_SCHEMA))
         .cast(HOUSEHOLD_SCHEMA)
     )
-
-
-def read_query(engine: Engine, query: str, schema: dict, work_dir: Path | None) -> pl.DataFrame:
-    if engine.dialect.name == "postgresql":
-        return _copy_out(engine, query, schema, work_dir)
-    with engine.connect() as connection:
-        rows = connection.execute(text(query)).all()
-    dates = [name for name, dtype in schema.items() if dtype == pl.Date]
-    text_schema = {name: (pl.String if name in dates else dtype) for name, dtype in schema.items()}
-    frame = pl.DataFrame(rows, schema=text_schema, orient="row")
-    return frame.with_columns(pl.col(name).str.to_date(strict=False) for name in dates)
-
-
-def _copy_out(engine: Engine, query: str, schema: dict, work_dir: Path | None) -> pl.DataFrame:
-    if work_dir is not None:
-        work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    connection = engine.raw_connection()
-    try:
-        with tempfile.NamedTemporaryFile(dir=work_dir, suffix=".csv") as spool:
-            copy_sql = f"COPY ({query}) TO STDOUT (FORMAT csv)"
-            with connection.cursor() as cursor:
-                # The joins hash millions of members: with the default 4 MB per hash they
-                # spill to disk in a hundred batches. For this read only (rolled back below).
-                cursor.execute(f"SET LOCAL work_mem = '{_WORK_MEM}'")
-                with cursor.copy(copy_sql) as copy:
-                    for chunk in copy:
-                        spool.write(chunk)
-            spool.flush()
-            if not Path(spool.name).stat().st_size:
-                return pl.DataFrame(schema=schema)
-            read_schema = {
-                name: (pl.String if isinstance(dtype, pl.List) else dtype)
-                for name, dtype in schema.items()
-            }
-            return pl.read_csv(
-                spool.name, has_header=False, new_columns=list(schema), schema=read_schema
-            )
-    finally:
-        connection.rollback()
-        connection.close()

@@ -9,10 +9,12 @@ narrow row per household by COPY, in one transaction with the run and its audit 
 writes all its scores or none.
 """
 
+import contextlib
 import hashlib
 import itertools
 import math
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -37,7 +39,7 @@ from sijill.security.audit.service import append
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 from sijill.targeting import features
-from sijill.targeting.inputs import from_registry
+from sijill.targeting.inputs import from_registry, read_members
 from sijill.targeting.models import FeatureSnapshot, HouseholdScore, TargetingRun
 
 SNAPSHOT_RECORD = "feature_snapshot"
@@ -129,20 +131,32 @@ def take_snapshot(
     writer: pq.ParquetWriter | None = None
     parts = _partitions(engine, settings) if area_id is None else [None]
     try:
-        for number, part in enumerate(parts, start=1):
-            shown = f" ({number} of {len(parts)})" if len(parts) > 1 else ""
-            stage(f"reading the registry{shown}")
-            read = from_registry(
-                engine, as_of, area_id=area_id, work_dir=settings.work_dir, id_range=part
-            )
-            stage(f"computing the features{shown}")
-            table = features.compute(read.inputs, as_of).to_arrow()
-            if writer is None:
-                writer = pq.ParquetWriter(partial, table.schema, compression="zstd")
-            table = table.sort_by("household_id").cast(writer.schema)
-            writer.write_table(table, row_group_size=SNAPSHOT_ROW_GROUP)
-            households += table.num_rows
-            without_consent += read.households_without_consent
+        with contextlib.ExitStack() as spooled:
+            members = None
+            if len(parts) > 1:
+                stage("reading the members")
+                settings.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                spool = spooled.enter_context(tempfile.TemporaryDirectory(dir=settings.work_dir))
+                members = read_members(engine, as_of, Path(spool))
+            for number, part in enumerate(parts, start=1):
+                shown = f" ({number} of {len(parts)})" if len(parts) > 1 else ""
+                stage(f"reading the registry{shown}")
+                read = from_registry(
+                    engine,
+                    as_of,
+                    area_id=area_id,
+                    work_dir=settings.work_dir,
+                    id_range=part,
+                    members=members,
+                )
+                stage(f"computing the features{shown}")
+                table = features.compute(read.inputs, as_of).to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(partial, table.schema, compression="zstd")
+                table = table.sort_by("household_id").cast(writer.schema)
+                writer.write_table(table, row_group_size=SNAPSHOT_ROW_GROUP)
+                households += table.num_rows
+                without_consent += read.households_without_consent
         writer.close()
         os.chmod(partial, 0o600)
         digest = _sha256(partial)
