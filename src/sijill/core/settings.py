@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         ge=1_000,
         description="a feature snapshot reads and computes the registry this many households "
         "at a time, so its memory stays flat however large the registry (about 3.5 GB per "
-        "million households; each partition scans the person table once)",
+        "million households; the members are read once, for all partitions)",
     )
 
     payments_dir: Path | None = Field(
