@@ -267,7 +267,8 @@ class MemberFiles:
 
     A snapshot read in partitions takes each partition's members from these: asked of the
     database once per partition, each read hashed the whole person table again (at 10 million
-    households, six scans of 46 million persons, each spilling to disk)."""
+    households, 84 s in the database for each of six partitions, against 245 s for one read
+    of all 46 million members)."""
 
     persons: Path
     facts: Path
