@@ -476,3 +476,31 @@ def test_generation_stays_in_the_officers_area(registry, tmp_path):
     # The national generation would pay those households twice: refused.
     with pytest.raises(Conflict, match="another area"):
         generate(engine, settings, principal=OFFICER, program="child-grant", cycle="2026-11")
+
+
+def test_a_households_entitlements_are_in_its_specs_minor_units(registry, tmp_path):
+    """An amount reads as the spec counts it: in thousandths for a currency of three minor
+    units (the Jordanian dinar's), in hundredths by default."""
+    from decimal import Decimal
+
+    from sijill.programs.household import household_entitlements
+
+    engine, settings = registry
+    for program, minor_units in (("dinar-grant", 3), ("child-grant", None)):
+        changes = {"program": program, "quota": None}
+        if minor_units is not None:
+            changes |= {"currency": "JOD", "minor_units": minor_units}
+        spec = write_spec(tmp_path, program, **changes)
+        enrolled = _run_and_enroll(engine, settings, spec, LONG_AGO, 1, program=program)
+        generate(engine, settings, principal=OFFICER, program=program, cycle="2026-11",
+                 spec_path=spec)  # fmt: skip
+        with Session(engine) as session:
+            stored = session.scalar(
+                select(Entitlement.amount_minor).where(
+                    Entitlement.program == program, Entitlement.household_id == enrolled[0]
+                )
+            )
+            shown = household_entitlements(session, OFFICER, enrolled[0])
+        amount = next(row["amount"] for row in shown if row["program"] == program)
+        assert amount == Decimal(stored).scaleb(-(minor_units or 2)) and amount > 0
+        assert -amount.as_tuple().exponent == (minor_units or 2)

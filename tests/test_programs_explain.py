@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -24,9 +25,10 @@ from sijill.core.db import session_factory
 from sijill.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sijill.core.ids import format_id
 from sijill.core.settings import get_settings
-from sijill.programs.explain import explain, explain_decisions, run_context
+from sijill.programs.explain import DECISIONS, explain, explain_decisions
 from sijill.programs.models import EligibilityDecision, ProgramRun
 from sijill.programs.notices import write_notices
+from sijill.programs.run_context import known_context, run_context
 from sijill.programs.service import run_program
 from sijill.programs.spec import SpecError, parse_spec
 from sijill.registry.models import Household, Membership, Person
@@ -181,7 +183,13 @@ def test_a_households_decisions_explained_together_as_one_by_one(decided, tmp_pa
     for household in households:
         with Session(engine) as session:
             decisions = [
-                session.get(EligibilityDecision, (run_id, household)) for run_id in (second, run.id)
+                session.execute(
+                    DECISIONS.where(
+                        EligibilityDecision.run_id == run_id,
+                        EligibilityDecision.household_id == household,
+                    )
+                ).one()
+                for run_id in (second, run.id)
             ]
             for language in ("ar", "fr", "en"):
                 one_by_one = [
@@ -362,18 +370,25 @@ def test_the_commands_explain_and_write_letters_without_names(
 
 
 def test_a_runs_rules_are_kept_and_never_taken_for_another_runs():
-    """The rules derived from a run are read once per process; a run recorded under the same
-    ID with other rules (SQLite reuses a rolled-back ID) gets its own."""
+    """The rules derived from a finished run are read once per process; a run recorded under
+    the same ID with other rules (SQLite reuses a rolled-back ID) gets its own, and a run still
+    going is never kept."""
 
-    def run(digest: str, where: str) -> ProgramRun:
+    def run(digest: str, where: str, finished: bool = True) -> ProgramRun:
         clause = {"name": "size", "where": where, "sql": where}
+        finished_at = datetime(2026, 1, 2, tzinfo=UTC) if finished else None
         return ProgramRun(id=987654, program="kept", version=1, digest=digest, as_of=DAY,
-                          score_runs={}, parameters={}, clauses=[clause])  # fmt: skip
+                          snapshot_id=1, score_runs={}, parameters={}, clauses=[clause],
+                          selected=0, finished_at=finished_at)  # fmt: skip
 
     body = {("kept", 1): {"name": {"en": "Kept"}}}
     first = run_context(None, run("a", "hh_size > 3"), body)
     # Kept: no spec body is passed and no session to read one from.
     again = run_context(None, run("a", "hh_size > 3"))
+    assert known_context(987654, run("a", "hh_size > 3")) is again
     other = run_context(None, run("b", "children_0_4 >= 1"), body)
-    assert again.rules is first.rules
+    going = run("c", "hh_size > 1", finished=False)
+    run_context(None, going, body)
+    assert known_context(987654, going) is None
+    assert again.rules is first.rules and known_context(987654, run("d", "x > 1")) is None
     assert first.reads == ["hh_size"] and other.reads == ["children_0_4"]

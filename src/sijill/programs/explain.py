@@ -9,17 +9,15 @@ rows: an appeal sees the numbers the decision saw, not today's registry. The wor
 `programs.wording`'s.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from decimal import Decimal
 from typing import Any
 
-import sqlglot
 from babel.lists import format_list
-from sqlalchemy import select, tuple_
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
-from sqlglot import exp
 
 from sijill.core.errors import InvalidInput, NotFound
 from sijill.core.i18n import N_, gettext
@@ -32,14 +30,18 @@ from sijill.programs.models import (
     WAITLISTED,
     EligibilityDecision,
     ProgramRun,
-    ProgramVersion,
+)
+from sijill.programs.run_context import (
+    RunContext,
+    known_context,
+    load_contexts,
 )
 from sijill.programs.spec import AREA_CLAUSE, LANGUAGES
 from sijill.registry.lookup import household_area_id
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 from sijill.targeting.models import FeatureSnapshot, HouseholdScore
-from sijill.targeting.service import open_snapshot
+from sijill.targeting.service import open_snapshot, snapshot_file
 from sijill.targeting.snapshot_rows import snapshot_values
 
 EXPLAIN_ACTION = "programs.explain"
@@ -49,7 +51,6 @@ SELECTED_RANK = N_("selected: rank {rank} among the eligible households")
 ELIGIBLE = N_("eligible")
 WAITING = N_("eligible, on the waiting list at position {position}")
 REFUSED = N_("not eligible: {reasons}")
-SCORE_LABELS = {"pmt": N_("PMT score"), "mpi": N_("deprivation score")}
 
 
 @dataclass(frozen=True)
@@ -117,109 +118,6 @@ class Explanation:
         }
 
 
-@dataclass(frozen=True)
-class RunRules:
-    """What a run decided by, derived from its record and its spec version's text: the same
-    for every household, and never changed once the run is recorded."""
-
-    body: dict[str, Any]
-    parameters: dict[str, Any]  # name -> value in force (Decimal, bool or text)
-    labels: dict[str, dict[str, str]]  # score or parameter -> {language: label}
-    trees: list[exp.Expression | None]  # each clause as written, parsed (None: unreadable)
-    names: list[frozenset[str]]  # the columns each clause names (parameters included)
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What every explanation of one run shares: the run, its spec version, its rules."""
-
-    run: ProgramRun
-    rules: RunRules
-
-    @property
-    def reads(self) -> list[str]:
-        """Every feature and score a clause names."""
-        return sorted(frozenset().union(*self.rules.names) - set(self.rules.parameters))
-
-
-# Rules derived from recorded runs, by run: a caseworker's page explains a household's
-# decisions in the latest runs, which every page shows. The key holds what identifies the
-# run's rules, so a run ID used again (SQLite, after a rollback) is never confused.
-_RULES_KEPT = 256
-_rules_kept: dict[tuple, RunRules] = {}
-
-
-def _rules_key(run: ProgramRun) -> tuple:
-    return (run.id, run.program, run.version, run.digest, run.as_of)
-
-
-def run_context(
-    session: Session, run: ProgramRun, bodies: dict[tuple[str, int], Any] | None = None
-) -> RunContext:
-    """The run's context; `bodies` (spec versions' bodies by program and version) when the
-    caller has read them for several runs at once."""
-    key = _rules_key(run)
-    rules = _rules_kept.get(key)
-    if rules is None:
-        if bodies is None or (run.program, run.version) not in bodies:
-            bodies = _bodies(session, [run])
-        rules = _rules(run, bodies.get((run.program, run.version)) or {})
-        if len(_rules_kept) >= _RULES_KEPT:
-            _rules_kept.pop(next(iter(_rules_kept), None), None)
-        _rules_kept[key] = rules
-    return RunContext(run, rules)
-
-
-def _rules(run: ProgramRun, body: dict[str, Any]) -> RunRules:
-    labels: dict[str, dict[str, str]] = {}
-    for name, score in (body.get("scores") or {}).items():
-        default = SCORE_LABELS.get(score.get("kind"), name)
-        own = score.get("label") or {}
-        labels[name] = {lang: own.get(lang) or gettext(default, lang) for lang in LANGUAGES}
-    for name, parameter in (body.get("parameters") or {}).items():
-        if isinstance(parameter, dict) and isinstance(parameter.get("label"), dict):
-            labels[name] = parameter["label"]
-    parameters = {name: _value(entry["value"]) for name, entry in run.parameters.items()}
-    trees = [_parsed(clause["where"]) for clause in run.clauses]
-    names = [
-        frozenset() if tree is None else frozenset(c.name for c in tree.find_all(exp.Column))
-        for tree in trees
-    ]
-    return RunRules(body, parameters, labels, trees, names)
-
-
-@lru_cache(maxsize=4096)
-def _parsed(where: str) -> exp.Expression | None:
-    """A clause as written, parsed; None when unreadable (quoted as written, with no values).
-    Runs repeat the same few clauses: each is parsed once per process. The trees are only read
-    (`wording` walks them), never changed."""
-    try:
-        return sqlglot.parse_one(where, read="duckdb")
-    except sqlglot.errors.SqlglotError:
-        return None
-
-
-def _bodies(session: Session, runs: list[ProgramRun]) -> dict[tuple[str, int], Any]:
-    versions = {(run.program, run.version) for run in runs}
-    found = session.execute(
-        select(ProgramVersion.program, ProgramVersion.version, ProgramVersion.body).where(
-            tuple_(ProgramVersion.program, ProgramVersion.version).in_(versions)
-        )
-    )
-    return {(program, version): body for program, version, body in found}
-
-
-def _value(text: str) -> Any:
-    """A parameter's value as the run recorded it (text) back to what the rule compared."""
-    if text in ("True", "False"):
-        return text == "True"
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return text
-    return number if number.is_finite() else text
-
-
 def explain(
     session: Session,
     settings: Settings,
@@ -235,7 +133,11 @@ def explain(
     permission = Permission.PROGRAMS_READ
     principal.require(permission, record_type="household", record_id=str(household_id))
     scope = principal.scope(session, permission)
-    decision = session.get(EligibilityDecision, (run_id, household_id))
+    decision = session.execute(
+        DECISIONS.where(
+            EligibilityDecision.run_id == run_id, EligibilityDecision.household_id == household_id
+        )
+    ).first()
     area_id = household_area_id(session, household_id)
     if decision is None or area_id is None or not scope.allows(area_id):
         principal.audit(EXPLAIN_ACTION, "not_found", "household", str(household_id),
@@ -250,39 +152,56 @@ def check_language(language: str) -> None:
         raise InvalidInput(f"language: '{language}' is not one of {', '.join(LANGUAGES)}")
 
 
+# Decisions with what explaining them starts from: the key of their run (its rules are then
+# derived once per process) and their feature snapshot's file.
+DECISIONS = (
+    select(
+        *(getattr(EligibilityDecision, name) for name in ("run_id", "household_id", "status")),
+        EligibilityDecision.passed,
+        EligibilityDecision.rank,
+        *(getattr(ProgramRun, name) for name in ("program", "version", "digest", "as_of")),
+        ProgramRun.finished_at,
+        ProgramRun.snapshot_id,
+        FeatureSnapshot.file_name,
+        FeatureSnapshot.sha256,
+    )
+    .select_from(ProgramRun)
+    .join(EligibilityDecision, EligibilityDecision.run_id == ProgramRun.id)
+    .join(FeatureSnapshot, FeatureSnapshot.id == ProgramRun.snapshot_id)
+)
+
+
 def explain_decisions(
     session: Session,
     settings: Settings,
     principal: Principal,
     household_id: int,
-    decisions: list[EligibilityDecision],
+    decisions: Sequence[Row],
     language: str = "en",
 ) -> list[Explanation]:
-    """Several runs' decisions on one household, explained as `explain` explains each (and
-    each explanation audited as it audits one), for a caller that has checked the household
-    lies in the user's scope. Runs that read one feature snapshot (a program's cycles, or
-    programs run on the same day) find the household's row in it once, and its scores are read
-    in one query: a caseworker's page shows twenty decisions."""
+    """Several runs' decisions on one household (rows of `DECISIONS`), explained as `explain`
+    explains each (and each explanation audited as it audits one), for a caller that has
+    checked the household lies in the user's scope. Runs that read one feature snapshot (a
+    program's cycles, or programs run on the same day) find the household's row in it once,
+    and its scores are read in one query: a caseworker's page shows twenty decisions."""
     check_language(language)
-    runs = session.scalars(
-        select(ProgramRun).where(ProgramRun.id.in_({d.run_id for d in decisions}))
-    ).all()
-    unknown = [run for run in runs if _rules_key(run) not in _rules_kept]
-    bodies = _bodies(session, unknown) if unknown else {}
-    contexts = {run.id: run_context(session, run, bodies) for run in runs}
+    contexts = {d.run_id: known_context(d.run_id, d) for d in decisions}
+    unknown = [run_id for run_id, context in contexts.items() if context is None]
+    if unknown:
+        contexts |= load_contexts(session, unknown)
     wanted: dict[int, set[str]] = {}
-    for context in contexts.values():
-        run = context.run
-        wanted.setdefault(run.snapshot_id, set()).update(set(context.reads) - set(run.score_runs))
+    files: dict[int, tuple[str, str]] = {}  # snapshot -> its file's name and checksum
+    for decision in decisions:
+        context = contexts[decision.run_id]
+        reads = set(context.reads) - set(context.run.score_runs)
+        wanted.setdefault(decision.snapshot_id, set()).update(reads)
+        files[decision.snapshot_id] = (decision.file_name, decision.sha256)
     features: dict[int, dict[str, Any]] = {}
-    records = session.scalars(select(FeatureSnapshot).where(FeatureSnapshot.id.in_(wanted)))
-    for record in records:
-        columns = wanted[record.id]
-        snapshot = open_snapshot(settings, record)
-        found = snapshot_values(
-            snapshot.path, snapshot.record.sha256, sorted(columns), [household_id]
-        )
-        features[record.id] = found.get(household_id, {})
+    for snapshot_id, columns in wanted.items():
+        file_name, sha256 = files[snapshot_id]
+        path = snapshot_file(settings, snapshot_id, file_name, sha256)
+        found = snapshot_values(path, sha256, sorted(columns), [household_id])
+        features[snapshot_id] = found.get(household_id, {})
     score_runs = {run for c in contexts.values() for run in c.run.score_runs.values()}
     scores: dict[int, Any] = {}
     if score_runs:

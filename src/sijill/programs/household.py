@@ -8,13 +8,13 @@ A household outside the user's areas answers as one that does not exist.
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from sijill.core.errors import NotFound
 from sijill.core.settings import Settings
 from sijill.programs.entitlement_models import APPROVED, Entitlement, EntitlementCycle
-from sijill.programs.explain import Explanation, explain_decisions
+from sijill.programs.explain import DECISIONS, Explanation, explain_decisions
 from sijill.programs.models import (
     EligibilityDecision,
     Enrollment,
@@ -29,7 +29,14 @@ from sijill.security.roles import Permission
 # The most recent runs shown: a household re-assessed every cycle has a long past, and each
 # explanation reads its run's feature snapshot.
 LATEST_RUNS = 20
-_RUNS_PROBED = 200
+# Decisions are keyed (run, household) and carry no index by household alone (it would slow
+# the runs' bulk writes): the runs are walked newest first and the key probed for each, until
+# enough decisions are found (PostgreSQL's plan: a nested loop under the limit).
+_LATEST = (
+    DECISIONS.where(EligibilityDecision.household_id == bindparam("household"))
+    .order_by(ProgramRun.id.desc())
+    .limit(LATEST_RUNS)
+)
 
 
 def _in_scope(session: Session, principal: Principal, household_id: int) -> None:
@@ -50,27 +57,8 @@ def household_decisions(
     """The household's decisions in its latest runs, newest first, each explained (and each
     explanation audited, as `programs.explain` does)."""
     _in_scope(session, principal, household_id)
-    # Decisions are keyed (run, household) and carry no index by household alone (it would
-    # slow the runs' bulk writes): the key is probed once per run, newest runs first, a
-    # chunk of runs at a time until enough decisions are found.
-    # Whole decision rows: each explanation then finds its decision in the session.
-    decisions: list[EligibilityDecision] = []
-    newest_first = session.scalars(select(ProgramRun.id).order_by(ProgramRun.id.desc())).all()
-    for start in range(0, len(newest_first), _RUNS_PROBED):
-        chunk = newest_first[start : start + _RUNS_PROBED]
-        decisions += session.scalars(
-            select(EligibilityDecision)
-            .where(
-                EligibilityDecision.run_id.in_(chunk),
-                EligibilityDecision.household_id == household_id,
-            )
-            .order_by(EligibilityDecision.run_id.desc())
-        ).all()
-        if len(decisions) >= LATEST_RUNS:
-            break
-    return explain_decisions(
-        session, settings, principal, household_id, decisions[:LATEST_RUNS], language
-    )
+    decisions = session.execute(_LATEST, {"household": household_id}).all()
+    return explain_decisions(session, settings, principal, household_id, decisions, language)
 
 
 def household_entitlements(
@@ -80,7 +68,8 @@ def household_entitlements(
     units, never a float), status and reason, and whether its cycle was approved."""
     _in_scope(session, principal, household_id)
     rows = session.execute(
-        select(Entitlement, EntitlementCycle, ProgramVersion.body)
+        # The spec's minor units alone, not the whole spec decoded for every row.
+        select(Entitlement, EntitlementCycle, ProgramVersion.body["minor_units"].as_integer())
         # Joined on the entitlement's key (program, cycle, household), which has no index by
         # household alone: one probe of that key per cycle instead of a scan of them all.
         .select_from(EntitlementCycle)
@@ -111,14 +100,14 @@ def household_entitlements(
             "last_day": cycle.last_day,
             # In the minor units its spec counts in, as payments reads them.
             "amount": Decimal(entitlement.amount_minor).scaleb(
-                -int((body or {}).get("minor_units", 2))
+                -(2 if minor_units is None else minor_units)
             ),
             "currency": cycle.currency,
             "status": entitlement.status,
             "reason": entitlement.reason,
             "approved": cycle.status == APPROVED,
         }
-        for entitlement, cycle, body in rows
+        for entitlement, cycle, minor_units in rows
     ]
 
 

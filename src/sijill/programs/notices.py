@@ -31,14 +31,9 @@ from sijill.core.i18n import N_, direction, gettext
 from sijill.core.i18n.formats import format_date
 from sijill.core.ids import format_id
 from sijill.core.settings import Settings
-from sijill.programs.explain import (
-    Explanation,
-    check_language,
-    describe,
-    read_values,
-    run_context,
-)
+from sijill.programs.explain import Explanation, check_language, describe, read_values
 from sijill.programs.models import STATUS_NAMES, EligibilityDecision, ProgramRun
+from sijill.programs.run_context import run_context
 from sijill.registry.models import Household, Membership, Person
 from sijill.security.audit.service import append
 from sijill.security.principal import Principal

@@ -238,13 +238,18 @@ def _verified_sha256(path: Path) -> str | None:
 def open_snapshot(settings: Settings, record: FeatureSnapshot) -> Snapshot:
     """A snapshot whose file is the one recorded (checksum). The caller has checked scope:
     `load_snapshot` by the snapshot's area, an explanation by its household's."""
-    path = snapshot_folder(settings) / record.file_name
-    if _verified_sha256(path) != record.sha256:
+    return Snapshot(record, snapshot_file(settings, record.id, record.file_name, record.sha256))
+
+
+def snapshot_file(settings: Settings, snapshot_id: int, file_name: str, sha256: str) -> Path:
+    """The path of a snapshot's file, checked to be the one its record names (checksum)."""
+    path = snapshot_folder(settings) / file_name
+    if _verified_sha256(path) != sha256:
         raise InvalidInput(
-            f"feature snapshot {record.id}: its file is missing or not the one recorded; "
+            f"feature snapshot {snapshot_id}: its file is missing or not the one recorded; "
             "take a new snapshot"
         )
-    return Snapshot(record, path)
+    return path
 
 
 # --- scores ---------------------------------------------------------------------------------
