@@ -32,3 +32,27 @@ def test_one_read_per_transaction_and_again_after_a_write(engine, sessions, sett
     with sessions() as session, session.begin():
         household_area_id(session, household_id)
     assert len(statements) == 5
+
+
+def test_a_households_payment_history_reads_leave_its_area_known(engine, sessions, settings):
+    """The payments history's textual statements only read: the household's area, read
+    before them, is not read again after them (a household page asks it of every part)."""
+    from sijill.payments import ledger
+    from sijill.payments.reports import household_history
+    from sijill.security.principal import Grant, Principal
+
+    make_areas(sessions)
+    with TestClient(create_app(settings), headers=auth_headers(sessions, settings)) as api:
+        created = api.post("/households", json=household()).json()
+    household_id = parse_id("household", created["household_id"])
+    reader = Principal("payer", (Grant("payment_officer", None),))
+    areas_read = []
+    event.listen(
+        engine, "before_cursor_execute",
+        lambda *a: areas_read.append(a[2]) if "household.area_id" in a[2] else None,
+    )  # fmt: skip
+    with sessions() as session, session.begin():
+        assert household_history(session, reader, created["household_id"]) == []
+        assert ledger.household_moves(session, household_id) == []
+        household_area_id(session, household_id)
+    assert len(areas_read) == 1

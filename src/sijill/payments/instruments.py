@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
@@ -303,6 +303,14 @@ def pending_instruments(session: Session, principal: Principal) -> list[Instrume
     return [view(row) for row in rows]
 
 
+# Made once: a household's page lists them for every view.
+_INSTRUMENTS_OF_HOUSEHOLD = (
+    select(PaymentInstrument)
+    .where(PaymentInstrument.household_id == bindparam("household"))
+    .order_by(PaymentInstrument.id.desc())
+)
+
+
 def list_instruments(
     session: Session, principal: Principal, household: str | int
 ) -> list[InstrumentView]:
@@ -314,11 +322,7 @@ def list_instruments(
     if area_id is None or not principal.scope(session, action).allows(area_id):
         principal.audit(READ, "not_found", "household", str(household_id), permission=action)
         raise _missing(household_id)
-    rows = session.scalars(
-        select(PaymentInstrument)
-        .where(PaymentInstrument.household_id == household_id)
-        .order_by(PaymentInstrument.id.desc())
-    )
+    rows = session.scalars(_INSTRUMENTS_OF_HOUSEHOLD, {"household": household_id})
     principal.audit(READ, "ok", "household", str(household_id), permission=action)
     return [view(row) for row in rows]
 

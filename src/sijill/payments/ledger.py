@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Table, text
+from sqlalchemy import Table, column, text
 from sqlalchemy.orm import Session
 
 from sijill.payments.models import MOVES, LedgerEntry
@@ -249,22 +249,24 @@ def program_totals(
     ]
 
 
+_MOVE_NAMES = ("move_id", "kind", "program", "cycle", "instruction_id", "currency", "source",
+               "recorded_at", "amount_minor", "from_account", "to_account", "provider")  # fmt: skip
+# Made once, and read-only (`columns`): a household's page keeps its session's knowledge of
+# the household (`registry.lookup`) across it.
+_MOVES = text("""
+    SELECT move_id, kind, program, cycle, instruction_id, currency, source, recorded_at,
+           MAX(CASE WHEN amount_minor > 0 THEN amount_minor END),
+           MAX(CASE WHEN amount_minor < 0 THEN account END),
+           MAX(CASE WHEN amount_minor > 0 THEN account END),
+           MAX(provider)
+    FROM ledger_entry WHERE household_id = :household
+    GROUP BY move_id, kind, program, cycle, instruction_id, currency, source, recorded_at
+    ORDER BY move_id
+    """).columns(*map(column, _MOVE_NAMES))
+
+
 def household_moves(session: Session, household_id: int) -> list[dict[str, Any]]:
     """Every move of one household's money, oldest first: one row per move (its two legs
     read as from -> to)."""
-    rows = session.execute(
-        text("""
-        SELECT move_id, kind, program, cycle, instruction_id, currency, source, recorded_at,
-               MAX(CASE WHEN amount_minor > 0 THEN amount_minor END),
-               MAX(CASE WHEN amount_minor < 0 THEN account END),
-               MAX(CASE WHEN amount_minor > 0 THEN account END),
-               MAX(provider)
-        FROM ledger_entry WHERE household_id = :household
-        GROUP BY move_id, kind, program, cycle, instruction_id, currency, source, recorded_at
-        ORDER BY move_id
-        """),
-        {"household": household_id},
-    )
-    names = ("move_id", "kind", "program", "cycle", "instruction_id", "currency", "source",
-             "recorded_at", "amount_minor", "from_account", "to_account", "provider")  # fmt: skip
-    return [dict(zip(names, row, strict=True)) for row in rows]
+    rows = session.execute(_MOVES, {"household": household_id})
+    return [dict(zip(_MOVE_NAMES, row, strict=True)) for row in rows]

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, column, select, text
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
@@ -52,6 +52,28 @@ def write_xlsx(records: list[dict[str, Any]], columns: list[str], path: Path) ->
     partial.replace(path)
 
 
+# A household's instructions and holds. Statements made once: built per call, a statement
+# costs more Python than PostgreSQL takes to answer it. Read-only (`columns`): the session
+# keeps what it knows of the household (its area) across them.
+_INSTRUCTIONS = text("""
+    SELECT i.id, i.program, i.cycle, i.attempt, i.amount_minor, i.currency, i.status,
+           i.reason, b.provider, pi.kind, pi.masked, i.batch_id, b.released_at, i.settled_at,
+           i.transfer_ref, b.minor_units
+    FROM payment_instruction i
+    JOIN payment_batch b ON b.id = i.batch_id
+    JOIN payment_instrument pi ON pi.id = i.instrument_id
+    WHERE i.household_id = :household ORDER BY i.id
+    """).columns(*map(column, (
+        "id", "program", "cycle", "attempt", "amount_minor", "currency", "status", "reason",
+        "provider", "kind", "masked", "batch_id", "released_at", "settled_at", "transfer_ref",
+        "minor_units",
+    )))  # fmt: skip
+_HELD = text(
+    "SELECT program, cycle, reason, amount_minor FROM payment_hold "
+    "WHERE household_id = :household ORDER BY cycle, program"
+).columns(*map(column, ("program", "cycle", "reason", "amount_minor")))
+
+
 def household_history(session: Session, principal: Principal, household: str) -> list[dict]:
     """Every instruction of one household (oldest first) with its instrument (masked),
     provider, batch and outcome; each carries the ledger's moves for it."""
@@ -60,18 +82,7 @@ def household_history(session: Session, principal: Principal, household: str) ->
     area_id = household_area_id(session, household_id)
     if area_id is None or not scope.allows(area_id):
         raise NotFound(f"There is no household {household}")
-    rows = session.execute(
-        text("""
-        SELECT i.id, i.program, i.cycle, i.attempt, i.amount_minor, i.currency, i.status,
-               i.reason, b.provider, pi.kind, pi.masked, i.batch_id, b.released_at, i.settled_at,
-               i.transfer_ref, b.minor_units
-        FROM payment_instruction i
-        JOIN payment_batch b ON b.id = i.batch_id
-        JOIN payment_instrument pi ON pi.id = i.instrument_id
-        WHERE i.household_id = :household ORDER BY i.id
-        """),
-        {"household": household_id},
-    ).all()
+    rows = session.execute(_INSTRUCTIONS, {"household": household_id}).all()
     moves = ledger.household_moves(session, household_id)
     records = []
     for row in rows:
@@ -82,13 +93,7 @@ def household_history(session: Session, principal: Principal, household: str) ->
             "released_at": row[12], "settled_at": row[13], "transfer_ref": row[14],
             "minor_units": row[15], "moves": [m for m in moves if m["instruction_id"] == row[0]],
         })  # fmt: skip
-    held = session.execute(
-        text(
-            "SELECT program, cycle, reason, amount_minor FROM payment_hold "
-            "WHERE household_id = :household ORDER BY cycle, program"
-        ),  # fmt: skip
-        {"household": household_id},
-    ).all()
+    held = session.execute(_HELD, {"household": household_id}).all()
     for program, cycle, reason, amount in held:
         records.append({
             "instruction_id": None, "program": program, "cycle": cycle, "attempt": None,

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from babel.lists import format_list
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from sijill.core.errors import InvalidInput, NotFound
@@ -171,6 +171,12 @@ DECISIONS = (
 )
 
 
+_SCORES = select(HouseholdScore.run_id, HouseholdScore.score).where(
+    HouseholdScore.run_id.in_(bindparam("runs", expanding=True)),
+    HouseholdScore.household_id == bindparam("household"),
+)
+
+
 def explain_decisions(
     session: Session,
     settings: Settings,
@@ -205,14 +211,8 @@ def explain_decisions(
     score_runs = {run for c in contexts.values() for run in c.run.score_runs.values()}
     scores: dict[int, Any] = {}
     if score_runs:
-        scores = dict(
-            session.execute(
-                select(HouseholdScore.run_id, HouseholdScore.score).where(
-                    HouseholdScore.run_id.in_(score_runs),
-                    HouseholdScore.household_id == household_id,
-                )
-            ).all()
-        )
+        found = session.execute(_SCORES, {"runs": list(score_runs), "household": household_id})
+        scores = dict(found.all())
     explanations = []
     for decision in decisions:
         run = contexts[decision.run_id].run

@@ -39,6 +39,57 @@ _LATEST = (
 )
 
 
+# Every household page asks the next two, so each statement is made once (built per call, it
+# cost more Python than PostgreSQL takes to answer it), and reads only the columns shown.
+_HOUSEHOLD = bindparam("household")
+_ENTITLEMENTS = (
+    select(
+        Entitlement.program,
+        Entitlement.cycle,
+        Entitlement.amount_minor,
+        Entitlement.status,
+        Entitlement.reason,
+        EntitlementCycle.first_day,
+        EntitlementCycle.last_day,
+        EntitlementCycle.currency,
+        EntitlementCycle.status.label("cycle_status"),
+        # The spec's minor units alone, not the whole spec decoded for every row.
+        ProgramVersion.body["minor_units"].as_integer().label("minor_units"),
+    )  # fmt: skip
+    # Joined on the entitlement's key (program, cycle, household), which has no index by
+    # household alone: one probe of that key per cycle instead of a scan of them all.
+    .select_from(EntitlementCycle)
+    .join(
+        Entitlement,
+        (Entitlement.program == EntitlementCycle.program)
+        & (Entitlement.cycle == EntitlementCycle.cycle)
+        & (Entitlement.household_id == _HOUSEHOLD)
+        & (Entitlement.batch_id == EntitlementCycle.id),
+    )
+    .outerjoin(
+        ProgramVersion,
+        (ProgramVersion.program == EntitlementCycle.program)
+        & (ProgramVersion.version == EntitlementCycle.version),
+    )
+    .where(Entitlement.household_id == _HOUSEHOLD)
+    .order_by(EntitlementCycle.first_day.desc(), Entitlement.program)
+)
+# The enrollment's key leads with the program: the programs are found through the events'
+# index by household, then each row read by its key (a program holds millions of rows).
+_ENROLLMENTS = (
+    select(Enrollment.program, Enrollment.status, Enrollment.since, Enrollment.recertify_on)
+    .where(
+        Enrollment.program.in_(
+            select(EnrollmentEvent.program)
+            .where(EnrollmentEvent.household_id == _HOUSEHOLD)
+            .distinct()
+        ),
+        Enrollment.household_id == _HOUSEHOLD,
+    )
+    .order_by(Enrollment.program)
+)
+
+
 def _in_scope(session: Session, principal: Principal, household_id: int) -> None:
     permission = Permission.PROGRAMS_READ
     principal.require(permission, record_type="household", record_id=str(household_id))
@@ -67,47 +118,27 @@ def household_entitlements(
     """The household's entitlements, newest cycle first: amount (a Decimal in the currency's
     units, never a float), status and reason, and whether its cycle was approved."""
     _in_scope(session, principal, household_id)
-    rows = session.execute(
-        # The spec's minor units alone, not the whole spec decoded for every row.
-        select(Entitlement, EntitlementCycle, ProgramVersion.body["minor_units"].as_integer())
-        # Joined on the entitlement's key (program, cycle, household), which has no index by
-        # household alone: one probe of that key per cycle instead of a scan of them all.
-        .select_from(EntitlementCycle)
-        .join(
-            Entitlement,
-            (Entitlement.program == EntitlementCycle.program)
-            & (Entitlement.cycle == EntitlementCycle.cycle)
-            & (Entitlement.household_id == household_id)
-            & (Entitlement.batch_id == EntitlementCycle.id),
-        )
-        .outerjoin(
-            ProgramVersion,
-            (ProgramVersion.program == EntitlementCycle.program)
-            & (ProgramVersion.version == EntitlementCycle.version),
-        )
-        .where(Entitlement.household_id == household_id)
-        .order_by(EntitlementCycle.first_day.desc(), Entitlement.program)
-    ).all()
+    rows = session.execute(_ENTITLEMENTS, {"household": household_id}).all()
     principal.audit(
         "programs.entitlements", "ok", "household", str(household_id),
         permission=Permission.PROGRAMS_READ,
     )  # fmt: skip
     return [
         {
-            "program": entitlement.program,
-            "cycle": entitlement.cycle,
-            "first_day": cycle.first_day,
-            "last_day": cycle.last_day,
+            "program": row.program,
+            "cycle": row.cycle,
+            "first_day": row.first_day,
+            "last_day": row.last_day,
             # In the minor units its spec counts in, as payments reads them.
-            "amount": Decimal(entitlement.amount_minor).scaleb(
-                -(2 if minor_units is None else minor_units)
+            "amount": Decimal(row.amount_minor).scaleb(
+                -(2 if row.minor_units is None else row.minor_units)
             ),
-            "currency": cycle.currency,
-            "status": entitlement.status,
-            "reason": entitlement.reason,
-            "approved": cycle.status == APPROVED,
+            "currency": row.currency,
+            "status": row.status,
+            "reason": row.reason,
+            "approved": row.cycle_status == APPROVED,
         }
-        for entitlement, cycle, minor_units in rows
+        for row in rows
     ]
 
 
@@ -124,23 +155,8 @@ def household_enrollments(
     area_id = household_area_id(session, household_id)
     if area_id is None or not principal.scope(session, permission).allows(area_id):
         raise NotFound(f"There is no household {household_id}")
-    # The enrollment's key leads with the program: the programs are found through the events'
-    # index by household, then each row read by its key (a program holds millions of rows).
-    programs = select(EnrollmentEvent.program).where(EnrollmentEvent.household_id == household_id)
-    rows = session.scalars(
-        select(Enrollment)
-        .where(Enrollment.program.in_(programs.distinct()), Enrollment.household_id == household_id)
-        .order_by(Enrollment.program)
-    ).all()
+    rows = session.execute(_ENROLLMENTS, {"household": household_id}).all()
     principal.audit(
         "programs.enrollments", "ok", "household", str(household_id), permission=permission
     )
-    return [
-        {
-            "program": row.program,
-            "status": row.status,
-            "since": row.since,
-            "recertify_on": row.recertify_on,
-        }
-        for row in rows
-    ]
+    return [row._asdict() for row in rows]

@@ -6,13 +6,14 @@ each would read the same area. The first read is kept in the session for the res
 transaction, and forgotten at every write through the session (a flush, an UPDATE: either may
 move a household) and at the transaction's end."""
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from sijill.registry.models import Household
 
 _KEY = "sijill_household_area"
 _MISSING = object()
+_AREA = select(Household.area_id).where(Household.id == bindparam("household"))
 
 
 def household_area_id(session: Session, household_id: int) -> int | None:
@@ -20,7 +21,7 @@ def household_area_id(session: Session, household_id: int) -> int | None:
     known = session.info.setdefault(_KEY, {})
     area_id = known.get(household_id, _MISSING)
     if area_id is _MISSING:
-        area_id = session.scalar(select(Household.area_id).where(Household.id == household_id))
+        area_id = session.scalar(_AREA, {"household": household_id})
         known[household_id] = area_id
     return area_id
 

@@ -20,7 +20,7 @@ no consent purpose.
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
@@ -167,6 +167,18 @@ def get_merge(session: Session, principal: Principal, merge_id: int) -> MergePub
     return public(merge)
 
 
+_MEMBERS = select(Membership.person_id).where(Membership.household_id == bindparam("household"))
+# Made once (every household page asks it): built per call, it costs more than it takes to run.
+_MERGES_OF_HOUSEHOLD = (
+    select(PersonMerge)
+    .where(
+        PersonMerge.state == MERGED,
+        PersonMerge.kept_person_id.in_(_MEMBERS) | PersonMerge.lost_person_id.in_(_MEMBERS),
+    )
+    .order_by(PersonMerge.id)
+)
+
+
 def household_merges(
     session: Session, principal: Principal, household_id: int
 ) -> list[MergePublic]:
@@ -176,15 +188,7 @@ def household_merges(
     if not principal.may(PERMISSION):
         return []
     scope = principal.scope(session, PERMISSION)
-    members = select(Membership.person_id).where(Membership.household_id == household_id)
-    merges = session.scalars(
-        select(PersonMerge)
-        .where(
-            PersonMerge.state == MERGED,
-            PersonMerge.kept_person_id.in_(members) | PersonMerge.lost_person_id.in_(members),
-        )
-        .order_by(PersonMerge.id)
-    ).all()
+    merges = session.scalars(_MERGES_OF_HOUSEHOLD, {"household": household_id}).all()
     shown = [merge for merge in merges if _merge_visible(session, scope, merge)]
     for merge in shown:
         principal.audit(ACTION_READ, "ok", RECORD_TYPE, str(merge.id), permission=PERMISSION)
