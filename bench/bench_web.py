@@ -4,7 +4,11 @@ PostgreSQL registry bench_targeting.py, bench_programs.py and bench_payments.py 
 payment), loaded with wrk from the same machine; and its weight, cold.
 
     .venv/bin/python bench/bench_web.py [--database-url URL] [--runs 3] [--duration 20] \\
-        [--connections 16]
+        [--connections 16] [--baseline WORKTREE --rounds 2]
+
+- `--baseline`: a checkout of other code (`git worktree add /tmp/base <commit>`), served in
+  turn with the current code, round by round, on the same registry and sample: on a machine
+  whose speed drifts from hour to hour, a comparison is only worth one measured in one run.
 
 - `GET /web/households/{id}`: ~10,000 households sampled among those with a payment, so each
   page carries the whole chain (roster, dwelling, a decision explained from its run's feature
@@ -172,27 +176,10 @@ def _cpu_seconds(server_group: int) -> tuple[float, float]:
     return server / hertz, database / hertz
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=DEFAULT_URL)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--duration", type=int, default=20)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--port", type=int, default=8642)
-    args = parser.parse_args()
-    url = args.database_url
-    WORK.mkdir(parents=True, exist_ok=True)
-    households, sample = paid_households(url, SAMPLE)
-    decisions = decisions_per_page(url, sample[:200])
-    rewritten = relayout_snapshots(url)
-    if rewritten:
-        print(f"feature snapshot(s) {rewritten} rewritten sorted by household", flush=True)
+def measure(args, url: str, cookie: str, sample: list[str], pythonpath: str | None) -> dict:
+    """One server (the current code, or the baseline's with its `src` first on PYTHONPATH):
+    its page's weight cold, a warm-up, `--runs` measured runs, then one connection alone."""
     ids_file = WORK / "household_ids.txt"
-    ids_file.write_text("\n".join(sample) + "\n")
-    token = bench_user(url, BENCH_KEY_FILE, f"bench-web-{int(time.time())}", "administrator")
-    cookie = f"sijill_access={token}"
-    (WORK / "cookie.txt").write_text(cookie + "\n")
     env = {
         "SIJILL_DATABASE_URL": url,
         "SIJILL_HOST": "127.0.0.1",
@@ -201,6 +188,8 @@ def main() -> None:
         # Where bench_targeting.py's runs keep their feature snapshots.
         "SIJILL_WORK_DIR": str(TARGETING_WORK / "work"),
     }
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     command = [str(SIJILL), "serve", "--workers", str(args.workers)]
     server = launch_server(command, {**os.environ, **env}, args.port, WORK / "server.log")
     try:
@@ -229,54 +218,138 @@ def main() -> None:
             )
         server_after, database_after = _cpu_seconds(server.pid)
         pages = sum(r["requests"] for r in runs)
-        server_ms = 1000 * (server_after - server_before) / pages
-        database_ms = 1000 * (database_after - database_before) / pages
         # One request at a time: what a page costs the server with no queue in front of it.
         alone = get(args.duration, connections=1)
         print(f"one connection: p50 {alone['p50']:.1f} ms, p99 {alone['p99']:.1f} ms", flush=True)
     finally:
         stop_server(server)
-    p50, p99 = median([r["p50"] for r in runs]), median([r["p99"] for r in runs])
-    rps = median([r["rps"] for r in runs])
-    kb = weight / 1024
-    met = p99 < TARGET_P99_MS and kb < TARGET_KB
-    database = urlsplit(url).path.lstrip("/")
-    record(
-        "Web: the household page",
-        "python bench/bench_web.py "
-        + " ".join(
-            f"--{k.replace('_', '-')} {v}"
-            for k, v in (
-                ("runs", args.runs),
-                ("duration", args.duration),
-                ("connections", args.connections),
-            )
-        ),  # fmt: skip
-        [
-            f"`GET /web/households/{{id}}` on the {households:,}-household PostgreSQL registry "
-            f"`{database}` (each sampled page explains {decisions:.1f} program decisions on "
-            "average, each from its run's feature snapshot, and shows an entitlement and a "
-            f"payment), `sijill serve --workers "
-            f"{args.workers}`, an administrator's session cookie, `wrk -t1 -c{args.connections} "
-            f"-d{args.duration}s --latency` from the same machine, {len(sample):,} households "
-            "picked at random; medians of the runs after a warm-up.",
-            "",
-            "| req/s | p50 | p99 | page cold (HTML + CSS, on the wire) |",
-            "|---:|---:|---:|---:|",
-            f"| {rps:,.0f} | {p50:.1f} ms | {p99:.1f} ms | {kb:.1f} KB in {requests} responses |",
-            "",
-            f"Targets p99 < {TARGET_P99_MS:.0f} ms at {args.connections} connections and "
-            f"< {TARGET_KB:.0f} KB cold: **{'met' if met else 'not met'}**.",
-            f"One connection at a time (no queue; {alone['rps']:,.0f} req/s): p50 "
-            f"{alone['p50']:.1f} ms, p99 {alone['p99']:.1f} ms.",
-            f"CPU per page in the measured runs: {server_ms:.1f} ms in the server's processes, "
-            f"{database_ms:.1f} ms in PostgreSQL's ({os.cpu_count()} cores in all, wrk's "
-            "included).",
-            "Runs (req/s, p50/p99 ms): "
-            + "; ".join(f"{r['rps']:,.0f}, {r['p50']:.1f}/{r['p99']:.1f}" for r in runs),
-        ],
+    return {
+        "runs": runs,
+        "alone": alone,
+        "weight": weight,
+        "requests": requests,
+        "server_ms": 1000 * (server_after - server_before) / pages,
+        "database_ms": 1000 * (database_after - database_before) / pages,
+    }
+
+
+def _summary(results: list[dict]) -> dict:
+    """Medians over every measured run of one code (all rounds)."""
+    runs = [run for result in results for run in result["runs"]]
+    return {
+        "rps": median([r["rps"] for r in runs]),
+        "p50": median([r["p50"] for r in runs]),
+        "p99": median([r["p99"] for r in runs]),
+        "alone_p50": median([r["alone"]["p50"] for r in results]),
+        "alone_p99": median([r["alone"]["p99"] for r in results]),
+        "alone_rps": median([r["alone"]["rps"] for r in results]),
+        "server_ms": median([r["server_ms"] for r in results]),
+        "database_ms": median([r["database_ms"] for r in results]),
+        "kb": results[-1]["weight"] / 1024,
+        "requests": results[-1]["requests"],
+        "runs": runs,
+    }
+
+
+def _baseline_path(folder: str) -> tuple[str, str]:
+    """The baseline's `src` (for PYTHONPATH) and its commit, from a checkout of it."""
+    import subprocess
+
+    source = Path(folder).resolve() / "src"
+    if not (source / "sijill").is_dir():
+        raise SystemExit(f"--baseline {folder}: no src/sijill there (give a git worktree)")
+    commit = subprocess.run(
+        ["git", "-C", folder, "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    return str(source), commit
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--port", type=int, default=8642)
+    parser.add_argument(
+        "--baseline",
+        help="a checkout (git worktree) of the code to compare with: served in turn with the "
+        "current code, round by round on the same registry",
     )
-    print(f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, {rps:,.0f} req/s, {kb:.1f} KB cold")
+    parser.add_argument("--rounds", type=int, default=2, help="with --baseline: turns of each")
+    args = parser.parse_args()
+    url = args.database_url
+    WORK.mkdir(parents=True, exist_ok=True)
+    households, sample = paid_households(url, SAMPLE)
+    decisions = decisions_per_page(url, sample[:200])
+    rewritten = relayout_snapshots(url)
+    if rewritten:
+        print(f"feature snapshot(s) {rewritten} rewritten sorted by household", flush=True)
+    (WORK / "household_ids.txt").write_text("\n".join(sample) + "\n")
+    token = bench_user(url, BENCH_KEY_FILE, f"bench-web-{int(time.time())}", "administrator")
+    cookie = f"sijill_access={token}"
+    (WORK / "cookie.txt").write_text(cookie + "\n")
+    baseline, current = [], []
+    if args.baseline:
+        source, commit = _baseline_path(args.baseline)
+        for round_number in range(1, args.rounds + 1):
+            print(f"round {round_number}: baseline {commit}", flush=True)
+            baseline.append(measure(args, url, cookie, sample, source))
+            print(f"round {round_number}: current code", flush=True)
+            current.append(measure(args, url, cookie, sample, None))
+    else:
+        current.append(measure(args, url, cookie, sample, None))
+    now = _summary(current)
+    met = now["p99"] < TARGET_P99_MS and now["kb"] < TARGET_KB
+    database = urlsplit(url).path.lstrip("/")
+    options = [("runs", args.runs), ("duration", args.duration), ("connections", args.connections)]
+    if args.baseline:
+        options += [("baseline", f"<worktree of {commit}>"), ("rounds", args.rounds)]
+    lines = [
+        f"`GET /web/households/{{id}}` on the {households:,}-household PostgreSQL registry "
+        f"`{database}` (each sampled page explains {decisions:.1f} program decisions on "
+        "average, each from its run's feature snapshot, and shows an entitlement and a "
+        f"payment), `sijill serve --workers {args.workers}`, an administrator's session "
+        f"cookie, `wrk -t1 -c{args.connections} -d{args.duration}s --latency` from the same "
+        f"machine, {len(sample):,} households picked at random; medians of the runs after a "
+        "warm-up.",
+        "",
+        "| code | req/s | p50 | p99 | one connection p50 / p99 | CPU per page: server, "
+        "PostgreSQL | page cold (HTML + CSS, on the wire) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = [("current", now)]
+    if args.baseline:
+        rows.insert(0, (f"baseline {commit}", _summary(baseline)))
+    for name, figures in rows:
+        lines.append(
+            f"| {name} | {figures['rps']:,.0f} | {figures['p50']:.1f} ms | "
+            f"{figures['p99']:.1f} ms | {figures['alone_p50']:.1f} / {figures['alone_p99']:.1f} "
+            f"ms | {figures['server_ms']:.1f} ms, {figures['database_ms']:.1f} ms | "
+            f"{figures['kb']:.1f} KB in {figures['requests']} responses |"
+        )
+    lines += [
+        "",
+        f"Targets p99 < {TARGET_P99_MS:.0f} ms at {args.connections} connections and "
+        f"< {TARGET_KB:.0f} KB cold: **{'met' if met else 'not met'}**.",
+        f"CPU per page: over the measured runs, from /proc ({os.cpu_count()} cores in all, "
+        "wrk's included).",
+    ]
+    for name, figures in rows:
+        lines.append(
+            f"Runs of {name} (req/s, p50/p99 ms): "
+            + "; ".join(f"{r['rps']:,.0f}, {r['p50']:.1f}/{r['p99']:.1f}" for r in figures["runs"])
+        )
+    command = "python bench/bench_web.py " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in options
+    )
+    record("Web: the household page", command, lines)
+    print(
+        f"p50 {now['p50']:.1f} ms, p99 {now['p99']:.1f} ms, {now['rps']:,.0f} req/s, "
+        f"{now['kb']:.1f} KB cold"
+    )
 
 
 if __name__ == "__main__":

@@ -311,3 +311,26 @@ def test_dates():
     assert format_date(day, "fr", format="long") == "30 juin 2025"
     assert format_date(day, "ar", format="long") == "30 يونيو 2025"
     assert format_date(day, "ar", format="long", numbering_system="arab") == "٣٠ يونيو ٢٠٢٥"
+
+
+def test_kept_texts_never_stand_for_an_equal_value_of_another_kind_or_language():
+    """Written texts are kept by value: values equal in Python but written apart (a whole
+    number and a Decimal, 2.5 and 2.50 at the currency's decimals, a date) each keep their own,
+    per language and digits, as Babel writes them."""
+    from babel import dates as babel_dates
+    from babel import numbers as babel_numbers
+
+    for _turn in range(2):  # the second time from what was kept
+        for language in ("en", "fr"):
+            equal_values = (1, 1.0, 10, *map(Decimal, ("1", "1.0", "2.50", "2.5", "1E+1")))
+            for value in equal_values:
+                expected = babel_numbers.format_decimal(value, "#,##0.00#", language)
+                assert format_number(value, language, format="#,##0.00#") == expected
+            for amount in (Decimal("2.5"), Decimal("2.50"), 2):
+                expected = babel_numbers.format_currency(amount, "JOD", locale=language)
+                assert format_amount(amount, "JOD", language) == expected
+            assert format_date(date(2026, 1, 2), language) == babel_dates.format_date(
+                date(2026, 1, 2), "medium", language
+            )
+        assert format_number(Decimal("1234.5"), "ar", numbering_system="arab") == "١٬٢٣٤٫٥"
+        assert format_number(Decimal("1234.5"), "ar") == "1,234.5"

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from sijill.core.errors import SijillError
 from sijill.core.i18n import SUPPORTED, current_locale, direction, gettext, ngettext, supported
@@ -55,7 +55,7 @@ def _digits(context: Any) -> str:
 
 def _isolated(text: str) -> Markup:
     # An amount or an ID keeps its own direction inside a sentence of the other script.
-    return Markup("<bdi>{}</bdi>").format(text)
+    return Markup(f"<bdi>{escape(text)}</bdi>")
 
 
 @pass_context

@@ -65,7 +65,31 @@ def format_number(
     format: str | None = None,
 ) -> str:
     """`1234567.5` → `1,234,567.5` (en), `1 234 567,5` (fr), `١٬٢٣٤٬٥٦٧٫٥` (ar, arab)."""
-    parsed = _locale(locale)
+    return _kept(_number, number, locale or current_locale(), numbering_system, format)
+
+
+# A page writes the same numbers, amounts and dates again and again (run numbers, household
+# sizes, its cycle's days, the same benefit), and Babel takes longer to write one than the
+# rest of the page takes per value: the texts written are kept, by value and language. The key
+# holds the value's type and text beside it: Decimal("1.0") == Decimal("1.00"), written apart.
+_TEXTS_KEPT = 8192
+
+
+def _kept(write, value, *context):
+    try:
+        hash(value)
+    except TypeError:  # unhashable (a signalling NaN): written every time
+        return write(value, *context)
+    return _kept_text(write, value, type(value), str(value), *context)
+
+
+@lru_cache(maxsize=_TEXTS_KEPT)
+def _kept_text(write, value, _kind, _text, *context):
+    return write(value, *context)
+
+
+def _number(number, identifier: str, numbering_system: str, format: str | None) -> str:
+    parsed = _parsed_locale(identifier)
     system = _system(parsed, numbering_system)
     text = babel_numbers.format_decimal(number, format, parsed, numbering_system=system)
     return _digits(text, system)
@@ -82,7 +106,11 @@ def format_amount(
     (`Decimal("1234.5"), "JOD"` → `JOD1,234.500` in English, `1 234,500 JOD` in French)."""
     if isinstance(amount, float) or not isinstance(amount, int | Decimal):
         raise TypeError(f"an amount is a Decimal, never {type(amount).__name__}")
-    parsed = _locale(locale)
+    return _kept(_amount, amount, currency, locale or current_locale(), numbering_system)
+
+
+def _amount(amount: int | Decimal, currency: str, identifier: str, numbering_system: str) -> str:
+    parsed = _parsed_locale(identifier)
     system = _system(parsed, numbering_system)
     text = babel_numbers.format_currency(amount, currency, locale=parsed, numbering_system=system)
     return _digits(text, system)
@@ -96,7 +124,11 @@ def format_date(
     numbering_system: str = "latn",
 ) -> str:
     """`date(2025, 6, 30)` → `Jun 30, 2025` (en), `30 juin 2025` (fr), `30‏/06‏/2025` (ar)."""
-    parsed = _locale(locale)
+    return _kept(_date, value, locale or current_locale(), format, numbering_system)
+
+
+def _date(value: date, identifier: str, format: str, numbering_system: str) -> str:
+    parsed = _parsed_locale(identifier)
     system = _system(parsed, numbering_system)
     return _digits(babel_dates.format_date(value, format, parsed), system)
 
