@@ -13,6 +13,8 @@ boolean, date); a frame with any other column is written as CSV instead.
 
 import io
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -143,13 +145,12 @@ def spool_query(engine: Engine, query: str, schema: dict, target: Path, work_dir
     if engine.dialect.name != "postgresql":
         read_query(engine, query, schema, work_dir).write_parquet(target)
         return
-    with tempfile.NamedTemporaryFile(dir=work_dir, suffix=".csv") as spool:
-        _copy_to(engine, query, spool)
-        if not Path(spool.name).stat().st_size:
+    with _spooled(engine, query, work_dir) as spool:
+        if spool is None:
             pl.DataFrame(schema=schema).write_parquet(target)
-            return
-        scanned = pl.scan_csv(spool.name, has_header=False, schema=_csv_schema(schema))
-        scanned.sink_parquet(target)
+        else:
+            scanned = pl.scan_csv(spool, has_header=False, schema=_csv_schema(schema))
+            scanned.sink_parquet(target)
 
 
 def _csv_schema(schema: dict) -> dict:
@@ -174,13 +175,22 @@ def _copy_to(engine: Engine, query: str, spool) -> None:
         connection.close()
 
 
-def _copy_out(engine: Engine, query: str, schema: dict, work_dir: Path | None) -> pl.DataFrame:
+@contextmanager
+def _spooled(engine: Engine, query: str, work_dir: Path | None) -> Iterator[Path | None]:
+    """The query's rows as CSV in a private file in `work_dir` (None when there are none),
+    removed when the block ends."""
     if work_dir is not None:
         work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=work_dir, suffix=".csv") as spool:
         _copy_to(engine, query, spool)
-        if not Path(spool.name).stat().st_size:
+        path = Path(spool.name)
+        yield path if path.stat().st_size else None
+
+
+def _copy_out(engine: Engine, query: str, schema: dict, work_dir: Path | None) -> pl.DataFrame:
+    with _spooled(engine, query, work_dir) as spool:
+        if spool is None:
             return pl.DataFrame(schema=schema)
         return pl.read_csv(
-            spool.name, has_header=False, new_columns=list(schema), schema=_csv_schema(schema)
+            spool, has_header=False, new_columns=list(schema), schema=_csv_schema(schema)
         )

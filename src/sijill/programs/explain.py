@@ -249,9 +249,13 @@ def read_values(
 
 
 def describe(
-    context: RunContext, decision: EligibilityDecision, values: dict[str, Any], language: str
+    context: RunContext,
+    decision: EligibilityDecision | Row,
+    values: dict[str, Any],
+    language: str,
 ) -> Explanation:
-    """The explanation of one decision, given what its clauses read."""
+    """The explanation of one decision (its record, or a row of `DECISIONS`), given what its
+    clauses read."""
     run, rules = context.run, context.rules
     clauses = []
     clauses_named = zip(run.clauses, rules.trees, rules.names, strict=True)

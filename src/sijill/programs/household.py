@@ -32,8 +32,9 @@ LATEST_RUNS = 20
 # Decisions are keyed (run, household) and carry no index by household alone (it would slow
 # the runs' bulk writes): the runs are walked newest first and the key probed for each, until
 # enough decisions are found (PostgreSQL's plan: a nested loop under the limit).
+_HOUSEHOLD = bindparam("household")
 _LATEST = (
-    DECISIONS.where(EligibilityDecision.household_id == bindparam("household"))
+    DECISIONS.where(EligibilityDecision.household_id == _HOUSEHOLD)
     .order_by(ProgramRun.id.desc())
     .limit(LATEST_RUNS)
 )
@@ -41,7 +42,6 @@ _LATEST = (
 
 # Every household page asks the next two, so each statement is made once (built per call, it
 # cost more Python than PostgreSQL takes to answer it), and reads only the columns shown.
-_HOUSEHOLD = bindparam("household")
 _ENTITLEMENTS = (
     select(
         Entitlement.program,
