@@ -3,18 +3,24 @@ the pages' authorisation (a session on every page, the API's permissions and sco
 it), and a household out of scope answered as a missing one, byte for byte."""
 
 import re
+from types import SimpleNamespace
 
+import anyio
 import pytest
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.exc import DBAPIError
 
 from factories import OTHER_LOCALITY, auth_headers, household, make_areas
 from sijill.api import create_app
 from sijill.core.ids import format_id, new_id, parse_id
 from sijill.core.settings import Settings
+from sijill.registry.models import Household
 from sijill.security.audit.models import AuditRecord
+from sijill.security.principal import Grant, Principal
 from sijill.web.routing import PageRoute
+from sijill.web.session import read_only
 from web_support import PASSWORD, csrf_of, sign_in, web_user
 
 # Pages anyone may open: the sign-in form (and its post), signing out (it only clears the
@@ -250,3 +256,24 @@ def test_an_expired_access_token_is_renewed_with_the_refresh_token(world):
         renewed = " ".join(response.headers.get_list("set-cookie"))
         assert "sijill_access=ey" in renewed
     assert [r.outcome for r in _actions(sessions, "auth.refresh")] == ["ok"]
+
+
+def test_page_reads_keep_their_prepared_statements_in_a_read_only_transaction(world):
+    """A page's reads end with a commit: on a rollback psycopg forgets the connection's
+    prepared statements, and every page had each of its statements parsed and planned again.
+    So that the commit can keep no write, their transaction is read-only."""
+    app = world[0]
+    if app.state.engine.dialect.name != "postgresql":
+        pytest.skip("prepared statements and read-only transactions: PostgreSQL's")
+    request, reader = SimpleNamespace(app=app), Principal("reader", (Grant("administrator", None),))
+    probe = select(Household.id).where(Household.id == bindparam("household"))
+
+    def prepared(session) -> int:
+        session.execute(probe, {"household": 1}).all()
+        return session.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar_one()
+
+    # One request at a time: every read takes the same pooled connection.
+    counts = [anyio.run(read_only, request, reader, prepared) for _ in range(8)]
+    assert counts[0] == 0 and counts[-1] >= 1, counts
+    with pytest.raises(DBAPIError, match="read-only transaction"):
+        anyio.run(read_only, request, reader, lambda s: s.execute(text("CREATE TABLE t (a int)")))

@@ -121,6 +121,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
+    # Pages that only read: their transactions are READ ONLY on PostgreSQL, so they can end
+    # with a commit. A rollback would make psycopg forget the connection's prepared statements,
+    # and every page would then have each of its statements parsed and planned again.
+    app.state.read_sessions = session_factory(engine.execution_options(postgresql_readonly=True))
     app.state.loop_engine = loop_engine
     app.state.loop_sessions = session_factory(loop_engine)
     app.state.audit_writer = audit.AuditWriter(

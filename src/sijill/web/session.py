@@ -147,16 +147,20 @@ def transaction(request: Request, principal: Principal) -> Iterator[Session]:
 
 async def read_only(request: Request, principal: Principal, work: Callable[[Session], T]) -> T:
     """A page that only reads, as the API serves its reads: `work(session)` in a worker
-    thread, on a session whose transaction writes nothing and is rolled back; its audit
-    entries then group-committed with other requests' (`security.deps.record_audit`) before
-    the page is answered, whether the read succeeded or was refused.
+    thread, in a read-only transaction (on PostgreSQL; a write would fail); its audit entries
+    then group-committed with other requests' (`security.deps.record_audit`) before the page
+    is answered, whether the read succeeded or was refused.
 
     An audited read inside its own transaction holds the audit chain's head from its append
     to its commit: under load every page then queues behind the others' commits."""
 
     def read() -> T:
-        with request.app.state.sessions() as session:
-            return work(session)
+        with request.app.state.read_sessions() as session:
+            found = work(session)
+            # Nothing to commit, but ended by a rollback the connection would lose its prepared
+            # statements (psycopg forgets them, as a rollback may have undone what they name).
+            session.commit()
+            return found
 
     try:
         return await run_in_threadpool(read)
