@@ -13,7 +13,8 @@ from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
+from jinja2 import Environment, PackageLoader, nodes, pass_context, select_autoescape
+from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, escape
 
 from sijill.core.errors import SijillError
@@ -29,18 +30,58 @@ from sijill.web.session import LANGUAGE_COOKIE, csrf_token
 
 LANGUAGE_NAMES = {"ar": "العربية", "fr": "Français", "en": "English"}
 
-TEMPLATES = Environment(
-    loader=PackageLoader("sijill.web", "templates"),
-    autoescape=select_autoescape(default=True),
-    extensions=["jinja2.ext.i18n"],
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-TEMPLATES.install_gettext_callables(
-    lambda message: gettext(message),
-    lambda singular, plural, n: ngettext(singular, plural, n),
-    newstyle=True,
-)
+
+class _Translated(NodeTransformer):
+    """`_("...")` with a literal message, and keywords or none, as the language's translation
+    looked up when the template is compiled, with newstyle gettext's meaning: the message marked
+    safe when autoescaping, then always formatted with `%` (which escapes the values). At run
+    time each call went through three context calls and a catalog lookup: a tenth of a
+    household page's server time."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+
+    def visit_Call(self, node: nodes.Call) -> nodes.Node:
+        node = self.generic_visit(node)
+        message = node.args[0] if len(node.args) == 1 else None
+        if not (
+            isinstance(node.node, nodes.Name)
+            and node.node.name in ("_", "gettext")
+            and isinstance(message, nodes.Const)
+            and isinstance(message.value, str)
+            and node.dyn_args is None
+            and node.dyn_kwargs is None
+        ):
+            return node
+        text = nodes.MarkSafeIfAutoescape(nodes.Const(gettext(message.value, self.language)))
+        values = nodes.Dict([nodes.Pair(nodes.Const(k.key), k.value) for k in node.kwargs])
+        return nodes.Mod(text, values).set_lineno(node.lineno)
+
+
+class _PageTemplates(Environment):
+    """The pages' templates in one language, compiled with their literal messages translated
+    (`_Translated`); a message given as a variable is translated as the page renders."""
+
+    def __init__(self, language: str) -> None:
+        super().__init__(
+            loader=PackageLoader("sijill.web", "templates"),
+            autoescape=select_autoescape(default=True),
+            extensions=["jinja2.ext.i18n"],
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.language = language
+        self.install_gettext_callables(
+            lambda message: gettext(message, language),
+            lambda singular, plural, n: ngettext(singular, plural, n, language),
+            newstyle=True,
+        )
+
+    # Jinja2 has no public hook between parsing a template and compiling it.
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = _Translated(self.language).visit(super()._parse(source, name, filename))
+        tree.set_environment(self)
+        return tree
 
 
 def page_language(request: Request) -> str:
@@ -126,17 +167,19 @@ def ident(value: Any) -> Markup:
     return _isolated(str(value))
 
 
-TEMPLATES.filters.update(
-    number=number,
-    amount=amount,
-    minor=minor,
-    day=day,
-    moment=moment,
-    ident=ident,
-    bdi=ident,
-    in_english=service_detail,
-    percent=percent,
-)
+TEMPLATES = {language: _PageTemplates(language) for language in SUPPORTED}
+for _templates in TEMPLATES.values():
+    _templates.filters.update(
+        number=number,
+        amount=amount,
+        minor=minor,
+        day=day,
+        moment=moment,
+        ident=ident,
+        bdi=ident,
+        in_english=service_detail,
+        percent=percent,
+    )
 
 
 def page(
@@ -149,14 +192,18 @@ def page(
     settings = request.app.state.settings
     if here is None:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    html = TEMPLATES.get_template(template).render(
-        lang=language,
-        dir=direction(language),
-        digits=settings.arabic_digits if language == "ar" else "latn",
-        languages=[(code, LANGUAGE_NAMES[code]) for code in SUPPORTED],
-        here=quote(here, safe=""),
-        csrf=csrf_token(request),
-        user=getattr(request.state, "principal", None),
-        **values,
+    html = (
+        TEMPLATES[language]
+        .get_template(template)
+        .render(
+            lang=language,
+            dir=direction(language),
+            digits=settings.arabic_digits if language == "ar" else "latn",
+            languages=[(code, LANGUAGE_NAMES[code]) for code in SUPPORTED],
+            here=quote(here, safe=""),
+            csrf=csrf_token(request),
+            user=getattr(request.state, "principal", None),
+            **values,
+        )
     )
     return HTMLResponse(html, status_code=status)
