@@ -22,6 +22,7 @@ import polars as pl
 from sqlalchemy import Table, column, text
 from sqlalchemy.orm import Session
 
+from sijill.core.db import execute_read
 from sijill.payments.models import MOVES, LedgerEntry
 
 LEG_COLUMNS = (
@@ -268,5 +269,5 @@ _MOVES = text("""
 def household_moves(session: Session, household_id: int) -> list[dict[str, Any]]:
     """Every move of one household's money, oldest first: one row per move (its two legs
     read as from -> to)."""
-    rows = session.execute(_MOVES, {"household": household_id})
+    rows = execute_read(session, _MOVES, {"household": household_id})
     return [dict(zip(_MOVE_NAMES, row, strict=True)) for row in rows]

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, column, select, text
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
+from sijill.core.db import execute_read
 from sijill.core.errors import Forbidden, NotFound
 from sijill.core.ids import parse_id
 from sijill.core.settings import Settings
@@ -82,7 +83,7 @@ def household_history(session: Session, principal: Principal, household: str) ->
     area_id = household_area_id(session, household_id)
     if area_id is None or not scope.allows(area_id):
         raise NotFound(f"There is no household {household}")
-    rows = session.execute(_INSTRUCTIONS, {"household": household_id}).all()
+    rows = execute_read(session, _INSTRUCTIONS, {"household": household_id}).all()
     moves = ledger.household_moves(session, household_id)
     records = []
     for row in rows:
@@ -93,7 +94,7 @@ def household_history(session: Session, principal: Principal, household: str) ->
             "released_at": row[12], "settled_at": row[13], "transfer_ref": row[14],
             "minor_units": row[15], "moves": [m for m in moves if m["instruction_id"] == row[0]],
         })  # fmt: skip
-    held = session.execute(_HELD, {"household": household_id}).all()
+    held = execute_read(session, _HELD, {"household": household_id}).all()
     for program, cycle, reason, amount in held:
         records.append({
             "instruction_id": None, "program": program, "cycle": cycle, "attempt": None,

@@ -19,6 +19,7 @@ from babel.lists import format_list
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
+from sijill.core.db import execute_read
 from sijill.core.errors import InvalidInput, NotFound
 from sijill.core.i18n import N_, gettext
 from sijill.core.ids import format_id
@@ -211,8 +212,8 @@ def explain_decisions(
     score_runs = {run for c in contexts.values() for run in c.run.score_runs.values()}
     scores: dict[int, Any] = {}
     if score_runs:
-        found = session.execute(_SCORES, {"runs": list(score_runs), "household": household_id})
-        scores = dict(found.all())
+        wanted_scores = {"runs": list(score_runs), "household": household_id}
+        scores = dict(execute_read(session, _SCORES, wanted_scores).all())
     explanations = []
     for decision in decisions:
         run = contexts[decision.run_id].run

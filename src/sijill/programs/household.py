@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from sijill.core.db import execute_read
 from sijill.core.errors import NotFound
 from sijill.core.settings import Settings
 from sijill.programs.entitlement_models import APPROVED, Entitlement, EntitlementCycle
@@ -108,7 +109,7 @@ def household_decisions(
     """The household's decisions in its latest runs, newest first, each explained (and each
     explanation audited, as `programs.explain` does)."""
     _in_scope(session, principal, household_id)
-    decisions = session.execute(_LATEST, {"household": household_id}).all()
+    decisions = execute_read(session, _LATEST, {"household": household_id}).all()
     return explain_decisions(session, settings, principal, household_id, decisions, language)
 
 
@@ -118,7 +119,7 @@ def household_entitlements(
     """The household's entitlements, newest cycle first: amount (a Decimal in the currency's
     units, never a float), status and reason, and whether its cycle was approved."""
     _in_scope(session, principal, household_id)
-    rows = session.execute(_ENTITLEMENTS, {"household": household_id}).all()
+    rows = execute_read(session, _ENTITLEMENTS, {"household": household_id}).all()
     principal.audit(
         "programs.entitlements", "ok", "household", str(household_id),
         permission=Permission.PROGRAMS_READ,
@@ -155,7 +156,7 @@ def household_enrollments(
     area_id = household_area_id(session, household_id)
     if area_id is None or not principal.scope(session, permission).allows(area_id):
         raise NotFound(f"There is no household {household_id}")
-    rows = session.execute(_ENROLLMENTS, {"household": household_id}).all()
+    rows = execute_read(session, _ENROLLMENTS, {"household": household_id}).all()
     principal.audit(
         "programs.enrollments", "ok", "household", str(household_id), permission=permission
     )

@@ -9,6 +9,7 @@ move a household) and at the transaction's end."""
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
+from sijill.core.db import execute_read
 from sijill.registry.models import Household
 
 _KEY = "sijill_household_area"
@@ -21,7 +22,7 @@ def household_area_id(session: Session, household_id: int) -> int | None:
     known = session.info.setdefault(_KEY, {})
     area_id = known.get(household_id, _MISSING)
     if area_id is _MISSING:
-        area_id = session.scalar(_AREA, {"household": household_id})
+        area_id = execute_read(session, _AREA, {"household": household_id}).scalar()
         known[household_id] = area_id
     return area_id
 

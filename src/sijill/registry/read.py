@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
+from sijill.core.db import execute_read
 from sijill.core.errors import NotFound
 from sijill.registry import fields, identifiers
 from sijill.registry.fields import Kind
@@ -124,7 +125,7 @@ def read_household(
     what access is decided on, whatever moment is shown."""
     if as_of is not None:
         return _household_as_of(session, household_id, as_of_instant(as_of))
-    rows = session.execute(CURRENT, {"household_id": household_id}).all()
+    rows = execute_read(session, CURRENT, {"household_id": household_id}).all()
     if not rows:
         raise NotFound(f"There is no household {household_id}")
     members = [_member(row) for row in rows if row[_PERSON_ID] is not None]
@@ -168,7 +169,7 @@ def households_public(session: Session, household_ids: list[int]) -> list[Househ
 def _household_as_of(
     session: Session, household_id: int, instant: datetime
 ) -> tuple[HouseholdPublic, int, list[str]]:
-    row = session.execute(CURRENT_HOUSEHOLD, {"household_id": household_id}).first()
+    row = execute_read(session, CURRENT_HOUSEHOLD, {"household_id": household_id}).first()
     if row is None:
         raise NotFound(f"There is no household {household_id}")
     state: Mapping[str, Any] = _household(row)
