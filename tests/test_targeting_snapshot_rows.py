@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sijill.targeting.snapshot_rows import _GroupsKept, _layout, snapshot_values
+from sijill.targeting.snapshot_rows import _Group, _GroupsKept, _layout, snapshot_values
 
 IDS = [1000000011, 1000000022, 1000000033, 1000000044, 1000000055]
 
@@ -41,19 +41,21 @@ def test_decoded_groups_are_kept_least_recent_out_within_the_byte_limit(tmp_path
                    row_group_size=10)  # fmt: skip
     columns = ("household_id", "hh_size")
     layout = _layout(str(path), "digest")
-    group_bytes = pq.ParquetFile(path).read_row_group(0, columns=list(columns)).nbytes
-    kept = _GroupsKept(limit=3 * group_bytes)
+    first = _Group.decoded(pq.ParquetFile(path).read_row_group(0, columns=list(columns)))
+    assert first.nbytes > first.table.nbytes  # the keys' list is counted too
+    kept = _GroupsKept(limit=3 * first.nbytes)
     for group in range(10):
-        table = kept.read(str(path), "digest", layout, group, columns)
-        assert table["household_id"].to_pylist() == ids[group * 10 : group * 10 + 10]
-    assert [key[2] for key in kept._tables] == [7, 8, 9]
-    assert kept._bytes == 3 * group_bytes
+        found = kept.read(str(path), "digest", layout, group, columns)
+        assert found.keys == ids[group * 10 : group * 10 + 10]
+        assert found.table["household_id"].to_pylist() == found.keys
+    assert [key[2] for key in kept._groups] == [7, 8, 9]
+    assert kept._bytes == 3 * first.nbytes
     # Read again, a group is the one kept, and becomes the most recent.
     assert (
         kept.read(str(path), "digest", layout, 7, columns)
-        is kept._tables[(str(path), "digest", 7, columns)]
+        is kept._groups[(str(path), "digest", 7, columns)]
     )
-    assert [key[2] for key in kept._tables] == [8, 9, 7]
+    assert [key[2] for key in kept._groups] == [8, 9, 7]
     # Another checksum is another file: nothing kept is taken for it.
     kept.read(str(path), "other", layout, 9, columns)
-    assert (str(path), "other", 9, columns) in kept._tables
+    assert (str(path), "other", 9, columns) in kept._groups
