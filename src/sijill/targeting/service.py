@@ -65,9 +65,7 @@ def resolve_area(session: Session, principal: Principal, area_code: str | None) 
 
 
 def snapshot_folder(settings: Settings) -> Path:
-    folder = settings.work_dir / "targeting" / "snapshots"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return folder
+    return settings.work_dir / "targeting" / "snapshots"
 
 
 @dataclass
@@ -125,6 +123,7 @@ def take_snapshot(
     with Session(engine) as session:
         area_id = resolve_area(session, principal, area_code)
     folder = snapshot_folder(settings)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = f"{uuid.uuid4().hex}.parquet"
     partial = folder / f".{name}.partial"
     households = without_consent = 0
