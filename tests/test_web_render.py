@@ -42,3 +42,23 @@ def test_literal_messages_are_looked_up_once_when_compiled(language):
     assert gettext("Households", language) in code
     variable = TEMPLATES[language].compile("{{ _(label) }}", raw=True)
     assert "resolve('_')" in variable  # a message known only at render time
+
+
+class _Record(dict):
+    title = "attribute"
+
+
+def test_a_dicts_items_read_with_a_dot_are_what_jinja2_reads():
+    source = (
+        "{{ r.name }}|{{ r.missing is undefined }}|{{ r.items() | list | length }}"
+        "|{{ r.get('name') }}|{{ s.title }}|{{ n.real }}"
+    )
+    values = {
+        "r": {"name": "Amal", "items": "shadowed by the method", "get": "also"},
+        "s": _Record(title="item"),  # a subclass: Jinja2's own order, the attribute first
+        "n": 5,
+    }
+    expected = Environment().from_string(source).render(values)
+    assert expected == "Amal|True|3|Amal|attribute|5"
+    for language in SUPPORTED:
+        assert TEMPLATES[language].from_string(source).render(values) == expected
