@@ -15,12 +15,14 @@ user's areas answers exactly as one that does not exist.
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
+from sijill.core.db import execute_read
 from sijill.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sijill.core.ids import format_id, parse_id
 from sijill.core.settings import Settings
@@ -73,7 +75,8 @@ class InstrumentView(BaseModel):
     replaced_at: datetime | None
 
 
-def view(row: PaymentInstrument) -> InstrumentView:
+def view(row: Any) -> InstrumentView:
+    """`row`: a PaymentInstrument, or a row of `_SHOWN`'s columns."""
     return InstrumentView(
         id=row.id,
         household_id=format_id(row.household_id),
@@ -304,8 +307,10 @@ def pending_instruments(session: Session, principal: Principal) -> list[Instrume
 
 
 # Made once: a household's page lists them for every view.
+# What `view` shows, and never the details: a read of them is a decryption's business.
+_SHOWN = [getattr(PaymentInstrument, name) for name in InstrumentView.model_fields]
 _INSTRUMENTS_OF_HOUSEHOLD = (
-    select(PaymentInstrument)
+    select(*_SHOWN)
     .where(PaymentInstrument.household_id == bindparam("household"))
     .order_by(PaymentInstrument.id.desc())
 )
@@ -322,7 +327,7 @@ def list_instruments(
     if area_id is None or not principal.scope(session, action).allows(area_id):
         principal.audit(READ, "not_found", "household", str(household_id), permission=action)
         raise _missing(household_id)
-    rows = session.scalars(_INSTRUMENTS_OF_HOUSEHOLD, {"household": household_id})
+    rows = execute_read(session, _INSTRUMENTS_OF_HOUSEHOLD, {"household": household_id})
     principal.audit(READ, "ok", "household", str(household_id), permission=action)
     return [view(row) for row in rows]
 
