@@ -187,7 +187,7 @@ def explain_decisions(
     language: str = "en",
 ) -> list[Explanation]:
     """Several runs' decisions on one household (rows of `DECISIONS`), explained as `explain`
-    explains each (and each explanation audited as it audits one), for a caller that has
+    explains each (and audited as it audits one, in one record), for a caller that has
     checked the household lies in the user's scope. Runs that read one feature snapshot (a
     program's cycles, or programs run on the same day) find the household's row in it once,
     and its scores are read in one query: a caseworker's page shows twenty decisions."""
@@ -220,9 +220,12 @@ def explain_decisions(
         # A name is a score of this run or a feature of its snapshot, never both.
         values = {k: v for k, v in features[run.snapshot_id].items() if k not in run.score_runs}
         values |= {name: scores[r] for name, r in run.score_runs.items() if r in scores}
+        explanations.append(describe(contexts[decision.run_id], decision, values, language))
+    if decisions:
+        # One record: an entry per decision would say the same thing (who read this
+        # household's decisions) once per program, ten times per caseworker's page.
         principal.audit(EXPLAIN_ACTION, "ok", "household", str(household_id),
                         permission=Permission.PROGRAMS_READ)  # fmt: skip
-        explanations.append(describe(contexts[decision.run_id], decision, values, language))
     return explanations
 
 

@@ -106,8 +106,8 @@ def household_decisions(
     household_id: int,
     language: str = "en",
 ) -> list[Explanation]:
-    """The household's decisions in its latest runs, newest first, each explained (and each
-    explanation audited, as `programs.explain` does)."""
+    """The household's decisions in its latest runs, newest first, each explained (and the
+    reading audited as `programs.explain`, once for them all)."""
     _in_scope(session, principal, household_id)
     decisions = execute_read(session, _LATEST, {"household": household_id}).all()
     return explain_decisions(session, settings, principal, household_id, decisions, language)
