@@ -306,9 +306,9 @@ def pending_instruments(session: Session, principal: Principal) -> list[Instrume
     return [view(row) for row in rows]
 
 
-# Made once: a household's page lists them for every view.
 # What `view` shows, and never the details: a read of them is a decryption's business.
 _SHOWN = [getattr(PaymentInstrument, name) for name in InstrumentView.model_fields]
+# Made once: a household's page lists them for every view.
 _INSTRUMENTS_OF_HOUSEHOLD = (
     select(*_SHOWN)
     .where(PaymentInstrument.household_id == bindparam("household"))
