@@ -40,3 +40,48 @@ def test_a_frame_written_by_binary_copy_reads_back_the_same(migrated_url):
         with engine.begin() as connection:
             connection.execute(text("DROP TABLE IF EXISTS copy_probe"))
         engine.dispose()
+
+
+def test_reads_side_by_side_see_one_snapshot_and_their_own_types(migrated_url):
+    """Rows committed after the reads' snapshot was taken are not seen by any of them, however
+    late a read starts; integers, dates, booleans and NULLs come back as such."""
+    from sijill.core.pg_arrow import read_table, read_tables, shared_snapshot
+
+    engine = make_engine(migrated_url)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE snapshot_probe (a bigint, d date, e boolean)"))
+            connection.execute(
+                text("INSERT INTO snapshot_probe VALUES (1, '2026-12-03', true), (2, NULL, NULL)")
+            )
+        with shared_snapshot(engine) as snapshot:
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO snapshot_probe VALUES (3, NULL, false)"))
+            seen = read_table(engine, "SELECT * FROM snapshot_probe ORDER BY a", snapshot)
+        assert seen.to_pylist() == [
+            {"a": 1, "d": date(2026, 12, 3), "e": True},
+            {"a": 2, "d": None, "e": None},
+        ]
+        parts = read_tables(
+            engine,
+            {
+                "low": ["SELECT a FROM snapshot_probe WHERE a < 2"],
+                "high": [
+                    "SELECT a FROM snapshot_probe WHERE a = 2",
+                    "SELECT a FROM snapshot_probe WHERE a = 3",
+                ],
+            },
+            streams=2,
+        )
+        assert {
+            name: [t.column("a").to_pylist() for t in read] for name, read in parts.items()
+        } == {
+            "low": [[1]],
+            "high": [[2], [3]],
+        }
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS snapshot_probe"))
+        engine.dispose()

@@ -238,6 +238,36 @@ def test_a_snapshot_as_of_a_past_date_shows_the_household_as_it_was(
     assert household_id not in set(earlier.view["household_id"])
 
 
+@pytest.mark.parametrize("streams", [1, 3])
+def test_merged_records_and_ended_memberships_are_not_members(registry, engine, settings, streams):
+    """Read side by side in parts (the persons in three) or in one, the members are the same:
+    neither a record merged into another person nor a member who left counts."""
+    from sqlalchemy import select
+
+    household_id = _register(registry, household())
+    other_id = _register(registry, household())
+    with engine.begin() as connection:
+        members = connection.scalars(
+            select(Membership.person_id).where(Membership.household_id == int(household_id))
+        ).all()
+        kept = connection.scalars(
+            select(Membership.person_id).where(Membership.household_id == int(other_id))
+        ).first()
+        assert len(members) == 3
+        connection.execute(
+            update(Person).where(Person.id == members[1]).values(merged_into_id=kept)
+        )
+        connection.execute(
+            update(Membership)
+            .where(Membership.person_id == members[2])
+            .values(end_date=TODAY - timedelta(days=1))
+        )
+    read_in_parts = settings.model_copy(update={"bulk_read_streams": streams})
+    snapshot = take_snapshot(engine, read_in_parts, principal=Principal.system("test"))
+    sizes = dict(snapshot.view.select("household_id", "hh_size").iter_rows())
+    assert (sizes[household_id], sizes[other_id]) == (1, 3)
+
+
 def test_a_scoped_officer_reads_only_their_area(registry, engine, settings, sessions):
     ids = make_areas_ids(sessions)
     inside = _register(registry, household())

@@ -149,6 +149,14 @@ class Settings(BaseSettings):
         "at a time, so its memory stays flat however large the registry (about 3.5 GB per "
         "million households; the members are read once, for all partitions)",
     )
+    bulk_read_streams: int = Field(
+        2,
+        ge=1,
+        le=32,
+        description="a feature snapshot reads PostgreSQL on this many connections at once "
+        "(its households, memberships and persons, the persons in as many parts), in one "
+        "snapshot of the database: each keeps one of the database server's cores busy",
+    )
 
     payments_dir: Path | None = Field(
         None,

@@ -12,12 +12,12 @@ from sijill.core.files import read_table
 from sijill.registry.codes import LIVESTOCK
 from sijill.targeting.features import WASHINGTON_GROUP, Inputs
 from sijill.targeting.inputs import (
-    DWELLING,
     FACT_SCHEMA,
     HOUSEHOLD_SCHEMA,
     PERSON_SCHEMA,
     PERSON_TEXT,
 )
+from sijill.targeting.registry_sql import DWELLING
 
 _BATCH_ROWS = 100_000
 

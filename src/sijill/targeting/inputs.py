@@ -1,19 +1,16 @@
-"""The feature view's four input tables, from the registry as of a date or from an
-exchange-format folder (a survey's households and persons).
+"""The feature view's four input tables, from the registry as of a date
+(`registry_sql` says which rows) or from an exchange-format folder (a survey's households and
+persons).
 
-From the registry, in bulk: PostgreSQL hands each table over by `COPY ... TO STDOUT` into a
-private temporary file that Polars reads (never row by row through Python); SQLite, the
+From the registry, in bulk and never row by row through Python: on PostgreSQL, households,
+memberships, persons and facts are read side by side as Arrow, in one snapshot of the
+database (`core.pg_arrow`), and each member joined to their person here; on SQLite, the
 embedded default, by one query per table. Households that have not consented to
 `eligibility_assessment` are left out and counted: a run reports how many it did not assess.
-Records merged into another one are left out (they are that record now), and so are the
-members whose membership had not started or had ended on the date.
-
-The state "as of" a date is the state at the end of that day: the current rows for today,
-and for an earlier date the row (current or kept in the history tables) valid at that moment.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -23,22 +20,12 @@ from sqlalchemy.orm import Session
 from sijill.core.areas import Area, areas_within
 from sijill.core.clock import utcnow
 from sijill.core.errors import InvalidInput
-from sijill.core.pg_copy import read_query, spool_query
+from sijill.core.pg_arrow import read_tables, spool_tables
+from sijill.core.pg_copy import read_query
 from sijill.registry.codes import LIVESTOCK
 from sijill.targeting.features import WASHINGTON_GROUP, Inputs
+from sijill.targeting.registry_sql import DWELLING, queries
 
-PURPOSE = "eligibility_assessment"
-
-DWELLING = (
-    "dwelling_tenure",
-    "dwelling_walls",
-    "dwelling_roof",
-    "dwelling_floor",
-    "water_source",
-    "sanitation",
-    "cooking_fuel",
-    "electricity",
-)
 PERSON_TEXT = (
     "relationship",
     "sex",
@@ -142,147 +129,63 @@ def registry_areas(session: Session) -> pl.DataFrame:
 # --- the registry -----------------------------------------------------------------------------
 
 
-def _state(table: str, columns: str, as_of: date | None, dialect: str) -> str:
-    """A table's rows as of the end of `as_of` (current rows when None)."""
-    if as_of is None:
-        return f"(SELECT id, {columns} FROM {table})"
-    end = _end_of(as_of)
-    # SQLite compares the text it stores (naive UTC, a space between date and time, as the
-    # SQLAlchemy dialect and the bulk writer write it): an ISO literal with its "T" would
-    # sort after every moment of the next day and take that day's rows in.
-    moment = (
-        f"'{end.replace(tzinfo=None).strftime('%Y-%m-%d %H:%M:%S.%f')}'"
-        if dialect == "sqlite"
-        else f"'{end.isoformat()}'"
-    )
-    return (
-        f"(SELECT id, {columns} FROM {table} WHERE valid_from < {moment} UNION ALL "
-        f"SELECT {table}_id AS id, {columns} FROM {table}_version "
-        f"WHERE valid_from < {moment} AND valid_to >= {moment})"
-    )
+# Each read's columns in the order its statement gives them.
+# IDs are read as the integers they are and joined as such (string keys made joining 4.6
+# million members to their persons three times slower); they become the feature view's text
+# IDs last.
+MEMBERSHIP_SCHEMA = {"household_id": pl.Int64, "person_id": pl.Int64, "relationship": pl.String}
+PERSON_ROW_SCHEMA = {
+    "person_id": pl.Int64,
+    **{
+        name: (pl.Int8 if name in _BOOLEANS else dtype)
+        for name, dtype in PERSON_SCHEMA.items()
+        if name not in ("household_id", "person_id", "relationship")
+    },
+}
+FACT_ROW_SCHEMA = {"person_id": pl.Int64, "kind": pl.String, "valid_from": pl.Date}
+_IDS_AS_TEXT = {"household_id": pl.String, "person_id": pl.String}
 
 
-def _as_number(column: str) -> str:
-    return f"CASE WHEN {column} THEN 1 WHEN NOT {column} THEN 0 END"
-
-
-def _end_of(day: date) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
-
-
-def _queries(
-    dialect: str,
-    as_of: date | None,
-    area_ids: list[int] | None,
-    day: date,
-    id_range: tuple[int, int] | None = None,
-):
-    household_columns = ", ".join(
-        ("area_id", *DWELLING, "dwelling_rooms", "assets", "income_sources", "livestock",
-         "consent_given", "consent_purposes")
-    )  # fmt: skip
-    person_columns = ", ".join(
-        ("sex", "birth_date", "death_date", "residency_status", "education_level", "enrolled",
-         "employment_status", "employment_sector", "orphanhood", "school_grade",
-         "contributory_pension", "monthly_income",
-         *(f"wg_{d}" for d in WASHINGTON_GROUP))
-    )  # fmt: skip
-    # Area IDs are integers from the area table, never user text.
-    scope = (
-        "TRUE"
-        if area_ids is None
-        else f"h.area_id IN ({', '.join(str(int(a)) for a in area_ids) or 'NULL'})"
-    )
-    household_part = member_part = "TRUE"
-    if id_range is not None:
-        low, high = (int(bound) for bound in id_range)
-        household_part = f"h.id >= {low} AND h.id < {high}"
-        member_part = f"m.household_id >= {low} AND m.household_id < {high}"
-    as_text = "CAST(h.{} AS TEXT)"
-    consented = (
-        f"h.consent_purposes ? '{PURPOSE}'"
-        if dialect == "postgresql"
-        else f"h.consent_purposes LIKE '%\"{PURPOSE}\"%'"
-    )
-    households = f"""
-SELECT CAST(h.id AS TEXT), a.code, {", ".join(f"h.{c}" for c in DWELLING)}, h.dwelling_rooms,
-  {as_text.format("assets")}, {as_text.format("income_sources")}, {as_text.format("livestock")},
-  CASE WHEN h.consent_given AND {consented} THEN 1 ELSE 0 END
-FROM {_state("household", household_columns, as_of, dialect)} h
-JOIN area a ON a.id = h.area_id
-WHERE {scope} AND {household_part}"""
-    iso = f"'{day.isoformat()}'"
-
-    # A merged record is the same person as the one it was merged into: left out on every
-    # date, so no one counts twice. Whether it was merged is on the current row only.
-    if as_of is None:
-        person_join = (
-            f"JOIN {_state('person', person_columns + ', merged_into_id', None, dialect)} p "
-            "ON p.id = m.person_id"
-        )
-        unmerged = "p.merged_into_id IS NULL"
-    else:
-        person_join = (
-            f"JOIN {_state('person', person_columns, as_of, dialect)} p ON p.id = m.person_id\n"
-            "JOIN person current_person ON current_person.id = p.id"
-        )
-        unmerged = "current_person.merged_into_id IS NULL"
-
-    # Nationally, members are kept to the consenting households read above by a semi-join
-    # after reading (joining the household table in the database would cost a third of the
-    # read); in an area, the database keeps the area's members only.
-    in_area = (
-        ""
-        if area_ids is None
-        else f"JOIN {_state('household', household_columns, as_of, dialect)} h "
-        "ON h.id = m.household_id"
-    )
-
-    def members(source: str) -> str:
-        return f"""
-FROM {source}
-{in_area}
-{person_join}
-WHERE {scope} AND {member_part} AND {unmerged}
-  AND (m.start_date IS NULL OR m.start_date <= {iso})
-  AND (m.end_date IS NULL OR m.end_date > {iso})"""
-
-    persons = f"""
-SELECT CAST(m.household_id AS TEXT), CAST(p.id AS TEXT), m.relationship, p.sex,
-  p.residency_status, p.education_level, p.employment_status, p.employment_sector,
-  p.orphanhood, p.birth_date, p.death_date, {", ".join(f"p.wg_{d}" for d in WASHINGTON_GROUP)},
-  {_as_number("p.enrolled")}, p.school_grade, {_as_number("p.contributory_pension")},
-  p.monthly_income
-{members("membership m")}"""
-    facts = f"""
-SELECT CAST(m.household_id AS TEXT), CAST(p.id AS TEXT), pf.kind, pf.valid_from
-{members("person_fact pf JOIN membership m ON m.person_id = pf.person_id")}
-  AND pf.valid_from <= {iso}"""
-    return households, persons, facts
+def _members(
+    memberships: pl.LazyFrame, persons: pl.LazyFrame, facts: pl.LazyFrame
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Each membership with its person's row (a merged person has none: no member) and each
+    member's facts, under the household they are a member of on the day."""
+    members = memberships.join(persons, on="person_id", how="inner").select(list(PERSON_SCHEMA))
+    member_facts = facts.join(
+        members.select("household_id", "person_id"), on="person_id", how="inner"
+    ).select(list(FACT_SCHEMA))
+    return members, member_facts
 
 
 @dataclass(frozen=True)
 class MemberFiles:
-    """Every household's members and their facts, read in one pass into private Parquet files.
+    """Every household's memberships, persons and facts, read in one pass into private
+    Parquet files (one per part of a read).
 
     A snapshot read in partitions takes each partition's members from these: asked of the
     database once per partition, each read hashed the whole person table again (at 10 million
     households, 84 s in the database for each of six partitions, against 245 s for one read
     of all 46 million members)."""
 
-    persons: Path
-    facts: Path
+    memberships: list[Path]
+    persons: list[Path]
+    facts: list[Path]
 
 
-def read_members(engine: Engine, as_of: date, folder: Path) -> MemberFiles:
+def read_members(engine: Engine, as_of: date, folder: Path, streams: int) -> MemberFiles:
     """The members of every household of the registry as of `as_of` (consenting or not: the
-    partitions keep their consenting households' own), into `folder`."""
-    _, persons_sql, facts_sql = _queries(engine.dialect.name, _state_date(as_of), None, as_of)
-    files = MemberFiles(folder / "persons.parquet", folder / "facts.parquet")
-    as_numbers = dict.fromkeys(_BOOLEANS, pl.Int8)
-    spool_query(engine, persons_sql, {**PERSON_SCHEMA, **as_numbers}, files.persons, folder)
-    spool_query(engine, facts_sql, FACT_SCHEMA, files.facts, folder)
-    return files
+    partitions keep their consenting households' own), into `folder`; the parts of the read
+    at most `streams` at a time."""
+    reads = queries(engine.dialect.name, _state_date(as_of), None, as_of, person_parts=streams)
+    wanted = {"memberships": [reads.memberships], "persons": reads.persons, "facts": [reads.facts]}
+    if engine.dialect.name == "postgresql":
+        return MemberFiles(**spool_tables(engine, wanted, folder, streams))
+    files = {}
+    for name, frame in _read(engine, wanted, folder, streams).items():
+        files[name] = [folder / f"{name}.parquet"]
+        frame.write_parquet(files[name][0])
+    return MemberFiles(**files)
 
 
 def _state_date(as_of: date) -> date | None:
@@ -293,13 +196,60 @@ def _state_date(as_of: date) -> date | None:
     return None if as_of == today else as_of
 
 
-def _members_within(path: Path, id_range: tuple[int, int] | None) -> pl.DataFrame:
-    members = pl.scan_parquet(path)
+def _members_within(
+    files: MemberFiles, id_range: tuple[int, int] | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    memberships = pl.scan_parquet(files.memberships).cast(MEMBERSHIP_SCHEMA)
     if id_range is not None:
         low, high = (int(bound) for bound in id_range)
-        household = pl.col("household_id").cast(pl.Int64)
-        members = members.filter(household.is_between(low, high, closed="left"))
-    return members.collect()
+        memberships = memberships.filter(
+            pl.col("household_id").is_between(low, high, closed="left")
+        )
+    persons = pl.scan_parquet(files.persons).cast(PERSON_ROW_SCHEMA)
+    facts = pl.scan_parquet(files.facts).cast(FACT_ROW_SCHEMA)
+    # Streamed: the whole registry's persons pass by, only the partition's members are kept.
+    members, member_facts = _members(memberships, persons, facts)
+    return pl.collect_all([members, member_facts], engine="streaming")
+
+
+_HOUSEHOLD_RAW = {
+    **{k: v for k, v in HOUSEHOLD_SCHEMA.items() if not k.startswith("livestock_")},
+    "household_id": pl.Int64,
+    "assets": pl.String,
+    "income_sources": pl.String,
+    "livestock": pl.String,
+    "consented": pl.Int8,
+}
+_SCHEMAS = {
+    "households": _HOUSEHOLD_RAW,
+    "memberships": MEMBERSHIP_SCHEMA,
+    "persons": PERSON_ROW_SCHEMA,
+    "facts": FACT_ROW_SCHEMA,
+}
+
+
+def _read(
+    engine: Engine, wanted: dict[str, list[str]], work_dir: Path | None, streams: int
+) -> dict[str, pl.DataFrame]:
+    """Each named read's rows (its parts together), read side by side in one snapshot of the
+    database on PostgreSQL, one after the other on SQLite."""
+    if engine.dialect.name == "postgresql":
+        tables = read_tables(engine, wanted, streams)
+        parts = {name: [pl.from_arrow(table) for table in read] for name, read in tables.items()}
+    else:
+        parts = {
+            name: [read_query(engine, query, _SCHEMAS[name], work_dir) for query in read]
+            for name, read in wanted.items()
+        }
+    return {
+        name: pl.concat([_named(frame, _SCHEMAS[name]) for frame in frames])
+        for name, frames in parts.items()
+    }
+
+
+def _named(frame: pl.DataFrame, schema: dict) -> pl.DataFrame:
+    """A read's frame with the schema's names (in order) and types."""
+    return frame.rename(dict(zip(frame.columns, schema, strict=True))).cast(schema)
 
 
 def from_registry(
@@ -310,37 +260,43 @@ def from_registry(
     work_dir: Path | None = None,
     id_range: tuple[int, int] | None = None,
     members: MemberFiles | None = None,
+    streams: int = 1,
 ) -> RegistryInputs:
     """The inputs for every consenting household of the registry (or of `area_id` and the
     areas below it) as of `as_of`; only the household IDs in [low, high) given `id_range`,
-    their members taken from `members` when given (read by `read_members` on the same date)."""
+    their members taken from `members` when given (read by `read_members` on the same date).
+    The database is read by at most `streams` connections at a time."""
     state_date = _state_date(as_of)
     with Session(engine) as session:
         areas = registry_areas(session)
         within = None if area_id is None else areas_within(session, [area_id])
-    households_sql, persons_sql, facts_sql = _queries(
-        engine.dialect.name, state_date, within, as_of, id_range
-    )
-    household_raw = {k: v for k, v in HOUSEHOLD_SCHEMA.items() if not k.startswith("livestock_")}
-    household_raw.update(
-        assets=pl.String, income_sources=pl.String, livestock=pl.String, consented=pl.Int8
-    )
-    raw = read_query(engine, households_sql, household_raw, work_dir)
-    consented = raw.filter(pl.col("consented") == 1)
-    households = _decode_household_json(consented)
+    reads = queries(engine.dialect.name, state_date, within, as_of, id_range, person_parts=streams)
     if members is None:
-        as_numbers = dict.fromkeys(_BOOLEANS, pl.Int8)
-        persons = read_query(engine, persons_sql, {**PERSON_SCHEMA, **as_numbers}, work_dir)
-        facts = read_query(engine, facts_sql, FACT_SCHEMA, work_dir)
+        read = _read(
+            engine,
+            {
+                "households": [reads.households],
+                "memberships": [reads.memberships],
+                "persons": reads.persons,
+                "facts": [reads.facts],
+            },
+            work_dir,
+            streams,
+        )
+        raw = read["households"]
+        persons, facts = pl.collect_all(
+            _members(read["memberships"].lazy(), read["persons"].lazy(), read["facts"].lazy())
+        )
     else:
-        persons = _members_within(members.persons, id_range)
-        facts = _members_within(members.facts, id_range)
-    kept = households.select("household_id")
-    persons = persons.cast(dict.fromkeys(_BOOLEANS, pl.Boolean))
+        raw = _read(engine, {"households": [reads.households]}, work_dir, streams)["households"]
+        persons, facts = _members_within(members, id_range)
+    consented = raw.filter(pl.col("consented") == 1)
+    kept = consented.select("household_id")
     persons = persons.join(kept, on="household_id", how="semi")
-    facts = facts.join(kept, on="household_id", how="semi")
+    persons = persons.cast({**_IDS_AS_TEXT, **dict.fromkeys(_BOOLEANS, pl.Boolean)})
+    facts = facts.join(kept, on="household_id", how="semi").cast(_IDS_AS_TEXT)
     return RegistryInputs(
-        Inputs(households, persons, areas, facts),
+        Inputs(_decode_household_json(consented), persons, areas, facts),
         households_without_consent=raw.height - consented.height,
     )
 

@@ -136,7 +136,7 @@ def take_snapshot(
                 stage("reading the members")
                 settings.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                 spool = spooled.enter_context(tempfile.TemporaryDirectory(dir=settings.work_dir))
-                members = read_members(engine, as_of, Path(spool))
+                members = read_members(engine, as_of, Path(spool), settings.bulk_read_streams)
             for number, part in enumerate(parts, start=1):
                 shown = f" ({number} of {len(parts)})" if len(parts) > 1 else ""
                 stage(f"reading the registry{shown}")
@@ -147,6 +147,7 @@ def take_snapshot(
                     work_dir=settings.work_dir,
                     id_range=part,
                     members=members,
+                    streams=settings.bulk_read_streams,
                 )
                 stage(f"computing the features{shown}")
                 table = features.compute(read.inputs, as_of).to_arrow()
