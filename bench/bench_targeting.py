@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -273,9 +272,19 @@ def scale(args) -> None:
     folder = _country(args.households, 1)
     url, fitter, officer = _registry(folder, reuse=args.reuse, database=args.database)
     as_of = json.loads((folder / "manifest.json").read_text())["reference_date"]
-    fitted = _fit(folder, fitter, officer, "wls", as_of)
+    # A registry reused after --drop-synth keeps the model fitted when it was built: the
+    # survey's households went with the synth files.
+    fitted_file = WORK / f"fitted-{args.database}.json"
+    if args.reuse and fitted_file.exists() and not (folder / "households.parquet").exists():
+        fitted = json.loads(fitted_file.read_text())
+    else:
+        fitted = _fit(folder, fitter, officer, "wls", as_of)
+        fitted_file.write_text(json.dumps({"version": fitted["version"]}))
     if args.drop_synth:
-        shutil.rmtree(folder)  # disk: the registry holds it now
+        # Disk: the registry holds them now. The manifest stays, so --reuse finds the country.
+        for path in folder.iterdir():
+            if path.name != "manifest.json":
+                path.unlink()
     artifact_file = WORK / "targeting-model.json"
     subprocess.run(
         [str(SIJILL), "pmt", "show", fitted["version"], "-o", "json"],
@@ -334,7 +343,9 @@ def scale(args) -> None:
     record(
         f"Targeting: features, PMT and MPI for {args.households:,} households",
         f"python bench/bench_targeting.py scale --households {args.households} --runs "
-        f"{args.runs} --loop-sample {args.loop_sample}",
+        f"{args.runs} --loop-sample {args.loop_sample}"
+        + (" --reuse" if args.reuse else "")
+        + (f" --database {args.database}" if args.database != DATABASE else ""),
         lines,
     )
     if args.drop_database:
