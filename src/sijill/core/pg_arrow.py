@@ -1,10 +1,11 @@
 """Query results as Arrow straight out of PostgreSQL, several side by side in one snapshot.
 
-ADBC's PostgreSQL driver reads a query's rows by binary COPY in C++ and hands back Arrow: no
-Python object per row (psycopg's COPY hands over each row as one, which at tens of millions
-of members was as much work as the database's) and no text parsed back into numbers and
-dates. Each read has its own connection, so the database formats the rows of several reads
-at once, one core each; all of them see the registry at the same instant, by importing the
+ADBC's PostgreSQL driver reads a query's rows by binary COPY and decodes them in C++ into
+Arrow, without holding Python's lock: several reads can run at once, each on its own
+connection and so on its own core of the database server, where psycopg's COPY hands over
+each row as a Python object under the lock (and CSV had to be parsed back). Decoding is not
+free: about as much CPU on the client as formatting the rows costs the server (measured on
+4.6 million persons). All the reads see the registry at the same instant, by importing the
 snapshot one coordinating transaction exports (`pg_export_snapshot`, as `pg_dump --jobs`
 does), so a household read in one and its members read in another cannot disagree.
 """

@@ -130,10 +130,9 @@ def registry_areas(session: Session) -> pl.DataFrame:
 # --- the registry -----------------------------------------------------------------------------
 
 
-# Each read's columns in the order its statement gives them.
-# IDs are read as the integers they are and joined as such (string keys made joining 4.6
-# million members to their persons three times slower); they become the feature view's text
-# IDs last.
+# Each read's columns in the order its statement gives them. IDs are read as the integers
+# they are and joined as such (string keys made joining 4.6 million members to their persons
+# three times slower); they become the feature view's text IDs last.
 MEMBERSHIP_SCHEMA = {"household_id": pl.Int64, "person_id": pl.Int64, "relationship": pl.String}
 PERSON_ROW_SCHEMA = {
     "person_id": pl.Int64,
@@ -154,7 +153,6 @@ def _members(
 ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """Each membership with its person's row (a merged person has none: no member) and each
     member's facts, under the household they are a member of on the day."""
-    # The person rows are probed against the memberships (the narrower side is hashed).
     members = persons.join(memberships, on="person_id", how="inner").select(list(PERSON_SCHEMA))
     member_facts = (
         facts.join(memberships.select("household_id", "person_id"), on="person_id", how="inner")
