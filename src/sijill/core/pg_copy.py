@@ -1,17 +1,14 @@
 """Millions of narrow rows into PostgreSQL by binary COPY, built column by column in numpy.
 
-Runs write one row per household (decisions, scores, entitlements, enrollment events): tens
-of millions of rows of integers, booleans, dates, timestamps and short codes. As CSV, each
-value is formatted by Python's side and parsed again by the server's, and parsing is most of
-what a CSV COPY costs the server. PostgreSQL's binary COPY format carries each value as its
-bytes behind its length: this module lays a frame's columns out in that format with numpy (no
-per-row Python), a million rows at a time. psycopg's own binary COPY goes through Python once
-per row, which is what this avoids.
+Runs write one row per household (decisions, scores, entitlements): tens of millions of rows
+of integers, booleans and dates. As CSV, each value is formatted by Python's side and parsed
+again by the server's, and parsing is most of what a CSV COPY costs the server. PostgreSQL's
+binary COPY format carries each value as its fixed-width big-endian bytes: this module lays a
+frame's columns out in that format with numpy (no per-row Python), a million rows at a time.
+psycopg's own binary COPY goes through Python once per row, which is what this avoids.
 
-Fixed-width columns (smallint, integer, bigint, double precision, boolean, date) are laid
-out whenever a frame has nothing else. Text and timestamps are laid out too when the table's
-own column types are given and each frame column is exactly its column's type (binary COPY
-does not convert: an int8 sent for an int4 column is refused); any other frame is CSV.
+Only fixed-width types are laid out here (smallint, integer, bigint, double precision,
+boolean, date); a frame with any other column is written as CSV instead.
 """
 
 import io
@@ -23,27 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Date,
-    DateTime,
-    Engine,
-    Enum,
-    Float,
-    Integer,
-    SmallInteger,
-    String,
-    Table,
-    TypeDecorator,
-    text,
-)
+from sqlalchemy import Engine, text
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _TRAILER = b"\xff\xff"
 _EPOCH = (date(2000, 1, 1) - date(1970, 1, 1)).days  # PostgreSQL counts days from 2000
-_EPOCH_MICROS = _EPOCH * 86_400 * 1_000_000  # and microseconds from its midnight, UTC
 _CHUNK = 1_000_000
 _WIDTHS = {
     pl.Int16: (">i2", 2),
@@ -55,52 +36,20 @@ _WIDTHS = {
 }
 
 
-def binary_ready(frame: pl.DataFrame, table: Table | None = None) -> bool:
-    """Whether the frame can go by binary COPY: every column fixed-width, or, given the
-    table, every column of exactly its table column's type."""
-    if table is None:
-        return all(dtype in _WIDTHS for dtype in frame.schema.values())
-    return all(
-        name in table.c and _same_type(dtype, table.c[name].type)
-        for name, dtype in frame.schema.items()
-    )
-
-
-def _same_type(dtype: pl.DataType, column_type) -> bool:
-    sql = column_type.impl_instance if isinstance(column_type, TypeDecorator) else column_type
-    if isinstance(dtype, pl.Datetime):
-        # timestamptz is sent as UTC, which is what an aware frame holds; a naive frame's
-        # moments would be read as UTC too, where CSV reads them in the session's zone.
-        return isinstance(sql, DateTime) and bool(sql.timezone) == (dtype.time_zone is not None)
-    expected = {
-        pl.Int64: lambda: isinstance(sql, BigInteger),
-        pl.Int32: lambda: type(sql) is Integer,
-        pl.Int16: lambda: isinstance(sql, SmallInteger),
-        pl.Float64: lambda: isinstance(sql, Float),
-        pl.Boolean: lambda: isinstance(sql, Boolean),
-        pl.Date: lambda: isinstance(sql, Date),
-        pl.String: lambda: isinstance(sql, String) and not isinstance(sql, Enum),
-    }.get(dtype)
-    return expected is not None and expected()
+def binary_ready(frame: pl.DataFrame) -> bool:
+    return all(dtype in _WIDTHS for dtype in frame.schema.values())
 
 
 def _column_bytes(series: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """(n, 4 + width) bytes of a column (length prefix, value) and which of them to keep."""
-    if series.dtype == pl.String:
-        return _text_bytes(series)
+    code, width = _WIDTHS[series.dtype]
     nulls = series.is_null().to_numpy()
-    if isinstance(series.dtype, pl.Datetime):
-        code, width = ">i8", 8
-        micros = series.dt.cast_time_unit("us").to_physical().fill_null(0).to_numpy()
-        values = micros - _EPOCH_MICROS
+    if series.dtype == pl.Date:
+        values = series.cast(pl.Int32).fill_null(0).to_numpy() - _EPOCH
+    elif series.dtype == pl.Boolean:
+        values = series.fill_null(False).cast(pl.UInt8).to_numpy()
     else:
-        code, width = _WIDTHS[series.dtype]
-        if series.dtype == pl.Date:
-            values = series.cast(pl.Int32).fill_null(0).to_numpy() - _EPOCH
-        elif series.dtype == pl.Boolean:
-            values = series.fill_null(False).cast(pl.UInt8).to_numpy()
-        else:
-            values = series.fill_null(0).to_numpy()
+        values = series.fill_null(0).to_numpy()
     n = series.len()
     block = np.empty((n, 4 + width), dtype=np.uint8)
     lengths = np.where(nulls, -1, width).astype(">i4")
@@ -108,29 +57,6 @@ def _column_bytes(series: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     block[:, 4:] = values.astype(code).view(np.uint8).reshape(n, width)
     keep = np.ones((n, 4 + width), dtype=bool)
     keep[nulls, 4:] = False  # a NULL is its length (-1) alone
-    return block, keep
-
-
-def _text_bytes(series: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """A text column as its UTF-8 bytes behind their length, each row padded to the longest
-    (the padding is not kept)."""
-    n = series.len()
-    nulls = series.is_null().to_numpy()
-    array = series.to_arrow().cast(pa.large_string())
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset : array.offset + n + 1]
-    sizes = np.diff(offsets)
-    width = int(sizes.max()) if n else 0
-    block = np.zeros((n, 4 + width), dtype=np.uint8)
-    # A NULL's slot may still hold bytes (Arrow allows it; Polars' when/then leaves them).
-    kept = np.where(nulls, 0, sizes)
-    block[:, :4] = np.where(nulls, -1, sizes).astype(">i4").view(np.uint8).reshape(n, 4)
-    if width:
-        data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-        row = np.repeat(np.arange(n), sizes)
-        place = np.arange(data.size) - np.repeat(offsets[:-1] - offsets[0], sizes)
-        block[row, 4 + place] = data
-    keep = np.ones((n, 4 + width), dtype=bool)
-    keep[:, 4:] = np.arange(width) < kept[:, None]
     return block, keep
 
 
@@ -150,23 +76,21 @@ def binary_chunks(frame: pl.DataFrame):
     yield _TRAILER
 
 
-def copy_frame(driver_connection, table: str | Table, frame: pl.DataFrame) -> None:
+def copy_frame(driver_connection, table: str, frame: pl.DataFrame) -> None:
     """Append the frame's rows to `table` (columns named as the frame's) by COPY: binary when
-    `binary_ready` (given the Table, its column types decide), CSV otherwise."""
+    every column is fixed-width, CSV otherwise."""
     if not frame.height:
         return
-    binary = binary_ready(frame, table if isinstance(table, Table) else None)
-    name = table.name if isinstance(table, Table) else table
     columns = ", ".join(frame.columns)
     with driver_connection.cursor() as cursor:
-        if binary:
-            with cursor.copy(f"COPY {name} ({columns}) FROM STDIN (FORMAT binary)") as copy:
+        if binary_ready(frame):
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)") as copy:
                 for piece in binary_chunks(frame):
                     copy.write(piece)
             return
         buffer = io.BytesIO()
         frame.write_csv(buffer, include_header=False, null_value="")
-        with cursor.copy(f"COPY {name} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
             view = buffer.getbuffer()
             for start in range(0, len(view), 1 << 20):
                 copy.write(view[start : start + (1 << 20)])
