@@ -21,9 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Engine
 
-# A bulk read may sort or hash millions of rows: with the default 4 MB it spills to disk in a
-# hundred batches.
-_READ_WORK_MEM = "256MB"
+from sijill.core.pg_copy import READ_WORK_MEM
 
 T = TypeVar("T")
 
@@ -56,7 +54,7 @@ def _reading(engine: Engine, snapshot: str | None) -> Iterator[adbc.Cursor]:
         if snapshot is not None:
             # The snapshot's name comes from pg_export_snapshot above, never from a user.
             cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-        cursor.execute(f"SET LOCAL work_mem = '{_READ_WORK_MEM}'")
+        cursor.execute(f"SET LOCAL work_mem = '{READ_WORK_MEM}'")
         try:
             yield cursor
         finally:

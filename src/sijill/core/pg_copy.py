@@ -121,9 +121,9 @@ def query_frame(session, query: str, schema: dict[str, pl.DataType]) -> pl.DataF
 
 # --- reading a query's rows out of the database, by engine (outside any session) -------------
 
-# The bulk reads join millions of members: with the default 4 MB per hash they spill to disk
+# A bulk read may sort or hash millions of rows: with the default 4 MB it spills to disk
 # in a hundred batches.
-_READ_WORK_MEM = "256MB"
+READ_WORK_MEM = "256MB"
 
 
 def read_query(engine: Engine, query: str, schema: dict, work_dir: Path | None) -> pl.DataFrame:
@@ -139,20 +139,6 @@ def read_query(engine: Engine, query: str, schema: dict, work_dir: Path | None) 
     return frame.with_columns(pl.col(name).str.to_date(strict=False) for name in dates)
 
 
-def spool_query(engine: Engine, query: str, schema: dict, target: Path, work_dir: Path) -> None:
-    """A query's rows into the Parquet file `target`, never all in memory on PostgreSQL: COPY
-    to a private CSV file, which Polars turns into Parquet as it streams through it."""
-    if engine.dialect.name != "postgresql":
-        read_query(engine, query, schema, work_dir).write_parquet(target)
-        return
-    with _spooled(engine, query, work_dir) as spool:
-        if spool is None:
-            pl.DataFrame(schema=schema).write_parquet(target)
-        else:
-            scanned = pl.scan_csv(spool, has_header=False, schema=_csv_schema(schema))
-            scanned.sink_parquet(target)
-
-
 def _csv_schema(schema: dict) -> dict:
     return {
         name: (pl.String if isinstance(dtype, pl.List) else dtype) for name, dtype in schema.items()
@@ -165,7 +151,7 @@ def _copy_to(engine: Engine, query: str, spool) -> None:
         copy_sql = f"COPY ({query}) TO STDOUT (FORMAT csv)"
         with connection.cursor() as cursor:
             # For this read only (rolled back below).
-            cursor.execute(f"SET LOCAL work_mem = '{_READ_WORK_MEM}'")
+            cursor.execute(f"SET LOCAL work_mem = '{READ_WORK_MEM}'")
             with cursor.copy(copy_sql) as copy:
                 for chunk in copy:
                     spool.write(chunk)
