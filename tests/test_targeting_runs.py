@@ -14,8 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from factories import auth_headers, imported_registry
+from factories import auth_headers, household, imported_registry
 from sijill.api import create_app
+from sijill.core.areas import Area
 from sijill.core.errors import Forbidden, InvalidInput
 from sijill.registry.models import Household
 from sijill.security.audit.models import AuditRecord
@@ -276,10 +277,45 @@ def test_a_snapshot_read_in_partitions_equals_one_read_whole(registry):
     small = settings.model_copy(update={"targeting_partition_households": 1_000})
     stages = []
     parted = take_snapshot(engine, small, principal=OFFICER, stage=stages.append)
-    assert "reading the registry (2 of 2)" in stages
-    # The members are read once for all partitions, into files that do not outlive the read.
-    assert stages.count("reading the members") == 1
+    assert "selecting the households (2 of 2)" in stages
+    # The registry is read once for all partitions, into files that do not outlive the read.
+    assert stages.count("reading the registry") == 1
     assert not [path for path in settings.work_dir.iterdir() if path.name.startswith("tmp")]
     assert parted.record.households == whole.record.households > 1_000
     assert parted.record.households_without_consent == whole.record.households_without_consent
     assert parted.view.sort("household_id").equals(whole.view.sort("household_id"))
+
+
+def test_a_snapshot_in_partitions_reads_the_registry_at_one_moment(registry):
+    """A household registered while the partitions are computed is not in the snapshot: had
+    a partition read the database then, it would have found the household but not its
+    members, which were read before it was registered."""
+    from sijill.registry.schemas import HouseholdCreate
+    from sijill.registry.service import register_household
+    from sijill.targeting.service import take_snapshot
+
+    engine, settings = registry
+    small = settings.model_copy(update={"targeting_partition_households": 1_000})
+    with Session(engine) as session:
+        registered = session.scalar(select(func.count()).select_from(Household))
+        area_code = session.scalar(
+            select(Area.code).join(Household, Household.area_id == Area.id).limit(1)
+        )
+    added = []
+
+    def register_meanwhile(stage: str) -> None:
+        if stage.startswith("selecting the households (1 of"):
+            with Session(engine) as session, session.begin():
+                created = register_household(
+                    session,
+                    Principal.system("test"),
+                    HouseholdCreate(**household(area_code=area_code)),
+                    settings=small,
+                )
+            added.append(created.household_id)
+
+    parted = take_snapshot(engine, small, principal=OFFICER, stage=register_meanwhile)
+    assert added, "the snapshot was not taken in partitions"
+    record = parted.record
+    assert record.households + record.households_without_consent == registered
+    assert not parted.view.filter(pl.col("hh_size") == 0).height

@@ -163,25 +163,33 @@ def _members(
 
 
 @dataclass(frozen=True)
-class MemberFiles:
-    """Every household's members and their facts, read in one pass into private Parquet files.
+class RegistryFiles:
+    """The whole registry's households, members and their facts, read in one pass and one
+    snapshot of the database into private Parquet files, for a snapshot taken in partitions.
 
-    A snapshot read in partitions takes each partition's members from these: asked of the
-    database once per partition, each read hashed the whole person table again (at 10 million
-    households, 84 s in the database for each of six partitions, against 245 s for one read
-    of all 46 million members)."""
+    Each partition takes its households and members from these: read from the database
+    partition by partition, each partition saw the registry at another moment than the
+    members did (a household added meanwhile had no members), and each read of the members
+    hashed the whole person table again (at 10 million households, 84 s in the database for
+    each of six partitions, against 245 s for one read of all 46 million members)."""
 
+    households: Path
     persons: Path
     facts: Path
 
 
-def read_members(engine: Engine, as_of: date, folder: Path, streams: int) -> MemberFiles:
-    """The members of every household of the registry as of `as_of` (consenting or not: the
+def read_registry(engine: Engine, as_of: date, folder: Path, streams: int) -> RegistryFiles:
+    """Every household of the registry as of `as_of` and its members (consenting or not: the
     partitions keep their consenting households' own), into `folder`; the parts of the read
-    at most `streams` at a time. Memberships, persons and facts are spooled as read, then
-    joined in one streamed pass."""
+    at most `streams` at a time. Households, memberships, persons and facts are spooled as
+    read, in one snapshot, then the members joined in one streamed pass."""
     reads = queries(engine.dialect.name, _state_date(as_of), None, as_of, person_parts=streams)
-    wanted = {"memberships": [reads.memberships], "persons": reads.persons, "facts": [reads.facts]}
+    wanted = {
+        "households": [reads.households],
+        "memberships": [reads.memberships],
+        "persons": reads.persons,
+        "facts": [reads.facts],
+    }
     spool = folder / "read"
     spool.mkdir(mode=0o700)
     if engine.dialect.name == "postgresql":
@@ -191,9 +199,15 @@ def read_members(engine: Engine, as_of: date, folder: Path, streams: int) -> Mem
         for name, frame in _read(engine, wanted, folder, streams).items():
             spooled[name] = [spool / f"{name}.parquet"]
             frame.write_parquet(spooled[name][0])
-    scanned = {name: pl.scan_parquet(paths).cast(_SCHEMAS[name]) for name, paths in spooled.items()}
+    scanned = {
+        name: pl.concat([_named_lazy(pl.scan_parquet(path), _SCHEMAS[name]) for path in paths])
+        for name, paths in spooled.items()
+    }
     members, member_facts = _members(scanned["memberships"], scanned["persons"], scanned["facts"])
-    files = MemberFiles(folder / "members.parquet", folder / "member_facts.parquet")
+    files = RegistryFiles(
+        folder / "households.parquet", folder / "members.parquet", folder / "member_facts.parquet"
+    )
+    scanned["households"].sink_parquet(files.households)
     members.sink_parquet(files.persons)
     member_facts.sink_parquet(files.facts)
     shutil.rmtree(spool)
@@ -208,17 +222,24 @@ def _state_date(as_of: date) -> date | None:
     return None if as_of == today else as_of
 
 
-def _members_within(
-    files: MemberFiles, id_range: tuple[int, int] | None
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    def within(path: Path, schema: dict) -> pl.DataFrame:
+def _registry_within(
+    files: RegistryFiles, id_range: tuple[int, int] | None
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The households in [low, high) of `id_range`, their members and their facts."""
+
+    def within(path: Path, schema: dict) -> pl.LazyFrame:
         read = pl.scan_parquet(path).cast(schema)
         if id_range is not None:
             low, high = (int(bound) for bound in id_range)
             read = read.filter(pl.col("household_id").is_between(low, high, closed="left"))
-        return read.collect()
+        return read
 
-    return within(files.persons, _MEMBER_SCHEMA), within(files.facts, _MEMBER_FACT_SCHEMA)
+    households, persons, facts = pl.collect_all([
+        within(files.households, _HOUSEHOLD_RAW),
+        within(files.persons, _MEMBER_SCHEMA),
+        within(files.facts, _MEMBER_FACT_SCHEMA),
+    ])  # fmt: skip
+    return households, persons, facts
 
 
 _HOUSEHOLD_RAW = {
@@ -261,6 +282,11 @@ def _named(frame: pl.DataFrame, schema: dict) -> pl.DataFrame:
     return frame.rename(dict(zip(frame.columns, schema, strict=True))).cast(schema)
 
 
+def _named_lazy(frame: pl.LazyFrame, schema: dict) -> pl.LazyFrame:
+    columns = frame.collect_schema().names()
+    return frame.rename(dict(zip(columns, schema, strict=True))).cast(schema)
+
+
 def from_registry(
     engine: Engine,
     as_of: date,
@@ -268,19 +294,19 @@ def from_registry(
     area_id: int | None = None,
     work_dir: Path | None = None,
     id_range: tuple[int, int] | None = None,
-    members: MemberFiles | None = None,
+    registry: RegistryFiles | None = None,
     streams: int = 1,
 ) -> RegistryInputs:
     """The inputs for every consenting household of the registry (or of `area_id` and the
     areas below it) as of `as_of`; only the household IDs in [low, high) given `id_range`,
-    their members taken from `members` when given (read by `read_members` on the same date).
-    The database is read by at most `streams` connections at a time."""
+    taken from `registry` when given (read by `read_registry` on the same date). The
+    database is read by at most `streams` connections at a time."""
     state_date = _state_date(as_of)
     with Session(engine) as session:
         areas = registry_areas(session)
         within = None if area_id is None else areas_within(session, [area_id])
     reads = queries(engine.dialect.name, state_date, within, as_of, id_range, person_parts=streams)
-    if members is None:
+    if registry is None:
         read = _read(
             engine,
             {
@@ -297,8 +323,7 @@ def from_registry(
             _members(read["memberships"].lazy(), read["persons"].lazy(), read["facts"].lazy())
         )
     else:
-        raw = _read(engine, {"households": [reads.households]}, work_dir, streams)["households"]
-        persons, facts = _members_within(members, id_range)
+        raw, persons, facts = _registry_within(registry, id_range)
     consented = raw.filter(pl.col("consented") == 1)
     kept = consented.select("household_id")
     persons = persons.join(kept, on="household_id", how="semi")

@@ -39,7 +39,7 @@ from sijill.security.audit.service import append
 from sijill.security.principal import Principal
 from sijill.security.roles import Permission
 from sijill.targeting import features
-from sijill.targeting.inputs import from_registry, read_members
+from sijill.targeting.inputs import from_registry, read_registry
 from sijill.targeting.models import FeatureSnapshot, HouseholdScore, TargetingRun
 
 SNAPSHOT_RECORD = "feature_snapshot"
@@ -131,22 +131,22 @@ def take_snapshot(
     parts = _partitions(engine, settings) if area_id is None else [None]
     try:
         with contextlib.ExitStack() as spooled:
-            members = None
+            registry = None
             if len(parts) > 1:
-                stage("reading the members")
+                stage("reading the registry")
                 settings.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                 spool = spooled.enter_context(tempfile.TemporaryDirectory(dir=settings.work_dir))
-                members = read_members(engine, as_of, Path(spool), settings.bulk_read_streams)
+                registry = read_registry(engine, as_of, Path(spool), settings.bulk_read_streams)
             for number, part in enumerate(parts, start=1):
                 shown = f" ({number} of {len(parts)})" if len(parts) > 1 else ""
-                stage(f"reading the registry{shown}")
+                stage(f"selecting the households{shown}" if registry else "reading the registry")
                 read = from_registry(
                     engine,
                     as_of,
                     area_id=area_id,
                     work_dir=settings.work_dir,
                     id_range=part,
-                    members=members,
+                    registry=registry,
                     streams=settings.bulk_read_streams,
                 )
                 stage(f"computing the features{shown}")
