@@ -15,13 +15,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from babel.lists import format_list
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from sijill.core.db import execute_read
 from sijill.core.errors import InvalidInput, NotFound
 from sijill.core.i18n import N_, gettext
+from sijill.core.i18n.formats import format_list
 from sijill.core.ids import format_id
 from sijill.core.settings import Settings
 from sijill.programs import wording
@@ -262,16 +262,14 @@ def describe(
     clauses read."""
     run, rules = context.run, context.rules
     clauses = []
-    clauses_named = zip(run.clauses, rules.trees, rules.names, strict=True)
-    for index, (clause, tree, named) in enumerate(clauses_named):
+    words = wording.Words(rules.parameters, rules.labels, values, language)
+    for index, clause in enumerate(run.clauses):
         passed = bool(decision.passed >> index & 1)
-        read = {name: values.get(name) for name in sorted(named - set(rules.parameters))}
+        read = {name: values.get(name) for name in rules.clause_reads[index]}
         if clause["name"] == AREA_CLAUSE:
             sentence = gettext(wording.IN_AREAS if passed else wording.OUT_OF_AREAS, language)
         else:
-            sentence = wording.Words(rules.parameters, rules.labels, values, language).clause(
-                tree, clause, passed, read
-            )
+            sentence = words.clause(rules.trees[index], clause, passed, read)
         clauses.append(
             ClauseReading(
                 name=clause["name"],
@@ -279,7 +277,7 @@ def describe(
                 rule=clause["where"],
                 rule_as_run=clause["sql"],
                 values=read,
-                parameters={n: run.parameters[n] for n in sorted(named) if n in run.parameters},
+                parameters=rules.clause_parameters[index],
                 sentence=sentence,
             )
         )

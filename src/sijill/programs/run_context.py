@@ -32,6 +32,10 @@ class RunRules:
     labels: dict[str, dict[str, str]]  # score or parameter -> {language: label}
     trees: list[exp.Expression | None]  # each clause as written, parsed (None: unreadable)
     names: list[frozenset[str]]  # the columns each clause names (parameters included)
+    # Each clause's features and scores (sorted), and the parameters it names as the run
+    # recorded them: the same for every household an explanation is written for.
+    clause_reads: list[tuple[str, ...]]
+    clause_parameters: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,12 @@ def _rules(run: ProgramRun, body: dict[str, Any]) -> RunRules:
         frozenset() if tree is None else frozenset(c.name for c in tree.find_all(exp.Column))
         for tree in trees
     ]
-    return RunRules(body, parameters, labels, trees, names)
+    clause_reads = [tuple(sorted(named - set(parameters))) for named in names]
+    clause_parameters = [
+        {name: run.parameters[name] for name in sorted(named) if name in run.parameters}
+        for named in names
+    ]
+    return RunRules(body, parameters, labels, trees, names, clause_reads, clause_parameters)
 
 
 @lru_cache(maxsize=4096)

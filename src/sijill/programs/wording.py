@@ -11,11 +11,10 @@ tell a value from its cut-off.
 from decimal import Decimal
 from typing import Any
 
-from babel.lists import format_list
 from sqlglot import exp
 
 from sijill.core.i18n import N_, gettext
-from sijill.core.i18n.formats import format_number
+from sijill.core.i18n.formats import format_list, format_number
 from sijill.targeting.features import FEATURES
 
 ABOVE = N_("{label} {value} is above the cut-off {threshold}")

@@ -21,6 +21,7 @@ from functools import lru_cache
 
 from babel import Locale
 from babel import dates as babel_dates
+from babel import lists as babel_lists
 from babel import numbers as babel_numbers
 
 from sijill.core.i18n import current_locale
@@ -163,3 +164,8 @@ def format_percent(
         numbering_system=system,
     )
     return _digits(text, system)
+
+
+def format_list(items: list[str], locale: str | None = None) -> str:
+    """`["a", "b", "c"]` → `a, b, and c` (en), `a, b et c` (fr), `a وb وc` (ar)."""
+    return babel_lists.format_list(items, locale=_locale(locale))
