@@ -17,10 +17,11 @@ from sqlalchemy import (
     func,
     select,
     text,
+    type_coerce,
 )
 
 from sijill.core import clock
-from sijill.core.db import Timestamp, execute_read
+from sijill.core.db import Json, Timestamp, execute_read
 from sijill.jobs.models import Job
 
 COUNT = select(func.count()).select_from(Job).where(Job.kind == "test-read")
@@ -60,6 +61,10 @@ _VALUES = {
     "flag": True, "amount": 125,
 }  # fmt: skip
 _LIMITED = select(Job.id, Job.kind).where(Job.kind == bindparam("kind")).order_by(Job.id).limit(2)
+# A value bound per call and a key bound in the statement, both converted for the driver.
+_KEYED = select(
+    type_coerce(bindparam("document", type_=Json), Json)["minor_units"].as_integer().label("units")
+)
 _LISTED = select(Job.id).where(Job.id.in_(bindparam("ids", expanding=True))).order_by(Job.id)
 
 
@@ -73,6 +78,7 @@ def test_a_read_answers_what_sqlalchemys_result_would(sessions, engine):
         for statement, values in (
             (_TYPED, _VALUES),
             (_LIMITED, {"kind": "test-read"}),  # a LIMIT bound in the statement itself
+            (_KEYED, {"document": {"minor_units": 3}}),
             (_LISTED, {"ids": [10000000002, 10000000004]}),  # rendered per call
         ):
             for _ in range(2):  # the first read learns the types, the next uses them
@@ -87,3 +93,4 @@ def test_a_read_answers_what_sqlalchemys_result_would(sessions, engine):
         assert (row.name, row.missing, row.flag) == ("سجل", None, True)
         assert execute_read(session, _LIMITED, {"kind": "test-read"}).scalar() == 10000000002
         assert execute_read(session, _LIMITED, {"kind": "none"}).first() is None
+        assert execute_read(session, _KEYED, {"document": {"minor_units": 2}}).scalar() == 2

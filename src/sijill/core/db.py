@@ -70,12 +70,15 @@ class Rows(list):
 
 @dataclass
 class _Plan:
-    """A statement compiled once for psycopg, when nothing of it is rendered per call and no
-    parameter needs converting: its rows skip SQLAlchemy's result layer."""
+    """A statement compiled once for psycopg, when nothing of it is rendered per call: its
+    rows skip SQLAlchemy's result layer."""
 
     statement: Executable  # kept alive: plans are found by its id
     sql: str
-    defaults: dict[str, Any]  # the values bound in the statement itself (a LIMIT, a key)
+    # The values bound in the statement itself (a LIMIT, a JSON key), converted for the driver
+    # once; and the conversions of the values a call binds, by name.
+    defaults: dict[str, Any]
+    binds: dict[str, Any]
     row: type
     types: tuple[Any, ...]
     # Each column's conversion, known once the database has said what type it answers (as
@@ -117,17 +120,19 @@ def _plan(statement: Executable, dialect: Any) -> _Plan | None:
     compiled = statement.compile(dialect=dialect)
     columns = compiled._result_columns
     plan = None
-    if columns and not (
-        compiled._bind_processors or compiled.escaped_bind_names or "POSTCOMPILE" in compiled.string
-    ):
+    if columns and not (compiled.escaped_bind_names or "POSTCOMPILE" in compiled.string):
         try:
             row = namedtuple("Row", [column.keyname for column in columns])
         except ValueError:  # names a tuple cannot have (repeated ones)
             row = None
         if row is not None:
             defaults = compiled.construct_params(_check=False)
+            binds = dict(compiled._bind_processors)
+            for name, convert in binds.items():
+                if defaults.get(name) is not None:
+                    defaults[name] = convert(defaults[name])
             types = tuple(column.type for column in columns)
-            plan = _Plan(statement, compiled.string, defaults, row, types)
+            plan = _Plan(statement, compiled.string, defaults, binds, row, types)
     if len(_plans) >= _PLANS_KEPT:
         _plans.clear()
     _plans[key] = plan
@@ -153,7 +158,12 @@ def execute_read(
     plan = _plan(statement, connection.dialect) if connection.dialect.name == "postgresql" else None
     if plan is None:
         return connection.execute(statement, parameters)
-    values = {**plan.defaults, **parameters} if parameters else plan.defaults
+    values = plan.defaults
+    if parameters:
+        values = {**values, **parameters}
+        if plan.binds:
+            for name in plan.binds.keys() & parameters.keys():
+                values[name] = plan.binds[name](parameters[name])
     with connection.connection.driver_connection.cursor() as cursor:
         cursor.execute(plan.sql, values)
         return plan.rows(cursor, connection.dialect)

@@ -15,7 +15,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import BigInteger, Row, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from sijill.core.db import execute_read
@@ -176,6 +177,12 @@ _SCORES = select(HouseholdScore.run_id, HouseholdScore.score).where(
     HouseholdScore.run_id.in_(bindparam("runs", expanding=True)),
     HouseholdScore.household_id == bindparam("household"),
 )
+# The same on PostgreSQL with the runs as one array: a statement written the same for any
+# number of runs, which psycopg prepares once (an IN list is written out for each call).
+_SCORES_OF_RUNS = select(HouseholdScore.run_id, HouseholdScore.score).where(
+    HouseholdScore.run_id == any_(bindparam("runs", type_=ARRAY(BigInteger))),
+    HouseholdScore.household_id == bindparam("household"),
+)
 
 
 def explain_decisions(
@@ -213,7 +220,9 @@ def explain_decisions(
     scores: dict[int, Any] = {}
     if score_runs:
         wanted_scores = {"runs": list(score_runs), "household": household_id}
-        scores = dict(execute_read(session, _SCORES, wanted_scores).all())
+        postgresql = session.get_bind().dialect.name == "postgresql"
+        statement = _SCORES_OF_RUNS if postgresql else _SCORES
+        scores = dict(execute_read(session, statement, wanted_scores).all())
     explanations = []
     for decision in decisions:
         run = contexts[decision.run_id].run

@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from sijill.core import clock
+from sijill.core.db import execute_read
 from sijill.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from sijill.core.ids import format_id
 from sijill.registry.merges.models import END_REASON, KEPT, LOST, MERGED, UNMERGED, PersonMerge
@@ -169,13 +170,11 @@ def get_merge(session: Session, principal: Principal, merge_id: int) -> MergePub
 
 _MEMBERS = select(Membership.person_id).where(Membership.household_id == bindparam("household"))
 # Made once (every household page asks it): built per call, it costs more than it takes to run.
-_MERGES_OF_HOUSEHOLD = (
-    select(PersonMerge)
-    .where(
-        PersonMerge.state == MERGED,
-        PersonMerge.kept_person_id.in_(_MEMBERS) | PersonMerge.lost_person_id.in_(_MEMBERS),
-    )
-    .order_by(PersonMerge.id)
+# Only the IDs: most households have no merge, and an ORM read costs several times a plain one
+# even when it finds nothing.
+_MERGES_OF_HOUSEHOLD = select(PersonMerge.id).where(
+    PersonMerge.state == MERGED,
+    PersonMerge.kept_person_id.in_(_MEMBERS) | PersonMerge.lost_person_id.in_(_MEMBERS),
 )
 
 
@@ -187,8 +186,15 @@ def household_merges(
     who may not merge."""
     if not principal.may(PERMISSION):
         return []
+    found = [
+        row.id for row in execute_read(session, _MERGES_OF_HOUSEHOLD, {"household": household_id})
+    ]
+    if not found:
+        return []
     scope = principal.scope(session, PERMISSION)
-    merges = session.scalars(_MERGES_OF_HOUSEHOLD, {"household": household_id}).all()
+    merges = session.scalars(
+        select(PersonMerge).where(PersonMerge.id.in_(found)).order_by(PersonMerge.id)
+    ).all()
     shown = [merge for merge in merges if _merge_visible(session, scope, merge)]
     for merge in shown:
         principal.audit(ACTION_READ, "ok", RECORD_TYPE, str(merge.id), permission=PERMISSION)
