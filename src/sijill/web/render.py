@@ -72,6 +72,9 @@ class _PageTemplates(Environment):
             extensions=["jinja2.ext.i18n"],
             trim_blocks=True,
             lstrip_blocks=True,
+            # The templates come with the package and change only with it: not a look at each
+            # template file's time (two per page, a page and the one it extends) per render.
+            auto_reload=False,
         )
         self.language = language
         self.install_gettext_callables(
