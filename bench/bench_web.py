@@ -70,16 +70,18 @@ def paid_households(url: str, count: int) -> tuple[int, list[str]]:
 
 
 def decisions_per_page(url: str, household_ids: list[str]) -> float:
-    """How many program decisions a sampled page explains, on average (probed run by run on
-    the decisions' key, as the page reads them)."""
+    """How many program decisions a sampled page explains, on average: each household's
+    decisions, at most the latest `LATEST_RUNS` (as the page shows them)."""
     from sijill.core.ids import parse_id
+    from sijill.programs.household import LATEST_RUNS
 
     numbers = [parse_id("household", text) for text in household_ids]
     with psycopg.connect(_libpq(url)) as connection:
         found = connection.execute(
-            "SELECT count(*) FROM program_run r JOIN eligibility_decision d ON d.run_id = r.id"
-            " WHERE d.household_id = ANY(%s)",
-            (numbers,),
+            "SELECT coalesce(sum(least(n, %s)), 0) FROM (SELECT d.household_id, count(*) AS n"
+            " FROM program_run r JOIN eligibility_decision d ON d.run_id = r.id"
+            " WHERE d.household_id = ANY(%s) GROUP BY d.household_id) AS per_household",
+            (LATEST_RUNS, numbers),
         ).fetchone()[0]
     return found / len(numbers)
 
