@@ -14,14 +14,16 @@ import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Engine
 
 from sijill.core.pg_copy import READ_WORK_MEM
+
+if TYPE_CHECKING:
+    import adbc_driver_postgresql.dbapi as adbc
 
 T = TypeVar("T")
 
@@ -47,8 +49,12 @@ def shared_snapshot(engine: Engine) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _reading(engine: Engine, snapshot: str | None) -> Iterator[adbc.Cursor]:
+def _reading(engine: Engine, snapshot: str | None) -> Iterator["adbc.Cursor"]:
     """A cursor in a read-only transaction (in `snapshot` when given), rolled back after."""
+    # Imported when a bulk read starts: the driver brings pyarrow.dataset and pandas with it
+    # (about half a second), which every other command of the process would pay for.
+    import adbc_driver_postgresql.dbapi as adbc
+
     with adbc.connect(_uri(engine)) as connection, connection.cursor() as cursor:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         if snapshot is not None:
