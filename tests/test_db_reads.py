@@ -50,15 +50,17 @@ _TYPED = text(
     " CAST(NULL AS TEXT) AS missing, CAST(:day AS DATE) AS day,"
     " CAST(:moment AS TIMESTAMP WITH TIME ZONE) AS moment, CAST(:ratio AS NUMERIC) AS ratio,"
     " CAST(:ratio AS NUMERIC) AS ratio_as_float, CAST(:ratio AS FLOAT) AS latitude,"
-    " CAST(:flag AS BOOLEAN) AS flag, CAST(:amount AS BIGINT) AS amount"
+    " CAST(:flag AS BOOLEAN) AS flag, CAST(:amount AS BIGINT) AS amount,"
+    " CAST(:document AS JSONB) AS document"
 ).columns(
     number=BigInteger, name=String, missing=String, day=Date, moment=Timestamp,
     ratio=Numeric(10, 3), ratio_as_float=Float, latitude=Float, flag=Boolean, amount=BigInteger,
+    document=Json,
 )  # fmt: skip
 _VALUES = {
     "number": 10000000001, "name": "سجل", "day": date(2026, 1, 15),
     "moment": datetime(2026, 1, 15, 8, 30, tzinfo=UTC), "ratio": Decimal("1.250"),
-    "flag": True, "amount": 125,
+    "flag": True, "amount": 125, "document": '{"purposes": ["payment"], "rooms": 2}',
 }  # fmt: skip
 _LIMITED = select(Job.id, Job.kind).where(Job.kind == bindparam("kind")).order_by(Job.id).limit(2)
 # A value bound per call and a key bound in the statement, both converted for the driver.
@@ -91,6 +93,7 @@ def test_a_read_answers_what_sqlalchemys_result_would(sessions, engine):
                 assert [row._asdict() for row in found] == [row._asdict() for row in expected]
         row = execute_read(session, _TYPED, _VALUES).first()
         assert (row.name, row.missing, row.flag) == ("سجل", None, True)
+        assert row.document == {"purposes": ["payment"], "rooms": 2}
         assert execute_read(session, _LIMITED, {"kind": "test-read"}).scalar() == 10000000002
         assert execute_read(session, _LIMITED, {"kind": "none"}).first() is None
         assert execute_read(session, _KEYED, {"document": {"minor_units": 2}}).scalar() == 2
