@@ -318,6 +318,21 @@ def test_the_rules_give_the_same_decisions_on_postgresql(registry, tmp_path):
     assert "ROW_NUMBER" in transpiled(compiled, "spark")
 
 
+def test_decisions_come_in_household_order_whatever_the_features_order():
+    """The order decisions and enrollments are keyed in, which PostgreSQL writes three times
+    faster than a random one."""
+    from sijill.programs.benefits import parse_formula
+    from sijill.programs.rules import compile_rules, evaluate
+
+    spec = parse_spec(spec_document())
+    compiled = compile_rules(spec, parse_formula(spec), DAY)
+    households = [7, 3, 9, 1, 5, 2]
+    features = pl.DataFrame({"household_id": households, "n_children_0_17": [2, 0, 1, 3, 2, 1]})
+    scores = pl.DataFrame({"household_id": households, "score": [0.6, 0.2, 0.5, 0.1, 0.9, 0.4]})
+    decided = evaluate(compiled, features, {"mpi_score": scores})
+    assert decided["household_id"].to_list() == sorted(households)
+
+
 def test_the_api_runs_a_spec_as_a_job_and_records_answers(registry, tmp_path):
     engine, settings = registry
     app = create_app(settings)

@@ -129,13 +129,21 @@ def evaluate(
         result = pl.from_arrow(connection.sql(compiled.statement).to_arrow_table())
     finally:
         connection.close()
-    return result.with_columns(
+    result = result.with_columns(
         pl.col("household_id").cast(pl.Int64),
         pl.col("passed").cast(pl.Int64),
         pl.col("exits").cast(pl.Int64),
         pl.col("status").cast(pl.Int16),
         pl.col("rank").cast(pl.Int32),
     )
+    # In household order, as decisions and enrollments are keyed: PostgreSQL's COPY of a
+    # million decisions took 2.5 s in that order against 7.3 s in random order (index pages
+    # filled in turn, not at random). DuckDB gives them in the snapshot's order, which is this
+    # one; checked (a pass over the column) rather than sorted again (several).
+    households = result["household_id"]
+    if households.len() > 1 and not (households.diff().drop_nulls() > 0).all():
+        result = result.sort("household_id")
+    return result
 
 
 def transpiled(compiled: Compiled, dialect: str) -> str:
