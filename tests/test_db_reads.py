@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 
 from sijill.core import clock
-from sijill.core.db import Json, Timestamp, execute_read
+from sijill.core.db import Json, Timestamp, _plan, execute_read
 from sijill.jobs.models import Job
 
 COUNT = select(func.count()).select_from(Job).where(Job.kind == "test-read")
@@ -91,6 +91,9 @@ def test_a_read_answers_what_sqlalchemys_result_would(sessions, engine):
                     list(map(type, row)) for row in expected
                 ]
                 assert [row._asdict() for row in found] == [row._asdict() for row in expected]
+        # Each went the direct way but the one rendered per call.
+        direct = [_plan(s, engine.dialect) is not None for s in (_TYPED, _LIMITED, _KEYED, _LISTED)]
+        assert direct == [True, True, True, False]
         row = execute_read(session, _TYPED, _VALUES).first()
         assert (row.name, row.missing, row.flag) == ("سجل", None, True)
         assert row.document == {"purposes": ["payment"], "rooms": 2}

@@ -150,13 +150,16 @@ def execute_read(
     indexed read's time, more than the database took to answer it: the household page makes
     ten. On PostgreSQL a statement rendered the same for every call goes to psycopg directly,
     compiled once, its values converted as SQLAlchemy would: SQLAlchemy's result layer (a
-    cursor description and row processing on each call) cost half as much again as psycopg.
-    Not for ORM entities, nor for a write (the session's events would not see it)."""
+    cursor description and row processing on each call) cost half as much again as psycopg;
+    it is the way taken while anything listens to the engine's statements. Not for ORM
+    entities, nor for a write (the session's events would not see it)."""
     if session.autoflush:
         session.flush()  # nothing to do, at once, when nothing is pending
     connection = session.connection()
     plan = _plan(statement, connection.dialect) if connection.dialect.name == "postgresql" else None
-    if plan is None:
+    # Statements someone listens for (the engine's cursor events) go the way that emits them.
+    dispatch = connection.dispatch
+    if plan is None or dispatch.before_cursor_execute or dispatch.after_cursor_execute:
         return connection.execute(statement, parameters)
     values = plan.defaults
     if parameters:
