@@ -19,6 +19,7 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
+from sqlalchemy.exc import StatementError
 
 from sijill.core import clock
 from sijill.core.db import Json, Timestamp, _plan, execute_read
@@ -100,3 +101,6 @@ def test_a_read_answers_what_sqlalchemys_result_would(sessions, engine):
         assert execute_read(session, _LIMITED, {"kind": "test-read"}).scalar() == 10000000002
         assert execute_read(session, _LIMITED, {"kind": "none"}).first() is None
         assert execute_read(session, _KEYED, {"document": {"minor_units": 2}}).scalar() == 2
+        # A value the statement needs and the call forgot is refused, as SQLAlchemy refuses it.
+        with pytest.raises(StatementError, match="kind"):
+            execute_read(session, _LIMITED, {})

@@ -79,6 +79,7 @@ class _Plan:
     # once; and the conversions of the values a call binds, by name.
     defaults: dict[str, Any]
     binds: dict[str, Any]
+    required: frozenset[str]  # the values a call must bind (SQLAlchemy says which are missing)
     row: type
     types: tuple[Any, ...]
     # Each column's conversion, known once the database has said what type it answers (as
@@ -131,8 +132,9 @@ def _plan(statement: Executable, dialect: Any) -> _Plan | None:
             for name, convert in binds.items():
                 if defaults.get(name) is not None:
                     defaults[name] = convert(defaults[name])
+            required = frozenset(name for name, bind in compiled.binds.items() if bind.required)
             types = tuple(column.type for column in columns)
-            plan = _Plan(statement, compiled.string, defaults, binds, row, types)
+            plan = _Plan(statement, compiled.string, defaults, binds, required, row, types)
     if len(_plans) >= _PLANS_KEPT:
         _plans.clear()
     _plans[key] = plan
@@ -159,7 +161,12 @@ def execute_read(
     plan = _plan(statement, connection.dialect) if connection.dialect.name == "postgresql" else None
     # Statements someone listens for (the engine's cursor events) go the way that emits them.
     dispatch = connection.dispatch
-    if plan is None or dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+    if (
+        plan is None
+        or dispatch.before_cursor_execute
+        or dispatch.after_cursor_execute
+        or not plan.required <= (parameters or {}).keys()
+    ):
         return connection.execute(statement, parameters)
     values = plan.defaults
     if parameters:
