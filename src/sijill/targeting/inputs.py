@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 from sqlalchemy import Engine, select
@@ -71,6 +72,9 @@ FACT_SCHEMA = {
     "kind": pl.String,
     "valid_from": pl.Date,
 }
+
+
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 
 @dataclass(frozen=True)
@@ -200,7 +204,7 @@ def read_registry(engine: Engine, as_of: date, folder: Path, streams: int) -> Re
             spooled[name] = [spool / f"{name}.parquet"]
             frame.write_parquet(spooled[name][0])
     scanned = {
-        name: pl.concat([_named_lazy(pl.scan_parquet(path), _SCHEMAS[name]) for path in paths])
+        name: pl.concat([_named(pl.scan_parquet(path), _SCHEMAS[name]) for path in paths])
         for name, paths in spooled.items()
     }
     members, member_facts = _members(scanned["memberships"], scanned["persons"], scanned["facts"])
@@ -277,12 +281,8 @@ def _read(
     }
 
 
-def _named(frame: pl.DataFrame, schema: dict) -> pl.DataFrame:
-    """A read's frame with the schema's names (in order) and types."""
-    return frame.rename(dict(zip(frame.columns, schema, strict=True))).cast(schema)
-
-
-def _named_lazy(frame: pl.LazyFrame, schema: dict) -> pl.LazyFrame:
+def _named(frame: Frame, schema: dict) -> Frame:
+    """A read's rows with the schema's names (in order) and types, read or to be read."""
     columns = frame.collect_schema().names()
     return frame.rename(dict(zip(columns, schema, strict=True))).cast(schema)
 
