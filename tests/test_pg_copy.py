@@ -10,7 +10,12 @@ from sijill.core.db import make_engine
 from sijill.core.pg_copy import binary_ready, copy_frame
 
 
-def test_a_frame_written_by_binary_copy_reads_back_the_same(migrated_url):
+@pytest.mark.parametrize("rows_per_piece", [65_536, 3])
+def test_a_frame_written_by_binary_copy_reads_back_the_same(
+    migrated_url, monkeypatch, rows_per_piece
+):
+    """In one piece or in several (a piece ending on a NULL included), the same rows back."""
+    monkeypatch.setattr("sijill.core.pg_copy._CHUNK", rows_per_piece)
     engine = make_engine(migrated_url)
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL only")
@@ -34,7 +39,7 @@ def test_a_frame_written_by_binary_copy_reads_back_the_same(migrated_url):
                 )
             )
             copy_frame(connection.connection.driver_connection, "copy_probe", frame)
-            rows = connection.execute(text("SELECT * FROM copy_probe")).all()
+            rows = connection.execute(text("SELECT * FROM copy_probe ORDER BY ctid")).all()
         assert [tuple(row) for row in rows] == frame.rows()
     finally:
         with engine.begin() as connection:

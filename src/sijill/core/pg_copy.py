@@ -25,7 +25,13 @@ from sqlalchemy import Engine, text
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _TRAILER = b"\xff\xff"
 _EPOCH = (date(2000, 1, 1) - date(1970, 1, 1)).days  # PostgreSQL counts days from 2000
-_CHUNK = 1_000_000
+# Rows laid out per piece. Each piece's arrays are a few megabytes, so the allocator hands the
+# same memory back for the next piece; with a million rows a piece (tens of megabytes) every
+# piece was fresh memory from the kernel, page-faulted in as it was written, and writing a
+# million decisions by COPY took 3.8 s against 2.0 s in pieces of 65,536 (median of 4 runs
+# each, alternated, into a fresh table with its primary key). The server also starts on the
+# first rows sooner.
+_CHUNK = 65_536
 _WIDTHS = {
     pl.Int16: (">i2", 2),
     pl.Int32: (">i4", 4),
@@ -61,7 +67,7 @@ def _column_bytes(series: pl.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def binary_chunks(frame: pl.DataFrame):
-    """The frame in PostgreSQL's binary COPY format, in pieces of at most a million rows."""
+    """The frame in PostgreSQL's binary COPY format, in pieces of at most `_CHUNK` rows."""
     yield _HEADER
     count = np.array([frame.width], dtype=">i2").view(np.uint8)
     for start in range(0, frame.height, _CHUNK):
