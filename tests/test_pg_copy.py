@@ -1,6 +1,7 @@
 """Binary COPY laid out by numpy reads back exactly, NULLs and every fixed-width type."""
 
-from datetime import date
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
@@ -27,20 +28,36 @@ def test_a_frame_written_by_binary_copy_reads_back_the_same(
             "d": pl.Series([0.5, None, -1e300, 3.25], dtype=pl.Float64),
             "e": pl.Series([True, False, None, True], dtype=pl.Boolean),
             "f": pl.Series([date(2026, 11, 30), None, date(1999, 12, 31), date(2000, 1, 1)]),
+            "g": pl.Series(["notified", "", None, "محمد بن علي"]),
+            "h": pl.Series(
+                [
+                    datetime(2026, 12, 3, 17, 5, 1, 250, tzinfo=UTC),
+                    None,
+                    datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+                    datetime(2026, 6, 1, 12, tzinfo=ZoneInfo("Africa/Tunis")),
+                ]
+            ),
         }
     )
-    assert binary_ready(frame) and not binary_ready(frame.with_columns(g=pl.lit("x")))
+    fixed = frame.drop("g")
+    assert binary_ready(frame) and binary_ready(fixed)
+    assert not binary_ready(frame.with_columns(pl.col("h").dt.replace_time_zone(None)))
+    assert not binary_ready(frame.with_columns(pl.col("g").cast(pl.Categorical)))
     try:
         with engine.begin() as connection:
             connection.execute(
                 text(
                     "CREATE TABLE copy_probe (a bigint, b smallint, c integer, "
-                    "d double precision, e boolean, f date)"
+                    "d double precision, e boolean, f date, g varchar(16), h timestamptz)"
                 )
             )
-            copy_frame(connection.connection.driver_connection, "copy_probe", frame)
+            driver = connection.connection.driver_connection
+            copy_frame(driver, "copy_probe", frame)  # text makes rows of unequal length
+            copy_frame(driver, "copy_probe", fixed)  # the same rows, all of one length
             rows = connection.execute(text("SELECT * FROM copy_probe ORDER BY ctid")).all()
-        assert [tuple(row) for row in rows] == frame.rows()
+        assert [tuple(row) for row in rows] == frame.rows() + fixed.with_columns(
+            g=pl.lit(None, pl.String)
+        ).select(frame.columns).rows()
     finally:
         with engine.begin() as connection:
             connection.execute(text("DROP TABLE IF EXISTS copy_probe"))

@@ -7,8 +7,10 @@ binary COPY format carries each value as its fixed-width big-endian bytes: this 
 frame's columns out in that format with numpy (no per-row Python), a million rows at a time.
 psycopg's own binary COPY goes through Python once per row, which is what this avoids.
 
-Only fixed-width types are laid out here (smallint, integer, bigint, double precision,
-boolean, date); a frame with any other column is written as CSV instead.
+Fixed-width types (smallint, integer, bigint, double precision, boolean, date, timestamps with
+a time zone) and text are laid out here; a frame with any other column is written as CSV.
+A frame of fixed-width columns is laid out as one block of equal rows; text makes rows of
+unequal length, so each field is placed at its row's offset instead.
 """
 
 import io
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from sqlalchemy import Engine, text
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
@@ -42,12 +45,27 @@ _WIDTHS = {
 }
 
 
+_TIMESTAMP_EPOCH = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970
+
+
+def _timestamp(dtype: pl.DataType) -> bool:
+    # A timestamp without a zone would be read as UTC here but in the session's zone from CSV:
+    # only zoned ones (one instant, whatever the zone) are laid out.
+    return isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
+
+
 def binary_ready(frame: pl.DataFrame) -> bool:
-    return all(dtype in _WIDTHS for dtype in frame.schema.values())
+    return all(
+        dtype in _WIDTHS or dtype == pl.String or _timestamp(dtype)
+        for dtype in frame.schema.values()
+    )
 
 
 def _column_bytes(series: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """(n, 4 + width) bytes of a column (length prefix, value) and which of them to keep."""
+    if _timestamp(series.dtype):
+        micros = series.dt.cast_time_unit("us").dt.epoch("us") - _TIMESTAMP_EPOCH
+        return _column_bytes(micros.alias(series.name))
     code, width = _WIDTHS[series.dtype]
     nulls = series.is_null().to_numpy()
     if series.dtype == pl.Date:
@@ -66,19 +84,68 @@ def _column_bytes(series: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return block, keep
 
 
+def _fixed_rows(part: pl.DataFrame, count: np.ndarray) -> bytes:
+    blocks, keeps = [np.tile(count, (part.height, 1))], [np.ones((part.height, 2), bool)]
+    for name in part.columns:
+        block, keep = _column_bytes(part[name])
+        blocks.append(block)
+        keeps.append(keep)
+    rows = np.hstack(blocks)
+    return rows[np.hstack(keeps)].tobytes()  # row-major: each row's fields in order
+
+
+def _text_field(series: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A text column's UTF-8 bytes, each row's offset into them and length (-1: NULL)."""
+    array = series.to_arrow().cast(pa.large_string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    _, offsets, data = array.buffers()
+    offsets = np.frombuffer(offsets, np.int64)[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8)
+    lengths = np.diff(offsets)
+    return data, offsets[:-1], np.where(series.is_null().to_numpy(), -1, lengths)
+
+
+def _varying_rows(part: pl.DataFrame, count: np.ndarray) -> bytes:
+    """Rows of unequal length: every field's bytes placed at its own offset in the piece."""
+    fields = []
+    for name in part.columns:
+        series = part[name]
+        if series.dtype == pl.String:
+            data, starts, lengths = _text_field(series)
+            fields.append((lengths, data, starts))
+        else:
+            block, keep = _column_bytes(series)
+            fields.append((np.where(keep[:, -1], block.shape[1] - 4, -1), block, None))
+    sizes = 2 + sum(4 + np.maximum(lengths, 0) for lengths, _, _ in fields)
+    at = np.zeros(part.height, np.int64)
+    np.cumsum(sizes[:-1], out=at[1:])
+    out = np.empty(int(sizes.sum()), np.uint8)
+    out[at[:, None] + np.arange(2)] = count
+    at += 2
+    for lengths, values, starts in fields:
+        out[at[:, None] + np.arange(4)] = lengths.astype(">i4").view(np.uint8).reshape(-1, 4)
+        present = lengths > 0
+        if starts is None:  # a fixed-width value: after its length, unless NULL
+            width = values.shape[1] - 4
+            out[at[present, None] + 4 + np.arange(width)] = values[present, 4:]
+        elif present.any():  # text: each value's bytes, from its source offset to its field's
+            length, source_start = lengths[present], starts[present]
+            before = np.cumsum(length) - length  # bytes of earlier values in the copied run
+            source = np.arange(length.sum()) + np.repeat(source_start - before, length)
+            out[source + np.repeat(at[present] + 4 - source_start, length)] = values[source]
+        at += 4 + np.maximum(lengths, 0)
+    return out.tobytes()
+
+
 def binary_chunks(frame: pl.DataFrame):
     """The frame in PostgreSQL's binary COPY format, in pieces of at most `_CHUNK` rows."""
     yield _HEADER
     count = np.array([frame.width], dtype=">i2").view(np.uint8)
+    fixed = all(dtype in _WIDTHS or _timestamp(dtype) for dtype in frame.schema.values())
     for start in range(0, frame.height, _CHUNK):
         part = frame.slice(start, _CHUNK)
-        blocks, keeps = [np.tile(count, (part.height, 1))], [np.ones((part.height, 2), bool)]
-        for name in part.columns:
-            block, keep = _column_bytes(part[name])
-            blocks.append(block)
-            keeps.append(keep)
-        rows = np.hstack(blocks)
-        yield rows[np.hstack(keeps)].tobytes()  # row-major: each row's fields in order
+        yield _fixed_rows(part, count) if fixed else _varying_rows(part, count)
     yield _TRAILER
 
 
