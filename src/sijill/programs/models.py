@@ -86,7 +86,7 @@ class Enrollment(Base):
 
     program: Mapped[str] = mapped_column(String(48), primary_key=True)
     household_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    status: Mapped[str] = mapped_column(String(12), index=True)
+    status: Mapped[str] = mapped_column(String(12))  # no index: every read names the program
     since: Mapped[date] = mapped_column(Date)
     run_id: Mapped[int] = mapped_column(BigInteger)  # the last run that moved it; no key, as above
     recertify_on: Mapped[date | None] = mapped_column(Date)
