@@ -2,7 +2,7 @@
 a national registry, against a plain per-household Python loop and a plain COPY.
 
     .venv/bin/python bench/bench_programs.py scale [--households 1000000] [--runs 3]
-        [--loop-sample 100000] [--multiply 1] [--reuse] [--drop-database]
+        [--loop-sample 100000] [--multiply 1] [--reuse] [--drop-database] [--baseline TREE]
     .venv/bin/python bench/bench_programs.py entitlements [--households 1000000] [--runs 3]
         [--reuse]
 
@@ -34,6 +34,7 @@ import hashlib
 import json
 import math
 import operator
+import subprocess
 import time
 import uuid
 from datetime import date
@@ -56,8 +57,9 @@ def _connect(url: str) -> psycopg.Connection:
     return psycopg.connect(_pg(url))
 
 
-def _prepare(url: str, officer: dict, version: str, multiply: int) -> int:
-    """A snapshot with a PMT and an MPI run on it (the registry's, or K copies of it)."""
+def _prepare(url: str, officer: dict, version: str, multiply: int, baseline: Path | None) -> int:
+    """A snapshot with a PMT and an MPI run on it (the registry's, or K copies of it), and
+    enrollment emptied, with the indexes of the code about to run (`baseline`: a checkout)."""
     snap = _json(officer, "features", "snapshot")["snapshot_id"]
     _json(officer, "pmt", "score", "--model", version, "--snapshot", str(snap))
     _json(officer, "mpi", "--snapshot", str(snap))
@@ -65,6 +67,12 @@ def _prepare(url: str, officer: dict, version: str, multiply: int) -> int:
         snap = _multiplied(url, snap, multiply)
     with _connect(url) as connection:
         connection.execute("TRUNCATE enrollment, enrollment_event")
+        # Migration 0021 dropped this index; code from before it runs with it, as it did.
+        dropped = ROOT / "src/sijill/migrations/versions/0021_enrollment_without_status_index.py"
+        older = baseline is not None and not (baseline / dropped.relative_to(ROOT)).exists()
+        connection.execute("DROP INDEX IF EXISTS ix_enrollment_status")
+        if older:
+            connection.execute("CREATE INDEX ix_enrollment_status ON enrollment (status)")
     return snap
 
 
@@ -326,8 +334,14 @@ def scale(args) -> None:
     specs = sorted(EXAMPLES.glob("*.yaml"))
     households = args.households * args.multiply
     totals, peaks, writes, copies, ratios_copy, loops, per_program = [], [], [], [], [], [], {}
+    baseline, baseline_totals = _baseline(args.baseline), []
     for i in range(args.runs):
-        snapshot = _prepare(url, officer, fitted["version"], args.multiply)
+        if baseline is not None:  # the other code first, on a snapshot of its own
+            snapshot = _prepare(url, officer, fitted["version"], args.multiply, baseline[0])
+            env = {**officer, "PYTHONPATH": str(baseline[0] / "src")}
+            baseline_totals.append(_all_programs(specs, snapshot, env))
+            print(f"run {i + 1}: baseline {baseline[1]} {baseline_totals[-1]:.1f} s", flush=True)
+        snapshot = _prepare(url, officer, fitted["version"], args.multiply, None)
         total, peak, written, run_ids = 0.0, 0.0, 0.0, []
         for spec in specs:
             run = run_measured(
@@ -387,17 +401,50 @@ def scale(args) -> None:
         f"{loop_total / 60:.0f} min for {households:,}; ratio loop ÷ bulk "
         f"**{loop_total / median(totals):.0f}×**.",
     ]
+    if baseline is not None:
+        lines.append(
+            f"- Baseline in the same run: the same programs by {baseline[1]} (a worktree, its "
+            f"`src` first on PYTHONPATH, each run on a snapshot of its own): "
+            f"{median(baseline_totals):.1f} s; this code {median(totals):.1f} s; ratio "
+            f"**{median(baseline_totals) / median(totals):.2f}x**."
+        )
     print("\n".join(lines))
     record(
         f"Programs: eligibility of the example programs on {households:,} households",
         f"python bench/bench_programs.py scale --households {args.households} --runs "
         f"{args.runs} --loop-sample {args.loop_sample}"
-        + (f" --multiply {args.multiply}" if args.multiply > 1 else ""),
+        + (f" --multiply {args.multiply}" if args.multiply > 1 else "")
+        + (f" --baseline <worktree of {baseline[1]}>" if baseline else ""),
         lines,
     )
     if args.drop_database:
         with psycopg.connect(_pg(PG_ADMIN_URL), autocommit=True) as connection:
             connection.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+
+
+def _baseline(folder: str | None) -> tuple[Path, str] | None:
+    """A checkout of other code (`git worktree add /tmp/base <commit>`) and its commit."""
+    if folder is None:
+        return None
+    tree = Path(folder).resolve()
+    if not (tree / "src" / "sijill").is_dir():
+        raise SystemExit(f"--baseline {folder}: no src/sijill there (give a git worktree)")
+    commit = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    return tree, commit
+
+
+def _all_programs(specs: list[Path], snapshot: int, env: dict) -> float:
+    """Seconds for every spec run on the snapshot, each in its own process."""
+    return sum(
+        run_measured(
+            [str(SIJILL), "programs", "run", str(spec), "--snapshot", str(snapshot), "-o", "json"],
+            env=env,
+        ).seconds
+        for spec in specs
+    )
 
 
 ALLOWANCE = """\
@@ -487,6 +534,7 @@ def main() -> None:
     s.add_argument("--multiply", type=int, default=1, help="copy the feature view K times")
     s.add_argument("--reuse", action="store_true", help="keep the registry a previous run left")
     s.add_argument("--drop-database", action="store_true", help="drop the registry at the end")
+    s.add_argument("--baseline", help="a worktree of other code, run first in every run")
     s.set_defaults(run=scale)
     e = commands.add_parser("entitlements")
     e.add_argument("--households", type=int, default=1_000_000)
