@@ -4,7 +4,7 @@ Runs write one row per household (decisions, scores, entitlements): tens of mill
 of integers, booleans and dates. As CSV, each value is formatted by Python's side and parsed
 again by the server's, and parsing is most of what a CSV COPY costs the server. PostgreSQL's
 binary COPY format carries each value as its fixed-width big-endian bytes: this module lays a
-frame's columns out in that format with numpy (no per-row Python), a million rows at a time.
+frame's columns out in that format with numpy (no per-row Python), a piece of rows at a time.
 psycopg's own binary COPY goes through Python once per row, which is what this avoids.
 
 Fixed-width types (smallint, integer, bigint, double precision, boolean, date, timestamps with
@@ -28,6 +28,7 @@ from sqlalchemy import Engine, text
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _TRAILER = b"\xff\xff"
 _EPOCH = (date(2000, 1, 1) - date(1970, 1, 1)).days  # PostgreSQL counts days from 2000
+_TIMESTAMP_EPOCH = 946_684_800_000_000  # and microseconds from 2000-01-01 UTC
 # Rows laid out per piece. Each piece's arrays are a few megabytes, so the allocator hands the
 # same memory back for the next piece; with a million rows a piece (tens of megabytes) every
 # piece was fresh memory from the kernel, page-faulted in as it was written, and writing a
@@ -43,9 +44,6 @@ _WIDTHS = {
     pl.Boolean: ("u1", 1),
     pl.Date: (">i4", 4),
 }
-
-
-_TIMESTAMP_EPOCH = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970
 
 
 def _timestamp(dtype: pl.DataType) -> bool:
