@@ -1,26 +1,46 @@
-"""Binary COPY laid out by numpy reads back exactly, NULLs and every fixed-width type."""
+"""Binary COPY laid out by numpy reads back exactly, NULLs and every type it lays out."""
 
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
-from sqlalchemy import text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from sijill.core.db import make_engine
 from sijill.core.pg_copy import binary_ready, copy_frame
 
+_PROBE = Table(
+    "copy_probe",
+    MetaData(),
+    Column("a", BigInteger),
+    Column("b", SmallInteger),
+    Column("c", Integer),
+    Column("d", Float),
+    Column("e", Boolean),
+    Column("f", Date),
+    Column("g", String(16)),
+    Column("h", DateTime(timezone=True)),
+)
 
-@pytest.mark.parametrize("rows_per_piece", [65_536, 3])
-def test_a_frame_written_by_binary_copy_reads_back_the_same(
-    migrated_url, monkeypatch, rows_per_piece
-):
-    """In one piece or in several (a piece ending on a NULL included), the same rows back."""
-    monkeypatch.setattr("sijill.core.pg_copy._CHUNK", rows_per_piece)
-    engine = make_engine(migrated_url)
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only")
-    frame = pl.DataFrame(
+
+def _frame() -> pl.DataFrame:
+    return pl.DataFrame(
         {
             "a": pl.Series([1, None, -3, 2**62], dtype=pl.Int64),
             "b": pl.Series([None, 7, -32768, 32767], dtype=pl.Int16),
@@ -39,25 +59,48 @@ def test_a_frame_written_by_binary_copy_reads_back_the_same(
             ),
         }
     )
+
+
+def test_binary_only_where_the_column_takes_the_values_bytes_as_its_own():
+    frame = _frame()
+    assert binary_ready(frame, _PROBE) and binary_ready(frame.drop("g"), _PROBE)
+    unlike = {
+        "a": pl.col("a").cast(pl.Int32, strict=False),  # four bytes for a bigint
+        "c": pl.col("c").cast(pl.Int64),  # eight for an integer
+        "h": pl.col("h").dt.replace_time_zone(None),  # a wall time, not an instant
+        "g": pl.col("g").cast(pl.Categorical),
+    }
+    for name, unlike_column in unlike.items():
+        assert not binary_ready(frame.with_columns(unlike_column), _PROBE), name
+    text_into_json = Table("p", MetaData(), Column("g", JSON().with_variant(JSONB(), "postgresql")))
+    assert not binary_ready(frame.select("g"), text_into_json)
+    real = Table("p", MetaData(), Column("d", Float(precision=24)))
+    assert not binary_ready(frame.select("d"), real)
+
+
+@pytest.mark.parametrize("rows_per_piece", [65_536, 3])
+def test_a_frame_written_by_binary_copy_reads_back_the_same(
+    migrated_url, monkeypatch, rows_per_piece
+):
+    """In one piece or in several (a piece ending on a NULL included), the same rows back;
+    and by CSV, the same again, where a column's type is not the frame's."""
+    monkeypatch.setattr("sijill.core.pg_copy._CHUNK", rows_per_piece)
+    engine = make_engine(migrated_url)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    frame = _frame()
     fixed = frame.drop("g")
-    assert binary_ready(frame) and binary_ready(fixed)
-    assert not binary_ready(frame.with_columns(pl.col("h").dt.replace_time_zone(None)))
-    assert not binary_ready(frame.with_columns(pl.col("g").cast(pl.Categorical)))
+    widened = frame.with_columns(pl.col("c").cast(pl.Int64))  # not binary: CSV
     try:
         with engine.begin() as connection:
-            connection.execute(
-                text(
-                    "CREATE TABLE copy_probe (a bigint, b smallint, c integer, "
-                    "d double precision, e boolean, f date, g varchar(16), h timestamptz)"
-                )
-            )
+            _PROBE.create(connection)
             driver = connection.connection.driver_connection
-            copy_frame(driver, "copy_probe", frame)  # text makes rows of unequal length
-            copy_frame(driver, "copy_probe", fixed)  # the same rows, all of one length
+            copy_frame(driver, _PROBE, frame)  # text makes rows of unequal length
+            copy_frame(driver, _PROBE, fixed)  # the same rows, all of one length
+            copy_frame(driver, _PROBE, widened)
             rows = connection.execute(text("SELECT * FROM copy_probe ORDER BY ctid")).all()
-        assert [tuple(row) for row in rows] == frame.rows() + fixed.with_columns(
-            g=pl.lit(None, pl.String)
-        ).select(frame.columns).rows()
+        without_text = fixed.with_columns(g=pl.lit(None, pl.String)).select(frame.columns)
+        assert [tuple(row) for row in rows] == frame.rows() + without_text.rows() + frame.rows()
     finally:
         with engine.begin() as connection:
             connection.execute(text("DROP TABLE IF EXISTS copy_probe"))

@@ -23,7 +23,20 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from sqlalchemy import Engine, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    text,
+)
+from sqlalchemy.types import TypeEngine
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _TRAILER = b"\xff\xff"
@@ -52,11 +65,25 @@ def _timestamp(dtype: pl.DataType) -> bool:
     return isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
 
 
-def binary_ready(frame: pl.DataFrame) -> bool:
-    return all(
-        dtype in _WIDTHS or dtype == pl.String or _timestamp(dtype)
-        for dtype in frame.schema.values()
-    )
+def _binary_into(dtype: pl.DataType, column: TypeEngine) -> bool:
+    """Whether the server takes this frame type's binary bytes as the column's own: its binary
+    input accepts only its type's exact form (eight bytes are not an integer column's four;
+    text is not jsonb's), where from CSV it parses and converts whatever it is given."""
+    if dtype in (pl.Int16, pl.Int32, pl.Int64):
+        widest = {pl.Int16: SmallInteger, pl.Int32: Integer, pl.Int64: BigInteger}[dtype]
+        narrower = {pl.Int16: (), pl.Int32: (SmallInteger, BigInteger), pl.Int64: ()}[dtype]
+        return isinstance(column, widest) and not isinstance(column, narrower)
+    if dtype == pl.Float64:
+        return isinstance(column, Float) and column.precision is None  # double precision
+    if _timestamp(dtype):
+        return isinstance(column, DateTime) and bool(column.timezone)
+    kinds = {pl.Boolean: Boolean, pl.Date: Date, pl.String: String}
+    return dtype in kinds and isinstance(column, kinds[dtype])
+
+
+def binary_ready(frame: pl.DataFrame, table: Table) -> bool:
+    """Whether every column of the frame can go into `table`'s by binary COPY."""
+    return all(_binary_into(dtype, table.c[name].type) for name, dtype in frame.schema.items())
 
 
 def _column_bytes(series: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -147,21 +174,21 @@ def binary_chunks(frame: pl.DataFrame):
     yield _TRAILER
 
 
-def copy_frame(driver_connection, table: str, frame: pl.DataFrame) -> None:
+def copy_frame(driver_connection, table: Table, frame: pl.DataFrame) -> None:
     """Append the frame's rows to `table` (columns named as the frame's) by COPY: binary when
-    every column is fixed-width, CSV otherwise."""
+    every column's values are laid out as its type's (`binary_ready`), CSV otherwise."""
     if not frame.height:
         return
     columns = ", ".join(frame.columns)
     with driver_connection.cursor() as cursor:
-        if binary_ready(frame):
-            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)") as copy:
+        if binary_ready(frame, table):
+            with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN (FORMAT binary)") as copy:
                 for piece in binary_chunks(frame):
                     copy.write(piece)
             return
         buffer = io.BytesIO()
         frame.write_csv(buffer, include_header=False, null_value="")
-        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+        with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN (FORMAT csv)") as copy:
             view = buffer.getbuffer()
             for start in range(0, len(view), 1 << 20):
                 copy.write(view[start : start + (1 << 20)])

@@ -17,7 +17,7 @@ def write_rows(session: Session, table: Table, rows: pl.DataFrame) -> None:
     if "household_id" in rows.columns:
         # In key order, each index grows at its right edge instead of at random pages.
         rows = rows.sort("household_id")
-    copy_frame(session.connection().connection.driver_connection, table.name, rows)
+    copy_frame(session.connection().connection.driver_connection, table, rows)
 
 
 def in_batches(ids: list[int], size: int = 10_000):

@@ -329,7 +329,7 @@ def _write_scores(session: Session, run_id: int, scores: pl.DataFrame) -> None:
         if rows.height:
             session.execute(insert(HouseholdScore), rows.to_dicts())
         return
-    copy_frame(session.connection().connection.driver_connection, "household_score", rows)
+    copy_frame(session.connection().connection.driver_connection, HouseholdScore.__table__, rows)
 
 
 def timer() -> tuple[Any, float]:
