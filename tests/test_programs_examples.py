@@ -4,6 +4,7 @@ exist) with its decisions, counts, costs and every household's amount checked ag
 scheme computed apart, household by household in plain Python, from the snapshot's feature
 view and the scores; on SQLite and PostgreSQL."""
 
+import json
 import math
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -13,13 +14,15 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from factories import imported_registry
+from factories import imported_registry, make_user
 from sijill.cli import _register_commands
 from sijill.cli import app as cli_app
+from sijill.core.db import session_factory
+from sijill.core.settings import get_settings
 from sijill.demo import DEMO_SEED
 from sijill.programs.benefits import parse_formula
 from sijill.programs.conditions import parse_conditions
@@ -335,3 +338,55 @@ def test_every_example_runs_on_the_synthetic_country_as_computed_apart(registry,
     path.write_text(yaml.safe_dump(document, allow_unicode=True))
     report = _run_and_check(engine, settings, path, document, snapshot_id)
     assert report.selected == half and report.waitlisted == reports["jo-naf-cash"].eligible - half
+
+
+def test_several_programs_run_on_one_snapshot_two_at_a_time(
+    registry, tmp_path, monkeypatch, database_url
+):
+    """One command, three programs: the first run takes the snapshot, the two others read it,
+    two at a time on PostgreSQL; again on that snapshot, nothing changes; a run that fails
+    leaves the others' recorded and the command says which failed."""
+    engine, settings = registry
+    key = make_user(session_factory(engine), "officer1", "program_officer", service=True)
+    monkeypatch.setenv("SIJILL_DATABASE_URL", database_url)
+    monkeypatch.setenv("SIJILL_SERVICE_KEY", f"officer1:{key}")
+    monkeypatch.setenv("SIJILL_SESSION_FILE", str(tmp_path / "session.json"))
+    monkeypatch.setenv("SIJILL_WORK_DIR", str(settings.work_dir))
+    get_settings.cache_clear()
+    if not cli_app.registered_commands:
+        _register_commands()
+    codes = ["universal-child-benefit", "jo-naf-cash", "eg-takaful"]
+    specs = [str(EXAMPLES / f"{code}.yaml") for code in codes]
+    run = ["programs", "run", "--as-of", DAY.isoformat(), "--parallel", "2", "-o", "json"]
+    try:
+        first = CliRunner().invoke(cli_app, [*run, *specs])
+        assert first.exit_code == 0, first.output
+        rows = json.loads(first.stdout)
+        snapshot = rows[0]["snapshot_id"]
+        again = CliRunner().invoke(cli_app, [*run, "--snapshot", str(snapshot), *specs])
+        altered = yaml.safe_load((EXAMPLES / "jo-naf-cash.yaml").read_text())
+        altered["eligibility"] = "hh_size >= 1"  # other rules under the same version
+        (tmp_path / "jo-naf-cash.yaml").write_text(yaml.safe_dump(altered, allow_unicode=True))
+        failed = CliRunner().invoke(
+            cli_app,
+            [*run, "--snapshot", str(snapshot), specs[0], str(tmp_path / "jo-naf-cash.yaml")],
+        )
+    finally:
+        get_settings.cache_clear()
+    assert [row["program"] for row in rows] == codes
+    assert {row["snapshot_id"] for row in rows} == {snapshot}
+    with Session(engine) as session:
+        for row in rows:
+            recorded = session.get(ProgramRun, row["run_id"])
+            assert (recorded.program, recorded.snapshot_id) == (row["program"], snapshot)
+            decisions = session.scalar(
+                select(func.count()).where(EligibilityDecision.run_id == row["run_id"])
+            )
+            assert decisions == row["households_assessed"] > 0
+    assert again.exit_code == 0, again.output
+    assert [(r["run_id"], r["unchanged"]) for r in json.loads(again.stdout)] == [
+        (row["run_id"], True) for row in rows
+    ]
+    assert failed.exit_code == 1
+    assert [r["program"] for r in json.loads(failed.stdout)] == [codes[0]]
+    assert "not run: jo-naf-cash.yaml: version 1 of jo-naf-cash has already run" in failed.stderr

@@ -14,6 +14,7 @@ from sijill.security.cli_common import (
     acting_user,
     emit,
     emit_one,
+    fail,
     progress_bar,
 )
 
@@ -119,11 +120,16 @@ def _run(kind: str, spec: Path, as_of, area, snapshot, dry_run: bool, output: Ou
 
 @programs_app.command("run")
 def run_command(
-    spec: Path = typer.Argument(..., help="the program's spec (YAML)"),
+    specs: list[Path] = typer.Argument(
+        ..., help="the program's spec (YAML), or several programs' to run on one snapshot"
+    ),
     as_of: datetime | None = AsOf,
     area: str | None = Area,
     snapshot: int | None = SnapshotOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="count and cost, write nothing"),
+    parallel: int = typer.Option(
+        1, "--parallel", min=1, max=8, help="with several specs, run this many at once"
+    ),
     output: OutputOption = Output.table,
 ) -> None:
     """Decide eligibility for every consenting household in your scope, rank and select
@@ -132,9 +138,91 @@ def run_command(
     One decision per household is recorded with the clauses it passed; the run records the
     spec version, rule hash, parameters in force, feature snapshot and scoring runs.
 
+    Several specs run on one feature snapshot (the first run takes it unless --snapshot names
+    one), each a job and a transaction of its own; with --parallel N, N at a time (PostgreSQL:
+    one run's writes keep the database busy while another computes). One that fails leaves the
+    others' runs recorded; the command then says which failed and exits with 1.
+
     Example: sijill programs run examples/programs/jo-naf-cash.yaml --as-of 2026-11-30
+
+    Example: sijill programs run examples/programs/*.yaml --parallel 2
     """
-    _run("eligibility", spec, as_of, area, snapshot, dry_run, output)
+    if len(specs) == 1:
+        _run("eligibility", specs[0], as_of, area, snapshot, dry_run, output)
+    else:
+        day = as_of.date() if as_of else None
+        outcomes, failures = _run_several(specs, day, area, snapshot, dry_run, parallel)
+        _emit_several(outcomes, failures, output)
+
+
+_SEVERAL_COLUMNS = [
+    "program", "version", "run_id", "snapshot_id", "households_assessed", "eligible",
+    "selected", "waitlisted", "cost_per_cycle", "currency", "unchanged",
+]  # fmt: skip
+
+
+def _run_several(
+    specs: list[Path], day, area, snapshot, dry_run: bool, parallel: int
+) -> tuple[list[dict], list[str]]:
+    """Each spec's run outcome, and what failed (the spec, the reason, its job)."""
+    from sijill.jobs import service as jobs
+    from sijill.jobs.models import SUCCEEDED, Job
+    from sijill.jobs.runner import JobRunner
+    from sijill.programs.checks import check_spec
+    from sijill.programs.jobs import PROGRAM_JOB, ProgramParams, report_outcome
+
+    checked = [check_spec(spec).spec for spec in specs]  # a bad spec stops all, before any run
+    codes = [spec.code for spec in checked]
+    if len(set(codes)) < len(codes):
+        twice = sorted({code for code in codes if codes.count(code) > 1})
+        raise fail(f"each program once per command: {', '.join(twice)} given twice")
+    settings = get_settings()
+    if settings.database_url.startswith("sqlite"):
+        parallel = 1  # SQLite has one writer at a time
+    outcomes, failures = [], []
+    with (
+        acting_user(settings) as (sessions, principal),
+        JobRunner(sessions, settings, workers=parallel, max_waiting=len(specs)) as runner,
+    ):
+        waiting = list(specs)
+        if snapshot is None:  # the first run takes the snapshot every other one reads
+            first = waiting.pop(0)
+            with progress_bar(f"{first.stem}: eligibility run", "steps") as update:
+                report = runner.run(
+                    PROGRAM_JOB,
+                    ProgramParams(first, day, area, None, dry_run),
+                    principal,
+                    progress=update,
+                    stage=lambda what: update(description=f"{first.stem}: {what}"),
+                )
+            outcomes.append(report_outcome(report))
+            snapshot = report.snapshot_id
+        started = [
+            (spec, runner.start(PROGRAM_JOB, ProgramParams(spec, day, area, snapshot, dry_run),
+                                principal))
+            for spec in waiting
+        ]  # fmt: skip
+        for spec, job in started:
+            jobs.wait_for_end(job.id)
+            with sessions() as session:
+                ended = session.get(Job, job.id)
+            if ended.state == SUCCEEDED:
+                outcomes.append(ended.outcome)
+                done = ended.outcome["run_id"] or "dry run"
+                typer.echo(f"{spec.stem}: {done}, {ended.outcome['selected']:,} selected", err=True)
+            else:
+                failures.append(f"{spec.name}: {ended.error or ended.state} (job {job.id})")
+                typer.echo(f"{spec.stem}: {ended.state}", err=True)
+    return outcomes, failures
+
+
+def _emit_several(outcomes: list[dict], failures: list[str], output: Output) -> None:
+    title = None
+    if outcomes:
+        title = f"{len(outcomes)} programs run on snapshot {outcomes[0]['snapshot_id']}"
+    emit(outcomes, _SEVERAL_COLUMNS, output, title=title)
+    if failures:
+        raise fail("not run: " + "; ".join(failures), code=1)
 
 
 @programs_app.command("recertify")
