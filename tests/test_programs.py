@@ -2,6 +2,7 @@
 checked household by household against an independent computation, enrollment moved along,
 re-runs that change nothing; on SQLite and PostgreSQL."""
 
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -402,3 +403,49 @@ def test_a_spec_is_checked_whole_before_it_runs(tmp_path):
     bad_benefit = write_spec(tmp_path, benefit={"components": [{"name": "x", "amount": "1 +"}]})
     with pytest.raises(SpecError, match=r"spec\.yaml: benefit\.components\[0\]\.amount"):
         check_spec(bad_benefit)
+
+
+def test_two_runs_that_need_a_score_the_snapshot_lacks_score_it_once(
+    registry, tmp_path, monkeypatch
+):
+    """The second run looks while the first is scoring (made so: the first, holding its turn
+    to score, goes on only once the second has looked and found nothing); the second waits for
+    its turn and then takes the first's scoring run instead of scoring again."""
+    from sijill.programs import scores
+    from sijill.targeting.models import TargetingRun
+    from sijill.targeting.service import take_snapshot
+
+    engine, settings = registry
+    spec = check_spec(write_spec(tmp_path)).spec
+    snapshot = take_snapshot(engine, settings, principal=OFFICER, as_of=DAY)
+    looked, found = threading.Event(), {}
+    latest_run = scores._latest_run
+
+    def watched(*args):
+        run_id = latest_run(*args)
+        if threading.current_thread().name == "second":
+            looked.set()
+        return run_id
+
+    def second() -> None:
+        found["second"] = scores.find_score_runs(
+            engine, settings, OFFICER, spec, snapshot, lambda _: None
+        )
+
+    other = threading.Thread(target=second, name="second")
+
+    def first_scoring(_: str) -> None:
+        other.start()
+        assert looked.wait(120), "the second run never looked"
+
+    monkeypatch.setattr(scores, "_latest_run", watched)
+    found["first"] = scores.find_score_runs(
+        engine, settings, OFFICER, spec, snapshot, first_scoring
+    )
+    other.join(120)
+    assert found["second"] == found["first"]
+    with Session(engine) as session:
+        runs = session.scalar(
+            select(func.count()).where(TargetingRun.snapshot_id == snapshot.record.id)
+        )
+    assert runs == 1
