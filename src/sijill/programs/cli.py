@@ -208,7 +208,8 @@ def _run_several(
                 ended = session.get(Job, job.id)
             if ended.state == SUCCEEDED:
                 outcomes.append(ended.outcome)
-                done = ended.outcome["run_id"] or "dry run"
+                run_id = ended.outcome["run_id"]
+                done = f"run {run_id}" if run_id else "dry run"
                 typer.echo(f"{spec.stem}: {done}, {ended.outcome['selected']:,} selected", err=True)
             else:
                 failures.append(f"{spec.name}: {ended.error or ended.state} (job {job.id})")
