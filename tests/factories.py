@@ -181,6 +181,31 @@ def make_user(
         )
 
 
+@contextmanager
+def commands_as(
+    monkeypatch, engine: Engine, database_url: str, work_dir: Path, username: str, role: str
+) -> Iterator[None]:
+    """`sijill` commands invoked in the block run as a service account of this role, on this
+    database and work folder (the settings read afresh on the way in and out)."""
+    from sijill.cli import _register_commands
+    from sijill.cli import app as cli_app
+    from sijill.core.db import session_factory
+    from sijill.core.settings import get_settings
+
+    key = make_user(session_factory(engine), username, role, service=True)
+    monkeypatch.setenv("SIJILL_DATABASE_URL", database_url)
+    monkeypatch.setenv("SIJILL_SERVICE_KEY", f"{username}:{key}")
+    monkeypatch.setenv("SIJILL_SESSION_FILE", str(work_dir / f"{username}-session.json"))
+    monkeypatch.setenv("SIJILL_WORK_DIR", str(work_dir))
+    if not cli_app.registered_commands:
+        _register_commands()
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        get_settings.cache_clear()
+
+
 def auth_headers(
     sessions, settings, role: str = "administrator", area_code: str | list[str] | None = None
 ) -> dict[str, str]:

@@ -18,11 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from factories import imported_registry, make_user
+from factories import commands_as, imported_registry
 from sijill.cli import _register_commands
 from sijill.cli import app as cli_app
-from sijill.core.db import session_factory
-from sijill.core.settings import get_settings
 from sijill.demo import DEMO_SEED
 from sijill.programs.benefits import parse_formula
 from sijill.programs.conditions import parse_conditions
@@ -42,7 +40,8 @@ from sijill.targeting.service import load_snapshot
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "programs"
 SPECS = sorted(EXAMPLES.glob("*.yaml"))
 FITTER = Principal("fitter", (Grant("analyst", None),))
-OFFICER = Principal("officer", (Grant("program_officer", None),))
+ROLE = "program_officer"
+OFFICER = Principal("officer", (Grant(ROLE, None),))
 DAY = date(2026, 11, 30)
 CENT = Decimal("0.01")
 
@@ -347,18 +346,10 @@ def test_several_programs_run_on_one_snapshot_two_at_a_time(
     two at a time on PostgreSQL; again on that snapshot, nothing changes; a run that fails
     leaves the others' recorded and the command says which failed."""
     engine, settings = registry
-    key = make_user(session_factory(engine), "officer1", "program_officer", service=True)
-    monkeypatch.setenv("SIJILL_DATABASE_URL", database_url)
-    monkeypatch.setenv("SIJILL_SERVICE_KEY", f"officer1:{key}")
-    monkeypatch.setenv("SIJILL_SESSION_FILE", str(tmp_path / "session.json"))
-    monkeypatch.setenv("SIJILL_WORK_DIR", str(settings.work_dir))
-    get_settings.cache_clear()
-    if not cli_app.registered_commands:
-        _register_commands()
     codes = ["universal-child-benefit", "jo-naf-cash", "eg-takaful"]
     specs = [str(EXAMPLES / f"{code}.yaml") for code in codes]
     run = ["programs", "run", "--as-of", DAY.isoformat(), "--parallel", "2", "-o", "json"]
-    try:
+    with commands_as(monkeypatch, engine, database_url, settings.work_dir, "officer1", ROLE):
         first = CliRunner().invoke(cli_app, [*run, *specs])
         assert first.exit_code == 0, first.output
         rows = json.loads(first.stdout)
@@ -371,9 +362,8 @@ def test_several_programs_run_on_one_snapshot_two_at_a_time(
             cli_app,
             [*run, "--snapshot", str(snapshot), specs[0], str(tmp_path / "jo-naf-cash.yaml")],
         )
-    finally:
-        get_settings.cache_clear()
     assert [row["program"] for row in rows] == codes
+    assert all(row["seconds"]["total"] > 0 and "transitions" in row for row in rows)
     assert {row["snapshot_id"] for row in rows} == {snapshot}
     with Session(engine) as session:
         for row in rows:

@@ -17,14 +17,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from factories import make_user
-from sijill.cli import _register_commands
+from factories import commands_as
 from sijill.cli import app as cli_app
 from sijill.core.areas import Area
 from sijill.core.db import session_factory
 from sijill.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sijill.core.ids import format_id
-from sijill.core.settings import get_settings
 from sijill.programs.explain import DECISIONS, explain, explain_decisions
 from sijill.programs.models import EligibilityDecision, ProgramRun
 from sijill.programs.notices import write_notices
@@ -335,16 +333,9 @@ def test_the_commands_explain_and_write_letters_without_names(
     decided, tmp_path, monkeypatch, database_url
 ):
     engine, settings, run, frame = decided
-    key = make_user(session_factory(engine), "officer1", "program_officer", service=True)
-    monkeypatch.setenv("SIJILL_DATABASE_URL", database_url)
-    monkeypatch.setenv("SIJILL_SERVICE_KEY", f"officer1:{key}")
-    monkeypatch.setenv("SIJILL_SESSION_FILE", str(tmp_path / "session.json"))
-    monkeypatch.setenv("SIJILL_WORK_DIR", str(settings.work_dir))
-    get_settings.cache_clear()
-    if not cli_app.registered_commands:
-        _register_commands()
     household = format_id(_refused_on_deprivation(frame)["household_id"])
-    try:
+    officer = ("officer1", "program_officer")
+    with commands_as(monkeypatch, engine, database_url, settings.work_dir, *officer):
         shown = CliRunner().invoke(
             cli_app,
             ["programs", "explain", "--run", str(run.id), "--household", household,
@@ -358,8 +349,6 @@ def test_the_commands_explain_and_write_letters_without_names(
              "--household", household, "--no-pdf"],
         )  # fmt: skip
         assert written.exit_code == 0, written.output
-    finally:
-        get_settings.cache_clear()
     letter = (tmp_path / "out" / f"{household}-ar.html").read_text()
     with Session(engine) as session:
         head = session.scalar(

@@ -221,7 +221,9 @@ def _emit_several(outcomes: list[dict], failures: list[str], output: Output) -> 
     title = None
     if outcomes:
         title = f"{len(outcomes)} programs run on snapshot {outcomes[0]['snapshot_id']}"
-    emit(outcomes, _SEVERAL_COLUMNS, output, title=title)
+    # For scripts, every figure a single run gives (seconds, transitions, clauses failed).
+    columns = list(outcomes[0]) if outcomes and output is Output.json else _SEVERAL_COLUMNS
+    emit(outcomes, columns, output, title=title)
     if failures:
         raise fail("not run: " + "; ".join(failures), code=1)
 
