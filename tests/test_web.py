@@ -277,3 +277,30 @@ def test_page_reads_keep_their_prepared_statements_in_a_read_only_transaction(wo
     assert counts[0] == 0 and counts[-1] >= 1, counts
     with pytest.raises(DBAPIError, match="read-only transaction"):
         anyio.run(read_only, request, reader, lambda s: s.execute(text("CREATE TABLE t (a int)")))
+
+
+def test_requests_run_their_blocking_work_on_as_many_threads_as_the_setting_says(world):
+    """`request_threads` bounds the threads of a process's requests (anyio's default is 40);
+    with one, pages and API reads sent together still all get their answer: nothing a request
+    runs in a thread waits for another thread of that pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from anyio import to_thread
+
+    settings, sessions, inside = world[1], world[2], world[3]
+    app = create_app(settings.model_copy(update={"request_threads": 1}))
+
+    async def tokens() -> float:
+        return to_thread.current_default_thread_limiter().total_tokens
+
+    with _client(app) as client, TestClient(app, headers=auth_headers(sessions, settings)) as api:
+        assert client.portal.call(tokens) == 1
+        sign_in(client, "clerk")
+        page = f"/web/households/{inside['household_id']}"
+        read = f"/households/{inside['household_id']}"
+        with ThreadPoolExecutor(8) as pool:
+            pages = [pool.submit(client.get, page) for _ in range(6)]
+            reads = [pool.submit(api.get, read) for _ in range(6)]
+            assert [f.result(timeout=60).status_code for f in pages + reads] == [200] * 12
+    with TestClient(create_app(settings)) as default:
+        assert default.portal.call(tokens) == settings.request_threads == 2

@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
+from anyio import to_thread
 from fastapi import FastAPI, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
@@ -98,6 +99,9 @@ def create_app(settings: Settings) -> FastAPI:
         prepare_checks()
         gc.collect()
         gc.freeze()
+        # anyio's default of 40 threads suits waiting on slow calls; a request here is mostly
+        # Python, and dozens of threads of it contend for one interpreter lock (settings).
+        to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         # Jobs a previous process left queued or running are said to be interrupted.
         app.state.jobs.interrupt_left_behind()
         yield
