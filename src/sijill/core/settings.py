@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         "reads and writes of the pages and the API's endpoints) at the same time. That work is "
         "mostly Python, which runs one thread at a time: more threads than this only pass the "
         "interpreter lock around (measured on the household page at 16 connections, 2 "
-        "workers: 40 threads 5.0 ms of server CPU per page, 2 threads 4.2 ms). Long work "
+        "workers: 40 threads 5.6 ms of server CPU per page, 2 threads 4.8 ms). Long work "
         "belongs in jobs; raise this if requests wait on slow outside calls",
     )
     cors_origins: list[str] = Field(
